@@ -42,6 +42,7 @@ CONTROL_PREFIX = "/_sandbox/"
 
 _MAX_BODY = 1_000_000  # bytes; far above any real call, small enough to refuse junk
 _IDLE_TIMEOUT = 30  # seconds an idle keep-alive connection keeps its thread
+_POLL_INTERVAL = 0.02  # seconds; how soon serve_forever notices stop()
 
 
 @dataclass
@@ -52,8 +53,8 @@ class _Reply:
     close: bool = False  # close the connection after answering (body left unread)
 
 
-def _error(status: int, message: str, **headers: str) -> _Reply:
-    return _Reply(status, {"Message": message}, dict(headers))
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> _Reply:
+    return _Reply(status, {"Message": message}, headers or {})
 
 
 # -- routes -----------------------------------------------------------------
@@ -116,6 +117,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like the real hosts
     server_version = "FlexyboxSandbox/1"
     timeout = _IDLE_TIMEOUT
+    # Headers and body go out in two writes; with Nagle on, the second waits
+    # for the client's delayed ACK (~40 ms per call).
+    disable_nagle_algorithm = True
     server: _Server
 
     def _handle(self) -> None:
@@ -142,7 +146,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             reply = _error(status, "Injected server error (sandbox fault); nothing was done.")
         elif fault is FaultKind.RATE_LIMITED:
             seconds = str(injector.faults.retry_after)
-            reply = _error(429, f"Too many requests; retry after {seconds} s (sandbox fault).", **{"Retry-After": seconds})
+            message = f"Too many requests; retry after {seconds} s (sandbox fault)."
+            reply = _error(429, message, {"Retry-After": seconds})
         else:
             reply = self._answer(path, body)
         # Log before answering, so a client that has its answer also sees it logged.
@@ -179,7 +184,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _answer(self, path: str, data: bytes) -> _Reply:
         """Auth, routing, JSON and the state operation; never raises for a client's mistake."""
         if not self._authorised():
-            return _error(401, "Missing or wrong bearer token: send 'Authorization: Bearer <token>'.", **{"WWW-Authenticate": "Bearer"})
+            message = "Missing or wrong bearer token: send 'Authorization: Bearer <token>'."
+            return _error(401, message, {"WWW-Authenticate": "Bearer"})
         for pattern, methods in _ROUTES:
             match = pattern.fullmatch(path)
             if match is None:
@@ -187,7 +193,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             handler = methods.get(self.command)
             if handler is None:
                 allowed = ", ".join(methods)
-                return _error(405, f"{self.command} is not allowed on {path}; use {allowed}.", Allow=allowed)
+                return _error(405, f"{self.command} is not allowed on {path}; use {allowed}.", {"Allow": allowed})
             try:
                 body = self._json_body(data) if self.command in ("PUT", "POST") else None
                 status, payload = handler(self.server.sandbox, match, body, self._base_url())
@@ -329,7 +335,12 @@ class Sandbox:
         if self._serving:
             raise RuntimeError("This sandbox is already running")
         self._serving = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"sandbox {self.url}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            args=(_POLL_INTERVAL,),
+            name=f"sandbox {self.url}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -356,7 +367,7 @@ class Sandbox:
             raise RuntimeError("This sandbox is already running")
         self._serving = True
         try:
-            self._server.serve_forever()
+            self._server.serve_forever(_POLL_INTERVAL)
         except KeyboardInterrupt:
             pass
         finally:

@@ -46,6 +46,11 @@ CUSTOMER_FIELDS = (
     "CountryCode",
 )
 
+MAX_QUANTITY = 10_000
+"""Largest ``Quantity`` per order line. A sandbox-only guard (the article sets
+no limit): issuing runs under the state lock, so a runaway quantity would
+stall every other request."""
+
 # Certificate numbers are 12 digits: _FIRST_NUMBER + a counter that survives
 # reset(), so a number is never handed out twice by one sandbox.
 _FIRST_NUMBER = 100_000_000_000
@@ -287,14 +292,19 @@ class SandboxState:
             Refusal: 400 for a non-GUID ``Id``, an unknown customer, department
                 or gift certificate type (ids compared by value and JSON type),
                 an inactive type, an empty ``GiftCertificates.GiftCertificates``,
-                ``Quantity`` not an integer >= 1, ``Price`` not a number > 0,
+                ``Quantity`` not an integer >= 1 (or above :data:`MAX_QUANTITY`),
+                ``Price`` not a number > 0,
                 ``Currency`` not three capital letters; 409 for a different
                 body for an already committed order (all part B).
         """
         body = _require_object(body, "request body")
         order_id = order_key(body.get("Id"))
         if order_id is None:
-            raise Refusal(400, f"Id must be a GUID such as 3f2504e0-4f89-11d3-9a0c-0305e82c3301; got {body.get('Id')!r}.", "Id")
+            raise Refusal(
+                400,
+                f"Id must be a GUID such as 3f2504e0-4f89-11d3-9a0c-0305e82c3301; got {body.get('Id')!r}.",
+                "Id",
+            )
         with self._lock:
             existing = self._orders.get(order_id)
             if existing is not None and same_json(self._order_bodies[order_id], body):
@@ -309,10 +319,20 @@ class SandboxState:
     def _build_order(self, order_id: str, body: dict[str, Any]) -> dict[str, Any]:
         customer_id = body.get("CustomerId")
         if not isinstance(customer_id, str) or customer_id not in self._customers:
-            raise Refusal(400, f"CustomerId {customer_id!r} is not a known customer; create it with PUT /api/v2/customers/{{id}} first.", "CustomerId")
+            raise Refusal(
+                400,
+                f"CustomerId {customer_id!r} is not a known customer; "
+                "create it with PUT /api/v2/customers/{id} first.",
+                "CustomerId",
+            )
         department_id = body.get("DepartmentId")
         if _find(self._catalogue["departments"], department_id) is None:
-            raise Refusal(400, f"DepartmentId {department_id!r} is not a known department (ids must be sent back exactly as GET /api/v2/departments gives them, JSON type included).", "DepartmentId")
+            raise Refusal(
+                400,
+                f"DepartmentId {department_id!r} is not a known department (send the id back exactly "
+                "as GET /api/v2/departments gives it, JSON type included).",
+                "DepartmentId",
+            )
         currency = body.get("Currency")
         if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
             raise Refusal(400, f"Currency must be a three-letter code such as DKK; got {currency!r}.", "Currency")
@@ -343,17 +363,33 @@ class SandboxState:
             type_id = raw.get("GiftCertificateTypeId")
             gift_type = _find(self._catalogue["types"], type_id)
             if gift_type is None:
-                raise Refusal(400, f"GiftCertificateTypeId {type_id!r} is not a known gift certificate type (see GET /api/v1/odata/giftcertificatetypes).", f"{at}.GiftCertificateTypeId")
+                raise Refusal(
+                    400,
+                    f"GiftCertificateTypeId {type_id!r} is not a known gift certificate type "
+                    "(see GET /api/v1/odata/giftcertificatetypes).",
+                    f"{at}.GiftCertificateTypeId",
+                )
             # A plausible real-world rule for the IsActive flag the catalogue carries.
             if item_field(gift_type, "IsActive") is False:
                 raise Refusal(400, f"Gift certificate type {type_id!r} is not active.", f"{at}.GiftCertificateTypeId")
             quantity = raw.get("Quantity")
-            if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
-                raise Refusal(400, f"Quantity must be a whole number of at least 1; got {quantity!r}.", f"{at}.Quantity")
+            if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
+                raise Refusal(
+                    400,
+                    f"Quantity must be a whole number from 1 to {MAX_QUANTITY}; got {quantity!r}.",
+                    f"{at}.Quantity",
+                )
             price = raw.get("Price")
             if not _is_number(price) or price <= 0:
                 raise Refusal(400, f"Price must be a number greater than 0; got {price!r}.", f"{at}.Price")
-            lines.append({"GiftCertificateTypeId": type_id, "Quantity": quantity, "Price": price, "Checksum": raw.get("Checksum")})
+            lines.append(
+                {
+                    "GiftCertificateTypeId": type_id,
+                    "Quantity": quantity,
+                    "Price": price,
+                    "Checksum": raw.get("Checksum"),
+                }
+            )
         return lines
 
     # -- step 5: commit -----------------------------------------------------
@@ -383,21 +419,36 @@ class SandboxState:
         with self._lock:
             order = self._orders.get(order_id) if order_id is not None else None
             if order is None:
-                raise Refusal(404, f"Sales order {order_id_text!r} does not exist; create it with PUT /api/v1/salesorders first.")
+                raise Refusal(
+                    404,
+                    f"Sales order {order_id_text!r} does not exist; create it with PUT /api/v1/salesorders first.",
+                )
             payments = _payments(body)
             payment_ids = [p["ExternalPayment"]["Id"] for p in payments]
             if order["Status"] == OrderStatus.COMMITTED:
                 committed_ids = {p["ExternalPayment"]["Id"] for p in order["Payments"]}
                 if set(payment_ids) <= committed_ids:
                     return 200, copy.deepcopy(order)
-                raise Refusal(409, f"Sales order {order_id} is already committed with payment id(s) {sorted(committed_ids)}; a different payment cannot be added.")
+                raise Refusal(
+                    409,
+                    f"Sales order {order_id} is already committed with payment id(s) {sorted(committed_ids)}; "
+                    "a different payment cannot be added.",
+                )
             for payment_id in payment_ids:
                 other = self._payment_orders.get(payment_id)
                 if other is not None:
-                    raise Refusal(409, f"External payment id {payment_id!r} was already used for sales order {other}; payment ids must be unique per order.")
+                    raise Refusal(
+                        409,
+                        f"External payment id {payment_id!r} was already used for sales order {other}; "
+                        "payment ids must be unique per order.",
+                    )
             paid = sum((p["ExternalPayment"]["Amount"] for p in payments), Decimal(0))
             if paid != order["Total"]:
-                raise Refusal(400, f"The payments add up to {paid} but the sales order total is {order['Total']} {order['Currency']}.", "Payments")
+                raise Refusal(
+                    400,
+                    f"The payments add up to {paid} but the sales order total is {order['Total']} {order['Currency']}.",
+                    "Payments",
+                )
             self._issue(order)
             order["Status"] = OrderStatus.COMMITTED.value
             order["Payments"] = payments
@@ -436,13 +487,29 @@ def _payments(body: Any) -> list[dict[str, Any]]:
         at = f"Payments[{index}]"
         external = payment.get("ExternalPayment") if isinstance(payment, dict) else None
         if not isinstance(external, dict):
-            raise Refusal(400, f"{at}.ExternalPayment must be a JSON object with Id, Type and Amount.", f"{at}.ExternalPayment")
+            raise Refusal(
+                400,
+                f"{at}.ExternalPayment must be a JSON object with Id, Type and Amount.",
+                f"{at}.ExternalPayment",
+            )
         payment_id = external.get("Id")
         if not isinstance(payment_id, str) or not payment_id.strip():
-            raise Refusal(400, f"{at}.ExternalPayment.Id is required and must be a non-empty string; got {payment_id!r}.", f"{at}.ExternalPayment.Id")
+            raise Refusal(
+                400,
+                f"{at}.ExternalPayment.Id is required and must be a non-empty string; got {payment_id!r}.",
+                f"{at}.ExternalPayment.Id",
+            )
         if payment_id in seen:
-            raise Refusal(400, f"External payment id {payment_id!r} appears twice in one commit.", f"{at}.ExternalPayment.Id")
+            raise Refusal(
+                400,
+                f"External payment id {payment_id!r} appears twice in one commit.",
+                f"{at}.ExternalPayment.Id",
+            )
         seen.add(payment_id)
         if not _is_number(external.get("Amount")):
-            raise Refusal(400, f"{at}.ExternalPayment.Amount must be a number; got {external.get('Amount')!r}.", f"{at}.ExternalPayment.Amount")
+            raise Refusal(
+                400,
+                f"{at}.ExternalPayment.Amount must be a number; got {external.get('Amount')!r}.",
+                f"{at}.ExternalPayment.Amount",
+            )
     return copy.deepcopy(payments)
