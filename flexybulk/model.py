@@ -125,6 +125,8 @@ class Sheet:
         warnings: things that may be wrong but did not stop reading
             (double-encoded text, hidden rows).
         sha256: hex SHA-256 of the file's bytes.
+        csv_delimiter: the delimiter of a CSV input (``";"``, ``","`` or tab), else ``None``;
+            a CSV result sheet keeps the user's dialect.
     """
 
     path: Path
@@ -138,6 +140,7 @@ class Sheet:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     sha256: str = ""
+    csv_delimiter: str | None = None
 
     def where(self) -> str:
         """``"kampagne.xlsx, sheet 'kampagne'"`` (or just the file name for CSV)."""
@@ -156,11 +159,13 @@ class CatalogueItem:
     """A gift certificate type or a department from the live catalogue.
 
     ``id`` is opaque: exactly the JSON value the server sent (a GUID string,
-    or a number for departments), sent back unchanged.
+    or a number for departments), sent back unchanged. ``active`` is False
+    only when the server marks the item inactive (``IsActive: false``).
     """
 
     id: Any
     name: str
+    active: bool = True
     raw: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
 

@@ -1,0 +1,419 @@
+"""Issuing: plan a batch against the ledger, then run each row through the vendor's flow.
+
+The flow per row (vendor help article, ``shared/flexybox-api.md`` part A):
+PUT the customer -> PUT the sales order -> POST the commit with one external
+payment. Every id is chosen and recorded in the ledger before the first call
+that uses it (``journal.Journal.create_batch``), and each step is recorded
+before its call is sent (``Journal.set_step``).
+
+Exactly once, by construction:
+
+- A row already ISSUED (in this batch or, by fingerprint, in an earlier one)
+  is never sent again, unless the user asks to reissue and confirms.
+- An unfinished row is resumed with its recorded ids: the two PUTs are
+  idempotent by id, and the commit is re-posted with the *same* external
+  payment id, which the vendor ignores if it already has it.
+- An unfinished row of an earlier batch whose commit may have happened is
+  settled with that row's ids, never new ones.
+
+The runner never prints: it reports through a progress callback, and the
+CLI draws the bar.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Callable
+
+from .client import FlexyboxClient, certificate_numbers
+from .errors import ApiError, AuthError, ConflictError, FlexybulkError
+from .journal import BatchRecord, Journal, NewRow, RowRecord, Step, new_id
+from .model import Order, RowProblem, RowStatus
+from .validate import RowCheck, Validation
+
+
+def order_content(order: Order) -> dict:
+    """The JSON-able content of an order as the ledger records it (money as text)."""
+    return {
+        "name": order.name,
+        "email": order.email,
+        "type_id": order.type.id,
+        "type_name": order.type.name,
+        "department_id": order.department.id,
+        "department_name": order.department.name,
+        "price": str(order.price),
+        "quantity": order.quantity,
+        "currency": order.currency,
+        "country": order.country,
+        "phone": order.phone,
+        "address": order.address,
+        "postal_code": order.postal_code,
+        "city": order.city,
+    }
+
+
+def content_total(content: dict) -> Decimal:
+    """Quantity x price of a recorded order content, as ``Decimal``."""
+    return Decimal(content["price"]) * int(content["quantity"])
+
+
+def problems_text(problems: list[RowProblem]) -> str:
+    """All of a row's problems in one cell: ``"E-mail (B): ...; Beløb (F): ..."``."""
+    parts = []
+    for p in problems:
+        where = p.column or "row"
+        if p.column_letter:
+            where += f" ({p.column_letter})"
+        parts.append(f"{where}: {p.message}")
+    return "; ".join(parts)
+
+
+@dataclass
+class PlannedRow:
+    """What the plan decided for one input row.
+
+    ``action`` is ``"send"``, ``"done"`` (already issued in this batch),
+    ``"skip"`` (issued in an earlier batch), ``"reissue"`` (issued earlier,
+    will be issued again once confirmed) or ``"invalid"``.
+    """
+
+    row_number: int
+    action: str
+    message: str | None = None
+    earlier: RowRecord | None = None
+
+
+@dataclass
+class Plan:
+    """A batch ready to run: the ledger batch and a decision per row, in input order."""
+
+    batch: BatchRecord
+    rows: list[PlannedRow]
+    resumed: bool
+
+    def count(self, action: str) -> int:
+        """How many rows have this action."""
+        return sum(1 for r in self.rows if r.action == action)
+
+    @property
+    def to_send(self) -> list[int]:
+        """Row numbers to send, in input order."""
+        return [r.row_number for r in self.rows if r.action in ("send", "reissue")]
+
+    @property
+    def duplicates(self) -> list[PlannedRow]:
+        """Rows issued in an earlier batch (skipped, or to be reissued)."""
+        return [r for r in self.rows if r.action in ("skip", "reissue")]
+
+    @property
+    def settling(self) -> list[PlannedRow]:
+        """Rows that finish an earlier batch's unfinished row with its ids."""
+        return [r for r in self.rows if r.action == "send" and r.earlier is not None]
+
+
+def plan_batch(journal: Journal, validation: Validation, *, input_path: str, target: str, options: dict,
+               batch_id: str | None = None, allow_reissue: bool = False) -> Plan:
+    """Record (or find) the batch for ``validation``'s sheet and decide every row.
+
+    Args:
+        journal: the ledger.
+        validation: the validated input sheet.
+        input_path: the input file as the user named it (recorded).
+        target: which Flexybox (the POS base URL, or ``"sandbox"``); only
+            batches of the same target are resumed or compared.
+        options: the run's options (recorded, JSON-able).
+        batch_id: continue this batch (a result sheet names it); otherwise
+            the most recent batch made from a file with the same SHA-256 is
+            resumed, or a new batch is created.
+        allow_reissue: rows issued in an earlier batch become ``"reissue"``
+            instead of ``"skip"`` (the caller must confirm before running).
+
+    Returns:
+        The :class:`Plan`. All ids are in the ledger when this returns.
+
+    Raises:
+        JournalError: the ledger cannot be written, or ``batch_id`` is unknown.
+    """
+    sheet = validation.sheet
+    batch = journal.get_batch(batch_id) if batch_id else journal.find_batch_by_sha256(sheet.sha256, target)
+    if batch_id and batch is None:
+        from .errors import JournalError
+
+        raise JournalError(
+            f"{sheet.path.name} names batch {batch_id}, which is not in the ledger {journal.path}. "
+            "Run it with the ledger that issued it (--ledger or FLEXYBULK_LEDGER)."
+        )
+    resumed = batch is not None
+    if batch is None:
+        customer_ids: dict[str, str] = {}
+        new_rows = [_new_row(c, customer_ids) for c in validation.checks]
+        batch = journal.create_batch(input_path=input_path, input_sha256=sheet.sha256, target=target, sheet_name=sheet.sheet_name,
+                                     options=options, rows=new_rows)
+    else:
+        _update_batch(journal, batch, validation)
+
+    records = {r.row_number: r for r in journal.rows(batch.id)}
+    decided: dict[int, PlannedRow] = {}
+    candidates: list[RowRecord] = []
+    for c in validation.checks:
+        rec = records[c.row.number]
+        if rec.status == RowStatus.ISSUED:
+            decided[rec.row_number] = PlannedRow(rec.row_number, "done", "Already issued in this batch.")
+        elif c.order is None:
+            decided[rec.row_number] = PlannedRow(rec.row_number, "invalid", problems_text(c.problems))
+        else:
+            candidates.append(rec)
+
+    _decide_duplicates(journal, batch, candidates, decided, allow_reissue)
+    rows = [decided[c.row.number] for c in validation.checks]
+    return Plan(batch, rows, resumed)
+
+
+def _new_row(check: RowCheck, customer_ids: dict[str, str]) -> NewRow:
+    if check.order is None:
+        return NewRow(check.row.number, RowStatus.INVALID, None, None, new_id(), new_id(), new_id(), problems_text(check.problems))
+    # One customer id per distinct email in the batch (issue #2).
+    cid = customer_ids.setdefault(check.order.email.casefold(), new_id())
+    return NewRow(check.row.number, RowStatus.PENDING, check.fingerprint, order_content(check.order), cid, new_id(), new_id())
+
+
+def _update_batch(journal: Journal, batch: BatchRecord, validation: Validation) -> None:
+    """Bring a resumed batch's unissued rows in line with the sheet as it is now."""
+    records = {r.row_number: r for r in journal.rows(batch.id)}
+    customer_ids = {r.content["email"].casefold(): r.customer_id for r in records.values() if r.content}
+    missing = []
+    for c in validation.checks:
+        rec = records.get(c.row.number)
+        if rec is None:
+            missing.append(_new_row(c, customer_ids))
+            continue
+        if rec.status == RowStatus.ISSUED:
+            continue  # an issued row is never re-sent, whatever was edited (issue #3)
+        if c.order is None:
+            if rec.status != RowStatus.INVALID or rec.content is not None:
+                journal.update_plan(batch.id, rec.row_number, status=RowStatus.INVALID, fingerprint=None, content=None,
+                                    error=problems_text(c.problems))
+            continue
+        content = order_content(c.order)
+        if content != rec.content or rec.status == RowStatus.INVALID:
+            email = c.order.email.casefold()
+            same_email = rec.content is not None and rec.content["email"].casefold() == email
+            cid = None if same_email else customer_ids.setdefault(email, new_id())
+            journal.update_plan(batch.id, rec.row_number, status=RowStatus.PENDING, fingerprint=c.fingerprint,
+                                content=content, customer_id=cid, error=None)
+    if missing:
+        journal.add_rows(batch.id, missing)
+
+
+def _decide_duplicates(journal: Journal, batch: BatchRecord, candidates: list[RowRecord],
+                       decided: dict[int, PlannedRow], allow_reissue: bool) -> None:
+    """Compare rows about to be sent with every earlier batch, by fingerprint (issue #3).
+
+    The k-th row of this batch with a fingerprint matches the k-th earlier
+    issued order with it, so a file that rightly holds two identical rows
+    issues the second after one earlier issue. Next, an earlier row whose
+    commit may have happened is adopted (its ids reused); only past those
+    does a row get sent with its own ids.
+    """
+    earlier = journal.rows_by_fingerprint([r.fingerprint for r in candidates if r.fingerprint], target=batch.target,
+                                          exclude_batch=batch.id)
+    position: dict[str, int] = {}
+    for rec in candidates:
+        fp = rec.fingerprint
+        k = position.get(fp, 0)
+        position[fp] = k + 1
+        group = earlier.get(fp, [])
+        issued = _unique_orders(r for r in group if r.status == RowStatus.ISSUED)
+        if k < len(issued):
+            prev = issued[k]
+            when = (prev.issued_at or prev.updated_at)[:10]
+            text = (f"Already issued on {when} in batch {prev.batch_id} (row {prev.row_number}, "
+                    f"sales order {prev.sales_order_id}).")
+            if allow_reissue:
+                decided[rec.row_number] = PlannedRow(rec.row_number, "reissue", text + " Issued again (--allow-reissue).", prev)
+            else:
+                decided[rec.row_number] = PlannedRow(rec.row_number, "skip", text + " Not issued again; use --allow-reissue to issue it anyway.", prev)
+            continue
+        in_flight = _unique_orders(r for r in group if r.commit_may_have_happened)
+        j = k - len(issued)
+        if j < len(in_flight):
+            prev = in_flight[j]
+            if rec.sales_order_id != prev.sales_order_id:
+                journal.update_plan(batch.id, rec.row_number, status=RowStatus.PENDING, fingerprint=rec.fingerprint,
+                                    content=rec.content, adopt=prev)
+            decided[rec.row_number] = PlannedRow(
+                rec.row_number, "send",
+                f"Finishes row {prev.row_number} of batch {prev.batch_id} with its recorded ids (its commit may have happened).",
+                prev)
+            continue
+        decided[rec.row_number] = PlannedRow(rec.row_number, "send")
+
+
+def _unique_orders(records: Any) -> list[RowRecord]:
+    seen: set[str] = set()
+    out = []
+    for r in records:
+        if r.sales_order_id not in seen:
+            seen.add(r.sales_order_id)
+            out.append(r)
+    return out
+
+
+@dataclass
+class RunReport:
+    """What a run did.
+
+    Attributes:
+        outcomes: row number -> status after the run, for the rows the run sent.
+        interrupted: Ctrl-C stopped the run before every row was sent.
+        fatal: the error that stopped the run at once (a rejected token), if any.
+    """
+
+    outcomes: dict[int, RowStatus] = field(default_factory=dict)
+    interrupted: bool = False
+    fatal: FlexybulkError | None = None
+
+
+class BatchRunner:
+    """Runs a plan's rows through the vendor's flow, ``workers`` rows at a time.
+
+    Each row's three calls run in order on one worker thread; rows run
+    concurrently. The ledger records each step before its call. A failure in
+    one row is recorded and the run goes on; a rejected token
+    (:class:`~flexybulk.errors.AuthError`) stops taking new rows at once.
+
+    Args:
+        client: the Flexybox client (thread-safe).
+        journal: the ledger (thread-safe).
+        payment_type: the external payment's ``Type`` (``"Mastercard"`` in the vendor's example).
+        workers: rows in flight at once.
+        progress: called from worker threads with each finished row's status.
+    """
+
+    def __init__(self, client: FlexyboxClient, journal: Journal, *, payment_type: str = "Mastercard",
+                 workers: int = 4, progress: Callable[[RowStatus], None] | None = None) -> None:
+        self.client = client
+        self.journal = journal
+        self.payment_type = payment_type
+        self.workers = workers
+        self.progress = progress or (lambda status: None)
+        self._stop = threading.Event()
+        self._fatal: FlexybulkError | None = None
+
+    def stop(self) -> None:
+        """Stop taking new rows; rows in flight finish."""
+        self._stop.set()
+
+    def run(self, plan: Plan) -> RunReport:
+        """Send every row the plan says to send; return what happened.
+
+        Ctrl-C (``KeyboardInterrupt`` in the calling thread) stops taking new
+        rows, lets the calls in flight finish, and returns with
+        ``interrupted=True``; unsent rows stay PENDING in the ledger.
+        """
+        report = RunReport()
+        records = {r.row_number: r for r in self.journal.rows(plan.batch.id)}
+        queue = [records[n] for n in plan.to_send]
+        futures: dict[Future, int] = {}
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="flexybulk-row") as pool:
+            try:
+                it = iter(queue)
+                exhausted = False
+                while True:
+                    while not exhausted and not self._stop.is_set() and len(futures) < self.workers:
+                        rec = next(it, None)
+                        if rec is None:
+                            exhausted = True
+                            break
+                        futures[pool.submit(self._issue_row, rec)] = rec.row_number
+                    if not futures:
+                        break
+                    done, _ = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        report.outcomes[futures.pop(fut)] = fut.result()
+            except KeyboardInterrupt:
+                report.interrupted = True
+                self._stop.set()
+                while futures:
+                    try:
+                        done, _ = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
+                    except KeyboardInterrupt:
+                        continue  # a second Ctrl-C: the calls in flight still finish, so nothing is lost
+                    for fut in done:
+                        report.outcomes[futures.pop(fut)] = fut.result()
+        report.fatal = self._fatal
+        if self._stop.is_set() and self._fatal is None:
+            report.interrupted = True
+        return report
+
+    def _issue_row(self, rec: RowRecord) -> RowStatus:
+        if self._stop.is_set():
+            return RowStatus.PENDING
+        try:
+            status, error, numbers = self._flow(rec)
+        except AuthError as exc:
+            self._fatal = exc
+            self._stop.set()
+            self.journal.finish_row(rec.batch_id, rec.row_number, RowStatus.PENDING,
+                                    error="Not finished: Flexybox refused the token. Fix the token and rerun.")
+            self.progress(RowStatus.PENDING)
+            return RowStatus.PENDING
+        except Exception as exc:  # one row's surprise must not stop the batch or lose its record
+            status, error, numbers = RowStatus.UNKNOWN, f"Unexpected error ({type(exc).__name__}: {exc}). A rerun settles this row safely with the same ids.", []
+        self.journal.finish_row(rec.batch_id, rec.row_number, status, error=error,
+                                certificate_numbers=numbers, settles=rec.settles)
+        self.progress(status)
+        return status
+
+    def _flow(self, rec: RowRecord) -> tuple[RowStatus, str | None, list[str]]:
+        c = rec.content
+        total = content_total(c)
+        step = "customer"
+        try:
+            self.journal.set_step(rec.batch_id, rec.row_number, Step.CUSTOMER)
+            self.client.put_customer(
+                rec.customer_id, full_name=c["name"], email=c["email"], phone=c.get("phone"),
+                street_address=c.get("address"), postal_code=c.get("postal_code"),
+                postal_district=c.get("city"), country_code=c.get("country"),
+            )
+            step = "sales order"
+            self.journal.set_step(rec.batch_id, rec.row_number, Step.ORDER)
+            body = FlexyboxClient.sales_order_body(
+                rec.sales_order_id, customer_id=rec.customer_id, department_id=c["department_id"],
+                gift_certificate_type_id=c["type_id"], quantity=int(c["quantity"]), price=Decimal(c["price"]),
+                currency=c["currency"],
+            )
+            note = None
+            try:
+                self.client.put_sales_order(body)
+            except ConflictError:
+                if rec.payment_amount is None:
+                    raise
+                # The order was committed by an earlier attempt of ours whose answer was lost, with the
+                # content as it was then. Re-post that commit (same payment id, same amount): the vendor
+                # ignores the repeat and answers the committed order. Nothing new is issued.
+                total = Decimal(rec.payment_amount)
+                note = "This order had already been committed by an earlier run; later corrections to the row were not applied."
+            step = "commit"
+            self.journal.set_step(rec.batch_id, rec.row_number, Step.COMMIT, payment_amount=str(total))
+            # Safe to retry, and to repeat on a rerun, only because payment_id was fixed and recorded
+            # before the first attempt: the vendor ignores a second post with the same payment id.
+            answer = self.client.commit_sales_order(rec.sales_order_id, payment_id=rec.payment_id, amount=total,
+                                                    payment_type=self.payment_type)
+            return RowStatus.ISSUED, note, certificate_numbers(answer)
+        except AuthError:
+            raise
+        except ApiError as exc:
+            if exc.outcome_unknown:
+                if step == "commit":
+                    text = (f"The commit's outcome is unknown: {exc}. The gift certificates may or may not exist. "
+                            "Rerun (flexybulk retry on the result sheet): the same payment id is re-posted, so it cannot issue twice.")
+                else:
+                    text = (f"The {step} call's outcome is unknown: {exc}. No gift certificate can have been issued yet; "
+                            "rerun (flexybulk retry on the result sheet) to finish it with the same ids.")
+                return RowStatus.UNKNOWN, text, []
+            text = f"Flexybox refused the {step}: {exc}. Nothing was issued for this row. Correct the row in the result sheet and run flexybulk retry on it."
+            return RowStatus.FAILED, text, []

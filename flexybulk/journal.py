@@ -1,0 +1,453 @@
+"""The ledger: one SQLite database recording every batch and row this installation issues.
+
+Why it exists (issue #3): a gift certificate is money, and the vendor gives
+us exactly-once only if we keep our promises about identifiers. The client
+chooses the customer id, the sales order GUID and the external payment id;
+the ledger records them **before** the first call that uses them, and records
+each step before it is sent, so that after a crash, a lost response or a
+``kill -9`` the next run repeats the same calls with the same ids. The
+customer and sales order PUTs are idempotent by id; a repeated commit with the
+same payment id is ignored by the vendor (the help article: "duplicate posts
+with the same Id will be ignored").
+
+Durability: WAL journal mode with ``synchronous=FULL``, one short transaction
+per step, so a committed step survives a process kill and a power loss.
+Concurrency: one connection guarded by a lock; every write is one short
+transaction, so worker threads never hold it across a network call.
+
+Schema versioning: ``PRAGMA user_version``; an unknown (newer) version is
+refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sqlite3
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import JournalError
+from .model import RowStatus
+
+SCHEMA_VERSION = 1
+LEDGER_ENV = "FLEXYBULK_LEDGER"
+
+_SCHEMA = """
+CREATE TABLE batches (
+    id            TEXT PRIMARY KEY,
+    input_path    TEXT NOT NULL,
+    input_sha256  TEXT NOT NULL,
+    target        TEXT NOT NULL,
+    sheet_name    TEXT,
+    os_user       TEXT,
+    options       TEXT NOT NULL DEFAULT '{}',
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+);
+CREATE INDEX batches_by_sha ON batches (input_sha256, target);
+
+CREATE TABLE rows (
+    batch_id            TEXT NOT NULL REFERENCES batches (id),
+    row_number          INTEGER NOT NULL,
+    status              TEXT NOT NULL,
+    step                TEXT NOT NULL,
+    fingerprint         TEXT,
+    content             TEXT,
+    customer_id         TEXT NOT NULL,
+    sales_order_id      TEXT NOT NULL,
+    payment_id          TEXT NOT NULL,
+    payment_amount      TEXT,
+    certificate_numbers TEXT,
+    error               TEXT,
+    settles             TEXT,
+    created_at          TEXT NOT NULL,
+    updated_at          TEXT NOT NULL,
+    issued_at           TEXT,
+    PRIMARY KEY (batch_id, row_number)
+);
+CREATE INDEX rows_by_fingerprint ON rows (fingerprint);
+CREATE INDEX rows_by_order ON rows (sales_order_id);
+
+CREATE TABLE events (
+    id          INTEGER PRIMARY KEY,
+    batch_id    TEXT NOT NULL,
+    row_number  INTEGER,
+    at          TEXT NOT NULL,
+    step        TEXT NOT NULL,
+    detail      TEXT
+);
+"""
+
+
+class Step(str, Enum):
+    """How far a row got. Each is recorded *before* its call is sent.
+
+    ``COMMIT`` recorded but not ``COMMITTED`` means the commit may or may not
+    have reached the server: only a re-post with the same payment id may
+    settle it.
+    """
+
+    PLANNED = "PLANNED"  # ids chosen and recorded; nothing sent
+    CUSTOMER = "CUSTOMER"  # customer PUT about to be sent
+    ORDER = "ORDER"  # customer saved; sales order PUT about to be sent
+    COMMIT = "COMMIT"  # sales order saved; commit about to be sent (payment_amount recorded)
+    COMMITTED = "COMMITTED"  # the commit answered: the certificates exist
+
+
+def utcnow() -> str:
+    """Now in UTC, ISO 8601 with seconds and ``Z``-free offset (``2026-11-30T05:07:33+00:00``)."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def new_id() -> str:
+    """A fresh random GUID (RFC 9562 version 4) as lower-case text."""
+    return str(uuid.uuid4())
+
+
+def default_ledger_path() -> Path:
+    """``$FLEXYBULK_LEDGER``, else ``ledger.sqlite3`` in the user's data folder (platformdirs)."""
+    env = os.environ.get(LEDGER_ENV)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("flexybulk", appauthor=False)) / "ledger.sqlite3"
+
+
+@dataclass
+class BatchRecord:
+    """A batch as recorded: one input file issued under one batch id.
+
+    ``target`` names the Flexybox the batch was issued against (the POS base
+    URL, or ``"sandbox"``): resume and duplicate protection only ever compare
+    batches of the same target, so sandbox runs never hide real issues.
+    """
+
+    id: str
+    input_path: str
+    input_sha256: str
+    target: str
+    sheet_name: str | None
+    os_user: str | None
+    options: dict
+    created_at: str
+    updated_at: str
+
+
+@dataclass
+class RowRecord:
+    """One row of one batch as recorded.
+
+    ``content`` is the order as last planned (JSON object: name, email,
+    type_id, type_name, department_id, department_name, price (text),
+    quantity, currency, country, phone, address, postal_code, city), or
+    ``None`` for a row that was never valid. ``payment_amount`` is the
+    amount of the commit as sent (text of a Decimal), once a commit was
+    attempted.
+    """
+
+    batch_id: str
+    row_number: int
+    status: RowStatus
+    step: Step
+    fingerprint: str | None
+    content: dict | None
+    customer_id: str
+    sales_order_id: str
+    payment_id: str
+    payment_amount: str | None
+    certificate_numbers: list[str]
+    error: str | None
+    settles: str | None
+    created_at: str
+    updated_at: str
+    issued_at: str | None
+
+    @property
+    def commit_may_have_happened(self) -> bool:
+        """True when a commit was sent and its answer was not recorded."""
+        return self.step == Step.COMMIT and self.status != RowStatus.ISSUED
+
+
+@dataclass
+class NewRow:
+    """A row to record when a batch is created (ids chosen by the caller)."""
+
+    row_number: int
+    status: RowStatus
+    fingerprint: str | None
+    content: dict | None
+    customer_id: str
+    sales_order_id: str
+    payment_id: str
+    error: str | None = None
+
+
+_ROW_COLUMNS = (
+    "batch_id, row_number, status, step, fingerprint, content, customer_id, sales_order_id, payment_id, "
+    "payment_amount, certificate_numbers, error, settles, created_at, updated_at, issued_at"
+)
+
+
+def _row(rec: tuple) -> RowRecord:
+    (batch_id, row_number, status, step, fp, content, cid, soid, pid, amount, numbers, error, settles,
+     created, updated, issued) = rec
+    return RowRecord(batch_id, row_number, RowStatus(status), Step(step), fp,
+                     json.loads(content) if content else None, cid, soid, pid, amount,
+                     json.loads(numbers) if numbers else [], error, settles, created, updated, issued)
+
+
+class Journal:
+    """The ledger database. Thread-safe; one instance per process.
+
+    Args:
+        path: the SQLite file; its folder is created if missing.
+
+    Raises:
+        JournalError: the file is not a ledger, is corrupt, is locked for
+            too long, or has a schema version this flexybulk does not know.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+                if tables:
+                    raise JournalError(f"The ledger {self.path} is an SQLite file that flexybulk did not create. Point --ledger (or {LEDGER_ENV}) at another file.")
+                with self._tx():
+                    for stmt in _SCHEMA.split(";"):
+                        if stmt.strip():
+                            self._db.execute(stmt)
+                    self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            elif version != SCHEMA_VERSION:
+                raise JournalError(
+                    f"The ledger {self.path} has schema version {version}; this flexybulk knows version {SCHEMA_VERSION}. "
+                    "Use the flexybulk version that wrote it (upgrade flexybulk), or point --ledger at another file."
+                )
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"Cannot open the ledger {self.path}: {exc}. Point --ledger (or {LEDGER_ENV}) at a writable file; do not delete a ledger that recorded issued certificates.") from None
+        except OSError as exc:
+            raise JournalError(f"Cannot create the ledger {self.path}: {exc.strerror}. Point --ledger (or {LEDGER_ENV}) at a writable place.") from None
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> "Journal":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    class _Tx:
+        def __init__(self, journal: "Journal") -> None:
+            self.j = journal
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.j._lock.acquire()
+            try:
+                self.j._db.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self.j._lock.release()
+                raise
+            return self.j._db
+
+        def __exit__(self, exc_type: Any, *rest: Any) -> None:
+            try:
+                self.j._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+            finally:
+                self.j._lock.release()
+
+    def _tx(self) -> "Journal._Tx":
+        return Journal._Tx(self)
+
+    def _query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, tuple(args)).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise JournalError(f"The ledger {self.path} could not be read: {exc}.") from None
+
+    # -- batches -----------------------------------------------------------
+
+    def create_batch(self, *, input_path: str, input_sha256: str, target: str, sheet_name: str | None, options: dict,
+                     rows: Iterable[NewRow]) -> BatchRecord:
+        """Record a new batch and all its rows with their ids, in one transaction.
+
+        This happens before any call for the batch, so every id the client
+        will use is on disk first.
+        """
+        batch_id = new_id()
+        now = utcnow()
+        user = _os_user()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO batches (id, input_path, input_sha256, target, sheet_name, os_user, options, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (batch_id, input_path, input_sha256, target, sheet_name, user, json.dumps(options, sort_keys=True, default=str), now, now),
+            )
+            db.executemany(
+                f"INSERT INTO rows ({_ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(batch_id, r.row_number, r.status.value, Step.PLANNED.value, r.fingerprint,
+                  json.dumps(r.content, sort_keys=True) if r.content is not None else None,
+                  r.customer_id, r.sales_order_id, r.payment_id, None, None, r.error, None, now, now, None)
+                 for r in rows],
+            )
+            db.execute("INSERT INTO events (batch_id, row_number, at, step, detail) VALUES (?,?,?,?,?)",
+                       (batch_id, None, now, "BATCH_CREATED", json.dumps({"input": input_path, "sha256": input_sha256})))
+        return self.get_batch(batch_id)
+
+    def add_rows(self, batch_id: str, rows: Iterable[NewRow]) -> None:
+        """Record rows that a batch did not have yet (a result sheet with extra rows)."""
+        now = utcnow()
+        with self._tx() as db:
+            db.executemany(
+                f"INSERT INTO rows ({_ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(batch_id, r.row_number, r.status.value, Step.PLANNED.value, r.fingerprint,
+                  json.dumps(r.content, sort_keys=True) if r.content is not None else None,
+                  r.customer_id, r.sales_order_id, r.payment_id, None, None, r.error, None, now, now, None)
+                 for r in rows],
+            )
+
+    def get_batch(self, batch_id: str) -> BatchRecord | None:
+        """The batch with this id, or ``None``."""
+        rows = self._query("SELECT id, input_path, input_sha256, target, sheet_name, os_user, options, created_at, updated_at FROM batches WHERE id = ?", (batch_id,))
+        if not rows:
+            return None
+        r = rows[0]
+        return BatchRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6] or "{}"), r[7], r[8])
+
+    def find_batch_by_sha256(self, sha256: str, target: str) -> BatchRecord | None:
+        """The most recent batch for ``target`` made from a file with exactly these bytes, or ``None``."""
+        rows = self._query("SELECT id FROM batches WHERE input_sha256 = ? AND target = ? ORDER BY created_at DESC, rowid DESC LIMIT 1", (sha256, target))
+        return self.get_batch(rows[0][0]) if rows else None
+
+    def batches(self) -> list[BatchRecord]:
+        """Every batch, oldest first."""
+        return [b for (bid,) in self._query("SELECT id FROM batches ORDER BY created_at, rowid") if (b := self.get_batch(bid))]
+
+    # -- rows --------------------------------------------------------------
+
+    def rows(self, batch_id: str) -> list[RowRecord]:
+        """Every recorded row of the batch, by row number."""
+        return [_row(r) for r in self._query(f"SELECT {_ROW_COLUMNS} FROM rows WHERE batch_id = ? ORDER BY row_number", (batch_id,))]
+
+    def row(self, batch_id: str, row_number: int) -> RowRecord | None:
+        """One recorded row, or ``None``."""
+        found = self._query(f"SELECT {_ROW_COLUMNS} FROM rows WHERE batch_id = ? AND row_number = ?", (batch_id, row_number))
+        return _row(found[0]) if found else None
+
+    def rows_by_fingerprint(self, fingerprints: Iterable[str], *, target: str, exclude_batch: str | None = None) -> dict[str, list[RowRecord]]:
+        """Recorded rows of ``target``'s other batches with these fingerprints, oldest first, grouped by fingerprint."""
+        wanted = sorted(set(fingerprints))
+        found: dict[str, list[RowRecord]] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = (f"SELECT {_ROW_COLUMNS} FROM rows WHERE fingerprint IN ({marks}) "
+                   "AND batch_id IN (SELECT id FROM batches WHERE target = ?)")
+            args: list[Any] = [*chunk, target]
+            if exclude_batch is not None:
+                sql += " AND batch_id != ?"
+                args.append(exclude_batch)
+            for rec in self._query(sql + " ORDER BY created_at, rowid", args):
+                r = _row(rec)
+                found.setdefault(r.fingerprint, []).append(r)
+        return found
+
+    def update_plan(self, batch_id: str, row_number: int, *, status: RowStatus, fingerprint: str | None,
+                    content: dict | None, customer_id: str | None = None, error: str | None = None,
+                    adopt: RowRecord | None = None) -> None:
+        """Change a not-yet-issued row's content (a corrected value, a rerun's new options).
+
+        With ``adopt``, the row takes over the ids of an unfinished row of an
+        earlier batch whose commit may have happened, so that finishing it
+        cannot create a second certificate (issue #3: "settled with that
+        batch's recorded ids, never new ones").
+
+        Raises:
+            JournalError: the row is already ISSUED (an issued row is never re-planned).
+        """
+        now = utcnow()
+        with self._tx() as db:
+            cur = db.execute("SELECT status FROM rows WHERE batch_id = ? AND row_number = ?", (batch_id, row_number)).fetchone()
+            if cur is None:
+                raise JournalError(f"Row {row_number} of batch {batch_id} is not in the ledger {self.path}.")
+            if cur[0] == RowStatus.ISSUED.value:
+                raise JournalError(f"Row {row_number} of batch {batch_id} is already issued; it is never sent again.")
+            sets = ["status = ?", "fingerprint = ?", "content = ?", "error = ?", "updated_at = ?"]
+            args: list[Any] = [status.value, fingerprint, json.dumps(content, sort_keys=True) if content is not None else None, error, now]
+            if customer_id is not None:
+                sets.append("customer_id = ?")
+                args.append(customer_id)
+            detail: dict[str, Any] = {"status": status.value}
+            if adopt is not None:
+                sets += ["customer_id = ?", "sales_order_id = ?", "payment_id = ?", "payment_amount = ?", "step = ?", "settles = ?"]
+                args += [adopt.customer_id, adopt.sales_order_id, adopt.payment_id, adopt.payment_amount, adopt.step.value,
+                         f"{adopt.batch_id}:{adopt.row_number}"]
+                detail["adopted"] = f"{adopt.batch_id}:{adopt.row_number}"
+            db.execute(f"UPDATE rows SET {', '.join(sets)} WHERE batch_id = ? AND row_number = ?", (*args, batch_id, row_number))
+            db.execute("INSERT INTO events (batch_id, row_number, at, step, detail) VALUES (?,?,?,?,?)",
+                       (batch_id, row_number, now, "PLAN", json.dumps(detail)))
+
+    def set_step(self, batch_id: str, row_number: int, step: Step, *, payment_amount: str | None = None) -> None:
+        """Record that ``step``'s call is about to be sent (committed to disk before it is)."""
+        now = utcnow()
+        with self._tx() as db:
+            if payment_amount is not None:
+                db.execute("UPDATE rows SET step = ?, status = ?, payment_amount = ?, updated_at = ? WHERE batch_id = ? AND row_number = ? AND status != ?",
+                           (step.value, RowStatus.PENDING.value, payment_amount, now, batch_id, row_number, RowStatus.ISSUED.value))
+            else:
+                db.execute("UPDATE rows SET step = ?, status = ?, updated_at = ? WHERE batch_id = ? AND row_number = ? AND status != ?",
+                           (step.value, RowStatus.PENDING.value, now, batch_id, row_number, RowStatus.ISSUED.value))
+            db.execute("INSERT INTO events (batch_id, row_number, at, step, detail) VALUES (?,?,?,?,?)",
+                       (batch_id, row_number, now, step.value, payment_amount))
+
+    def finish_row(self, batch_id: str, row_number: int, status: RowStatus, *, error: str | None = None,
+                   certificate_numbers: list[str] | None = None, settles: str | None = None) -> str | None:
+        """Record a row's outcome. ``ISSUED`` also records the certificate numbers and the time.
+
+        When the row settled an earlier batch's row (``settles`` =
+        ``"batch:row"``), that row is marked ISSUED too, so neither batch
+        sends it again. Returns the ``issued_at`` time for ISSUED, else ``None``.
+        """
+        now = utcnow()
+        issued_at = now if status == RowStatus.ISSUED else None
+        with self._tx() as db:
+            if status == RowStatus.ISSUED:
+                db.execute("UPDATE rows SET status = ?, step = ?, error = ?, certificate_numbers = ?, issued_at = ?, updated_at = ? WHERE batch_id = ? AND row_number = ?",
+                           (status.value, Step.COMMITTED.value, error, json.dumps(certificate_numbers or []), now, now, batch_id, row_number))
+                if settles:
+                    other_batch, other_row = settles.rsplit(":", 1)
+                    db.execute("UPDATE rows SET status = ?, step = ?, error = ?, certificate_numbers = ?, issued_at = ?, updated_at = ? WHERE batch_id = ? AND row_number = ? AND status != ?",
+                               (status.value, Step.COMMITTED.value, f"Settled by row {row_number} of batch {batch_id}.", json.dumps(certificate_numbers or []),
+                                now, now, other_batch, int(other_row), RowStatus.ISSUED.value))
+            else:
+                db.execute("UPDATE rows SET status = ?, error = ?, updated_at = ? WHERE batch_id = ? AND row_number = ? AND status != ?",
+                           (status.value, error, now, batch_id, row_number, RowStatus.ISSUED.value))
+            db.execute("INSERT INTO events (batch_id, row_number, at, step, detail) VALUES (?,?,?,?,?)",
+                       (batch_id, row_number, now, status.value, error))
+            db.execute("UPDATE batches SET updated_at = ? WHERE id = ?", (now, batch_id))
+        return issued_at
+
+
+def _os_user() -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in this environment (containers); not worth failing for
+        return None

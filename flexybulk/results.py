@@ -1,0 +1,208 @@
+"""Write the validation sheet and the result sheet (XLSX or CSV), atomically.
+
+Layout: the input's own columns and values, row for row in input order, then
+flexybulk's columns. In XLSX every data row sits on the same sheet row
+number as in the input, so "row 7" means the same line in both files; the
+``Row`` column keeps the input row number even if someone sorts the sheet.
+
+Safety (issue #6, OWASP "CSV Injection"; pitfalls P17): text is never
+written as a formula. XLSX text cells are written as explicit strings, and
+those beginning with ``= + - @``, a tab or a carriage return also get Excel's
+quote-prefix style (what Excel itself does for ``'=...``). CSV text cells
+beginning with those characters get a leading ``'``; numbers are written as
+numbers and are never prefixed. The reader strips that one ``'`` again.
+
+Files are written to a temporary name in the same folder and renamed into
+place (``os.replace``), so a crash never leaves half a result sheet.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Sequence
+
+import openpyxl
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
+
+from .errors import InputFileError
+from .model import RowStatus, Sheet
+
+RESULT_COLUMNS = ("Status", "Error", "CustomerId", "SalesOrderId", "ExternalPaymentId",
+                  "GiftCertificateNumbers", "IssuedAt", "BatchId", "Row")
+VALIDATION_COLUMNS = ("Status", "Error", "Warning", "Row")
+OWN_COLUMNS = frozenset(RESULT_COLUMNS) | frozenset(VALIDATION_COLUMNS)
+
+_DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def is_dangerous(text: str) -> bool:
+    """True when a spreadsheet program could take ``text`` for a formula (OWASP CSV injection)."""
+    return text.startswith(_DANGEROUS_START)
+
+
+@dataclass
+class OutputRow:
+    """One row of an output sheet.
+
+    ``number`` is the input's sheet row number; ``input_values`` maps the
+    input's headers to their cell values; ``extra`` maps flexybulk's own
+    column names to values (``str``, ``int``, ``Decimal``, ``None``).
+    """
+
+    number: int
+    input_values: dict[str, Any]
+    extra: dict[str, Any]
+
+
+@dataclass
+class OutputSheet:
+    """A whole output: columns, rows and a summary (list of label/value pairs)."""
+
+    input_headers: list[str]
+    own_columns: Sequence[str]
+    rows: list[OutputRow]
+    header_row: int = 1
+    summary: list[tuple[str, Any]] = field(default_factory=list)
+    sheet_name: str = "Result"
+    csv_delimiter: str = ","
+
+    @property
+    def headers(self) -> list[str]:
+        return [h for h in self.input_headers if h not in OWN_COLUMNS] + list(self.own_columns)
+
+
+def default_output_path(input_path: Path, kind: str) -> Path:
+    """``kampagne.xlsx`` -> ``kampagne.result.xlsx`` (``kind`` = ``"result"`` or ``"validation"``).
+
+    A result sheet given as input keeps its own name (a retry updates it in place).
+    """
+    name = input_path.name
+    for suffix in (".result", ".validation"):
+        stem = Path(name).stem
+        if stem.endswith(suffix):
+            return input_path if kind == "result" else input_path.with_name(stem[: -len(suffix)] + f".{kind}.xlsx")
+    return input_path.with_name(f"{input_path.stem}.{kind}.xlsx")
+
+
+def write_output(sheet: OutputSheet, path: Path) -> Path:
+    """Write ``sheet`` to ``path`` (``.csv``/``.tsv``/``.txt`` as CSV, anything else as XLSX), atomically.
+
+    Raises:
+        InputFileError: the folder is not writable or the file is open elsewhere.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent or "."))
+    except OSError as exc:
+        raise InputFileError(f"Cannot write {path}: {exc.strerror}. Choose another place with --output.") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if suffix in (".csv", ".tsv", ".txt"):
+                _write_csv(sheet, fh, "\t" if suffix == ".tsv" else sheet.csv_delimiter)
+            else:
+                _write_xlsx(sheet, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        _remove(tmp)
+        raise InputFileError(f"Cannot write {path}: {exc.strerror}. Close it if it is open in a spreadsheet program, or choose another place with --output.") from None
+    except BaseException:
+        _remove(tmp)
+        raise
+    return path
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _xlsx_cell(ws: Any, value: Any, bold: bool = False) -> Any:
+    if isinstance(value, RowStatus):
+        value = value.value
+    if isinstance(value, Decimal):
+        # A number, not text: the spreadsheet can sum it. Decimals are stored by value, as Excel stores numbers.
+        value = int(value) if value == value.to_integral_value() else value
+    if isinstance(value, bool) or value is None or isinstance(value, (int, Decimal, float, datetime, date)):
+        cell = WriteOnlyCell(ws, value=value)
+    else:
+        text = str(value)
+        cell = WriteOnlyCell(ws, value=text)
+        cell.data_type = "s"  # never a formula, whatever the text starts with
+        if is_dangerous(text):
+            cell.quotePrefix = True
+    if bold:
+        cell.font = Font(bold=True)
+    return cell
+
+
+def _write_xlsx(sheet: OutputSheet, fh: Any) -> None:
+    wb = openpyxl.Workbook(write_only=True)
+    ws = wb.create_sheet(sheet.sheet_name[:31])
+    headers = sheet.headers
+    ws.freeze_panes = f"A{sheet.header_row + 1}"
+    for _ in range(1, sheet.header_row):
+        ws.append([])
+    ws.append([_xlsx_cell(ws, h, bold=True) for h in headers])
+    current = sheet.header_row
+    for row in sheet.rows:
+        # Keep every row on its input row number (blank lines stay blank); past a
+        # sort or a CSV input, fall back to the next line.
+        while current + 1 < row.number:
+            ws.append([])
+            current += 1
+        values = {**row.input_values, **row.extra}
+        ws.append([_xlsx_cell(ws, values.get(h)) for h in headers])
+        current += 1
+    summary = wb.create_sheet("Summary")
+    for label, value in sheet.summary:
+        summary.append([_xlsx_cell(summary, label, bold=True), _xlsx_cell(summary, value)])
+    wb.save(fh)
+
+
+def _csv_text(value: Any, decimal_comma: bool) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, RowStatus):
+        return value.value
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (int, Decimal)):
+        text = str(value)
+        return text.replace(".", ",") if decimal_comma else text
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    text = str(value)
+    return "'" + text if is_dangerous(text) else text
+
+
+def _write_csv(sheet: OutputSheet, fh: Any, delimiter: str) -> None:
+    import io
+
+    # UTF-8 with BOM: Danish Excel reads it as UTF-8 only with the BOM (pitfalls P4).
+    text = io.TextIOWrapper(fh, encoding="utf-8-sig", newline="")
+    writer = csv.writer(text, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+    decimal_comma = delimiter == ";"
+    headers = sheet.headers
+    writer.writerow([_csv_text(h, False) for h in headers])
+    for row in sheet.rows:
+        values = {**row.input_values, **row.extra}
+        writer.writerow([_csv_text(values.get(h), decimal_comma) for h in headers])
+    text.flush()
+    text.detach()
+
+
+def input_values(sheet: Sheet, original: dict[str, Any]) -> dict[str, Any]:
+    """The input's own columns of one row (flexybulk's own columns left out)."""
+    return {h: v for h, v in original.items() if h not in OWN_COLUMNS}

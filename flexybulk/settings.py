@@ -1,0 +1,132 @@
+"""Run settings, built once from flags and the environment, then frozen.
+
+Sources, in order of precedence: command-line flags, then environment
+variables (``FLEXYBOX_TOKEN``, ``FLEXYBOX_CRM_URL``, ``FLEXYBOX_POS_URL``,
+``FLEXYBOX_API_URL``), then the vendor's hosts (the help article in
+``shared/seed/000_804ffc5ff5288df9.txt``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+DEFAULT_CRM_URL = "https://crm.flexybox.com"
+DEFAULT_POS_URL = "https://pos.flexybox.com"
+DEFAULT_API_URL = "https://api.flexybox.com"
+
+TOKEN_ENV = "FLEXYBOX_TOKEN"
+URL_ENVS = {"crm": "FLEXYBOX_CRM_URL", "pos": "FLEXYBOX_POS_URL", "api": "FLEXYBOX_API_URL"}
+
+
+class Secret:
+    """A string that never shows itself: ``repr`` and ``str`` give ``'***'``.
+
+    Use ``.reveal()`` at the one place the value is needed (the
+    Authorization header), so the token cannot leak into logs, messages or
+    tracebacks by accident (issue #6).
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret value itself."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and addresses in 127.0.0.0/8 or ``::1``."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(name: str, url: str) -> str:
+    """Return ``url`` without a trailing slash, or raise ``ConfigError``.
+
+    Rule (issue #6): ``https://`` is required, except for loopback hosts
+    (the sandbox), which may use ``http://``. The URL must have a host and
+    no query or fragment.
+    """
+    parts = urlsplit(url.strip())
+    what = f"The {name.upper()} base URL '{url}'"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{what} is not an http(s) URL. Give it as https://host, e.g. {DEFAULT_POS_URL}.")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{what} must not have a query or fragment.")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigError(
+            f"{what} uses plain http. Only https:// is allowed, except for the local sandbox "
+            "on 127.0.0.1 or localhost, because the token and customer data would travel unencrypted."
+        )
+    return url.strip().rstrip("/")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the client needs to reach Flexybox.
+
+    Attributes:
+        token: the bearer token (never printed; see :class:`Secret`).
+        crm_url, pos_url, api_url: base URLs of the three hosts, no trailing slash.
+        connect_timeout, read_timeout: per call, in seconds.
+        max_attempts: attempts per call, the first included (retries = attempts - 1).
+        backoff: base of the exponential back-off between attempts, in seconds.
+        max_backoff: the longest single wait between attempts, in seconds.
+        workers: rows issued concurrently.
+        rate: the most calls per second across all workers, or ``None`` for no cap.
+    """
+
+    token: Secret
+    crm_url: str = DEFAULT_CRM_URL
+    pos_url: str = DEFAULT_POS_URL
+    api_url: str = DEFAULT_API_URL
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    max_attempts: int = 5
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    workers: int = 4
+    rate: float | None = None
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.token:
+            raise ConfigError(
+                f"No Flexybox token. Set the environment variable {TOKEN_ENV} (or use --token-file), "
+                "or try the built-in sandbox with --sandbox."
+            )
+        for name in ("crm", "pos", "api"):
+            object.__setattr__(self, f"{name}_url", check_base_url(name, getattr(self, f"{name}_url")))
+        if self.max_attempts < 1:
+            raise ConfigError("--max-attempts must be at least 1.")
+        if self.workers < 1:
+            raise ConfigError("--workers must be at least 1.")
+        if self.rate is not None and self.rate <= 0:
+            raise ConfigError("--rate must be a positive number of calls per second.")
+        if self.connect_timeout <= 0 or self.read_timeout <= 0:
+            raise ConfigError("--timeout must be a positive number of seconds.")

@@ -1,0 +1,412 @@
+"""Validation: rows + the live catalogue -> orders and row problems (the dry run).
+
+Pure functions: no I/O, no HTTP. Every problem of every row is collected
+(csvkit's ``RowChecker`` style), never raised, so one pass tells the user
+everything to fix.
+
+Rules and their sources:
+- name and email required, email syntax by email-validator without DNS
+  (RFC 5321/5322 as that library implements them), normalised as it does;
+- gift certificate type and department known by id or by name, names
+  compared case-insensitively; an unknown name gets a "did you mean"
+  suggestion (issue #2);
+- amount positive with at most two decimals, quantity a positive whole number
+  (issue #2); upper bounds so that a typo cannot issue a fortune (issue #6);
+- currency a three-letter code (ISO 4217 shape), country a two-letter ISO
+  3166-1 code known to phonenumbers' region list (``NA`` is Namibia, pitfalls P8);
+- text sent to the API has control characters removed and bounded lengths (issue #6);
+- the same email or the same order twice in one file is a warning naming both
+  rows, not an error: one person may rightly get two cards (issue #3).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any, Callable, Iterable
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from .model import Catalogue, CatalogueItem, Field, InputRow, Order, RowProblem, Sheet
+
+DEFAULT_QUANTITY = 1
+DEFAULT_COUNTRY = "DK"
+DEFAULT_CURRENCY = "DKK"
+
+MAX_AMOUNT = Decimal("100000")  # kroner (or the row's currency) per gift certificate
+MAX_QUANTITY = 1000
+MAX_LENGTHS = {  # characters, after cleaning; past these a row error, never a silent cut
+    Field.NAME: 200,
+    Field.ADDRESS: 200,
+    Field.CITY: 100,
+    Field.POSTAL_CODE: 20,
+    Field.PHONE: 32,
+}
+
+_CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+_COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+_TWO_PLACES = Decimal("0.01")
+
+
+def clean_text(value: Any) -> str:
+    """``value`` as text with control and format characters removed and spaces trimmed.
+
+    Unicode categories Cc (controls, tab and newline included) and Cf
+    (zero-width and direction marks, BOM) become nothing, except that a
+    tab or line break becomes a space; runs of spaces fold to one.
+    """
+    text = str(value)
+    if text.isprintable():
+        return " ".join(text.split()) if "  " in text else text.strip()
+    out = []
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if ch in "\t\n\r\v\f\x85\u2028\u2029":
+            out.append(" ")
+        elif cat in ("Cc", "Cf"):
+            continue
+        else:
+            out.append(ch)
+    return " ".join("".join(out).split())
+
+
+@lru_cache(maxsize=65536)
+def check_email(address: str) -> tuple[str | None, str | None]:
+    """Check an email address's syntax with email-validator (no DNS lookups).
+
+    Returns ``(normalized, None)`` or ``(None, reason)``. The normalised form
+    is email-validator's (domain lower-cased and IDNA-normalised).
+    """
+    try:
+        result = validate_email(address, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return None, str(exc)
+    return result.normalized, None
+
+
+def fingerprint(email: str, type_id: Any, department_id: Any, price: Decimal, quantity: int, currency: str) -> str:
+    """A stable hash of what makes two rows "the same issue" (issue #3).
+
+    Normalised email (case-folded), gift certificate type id, department id,
+    amount (to two decimals), quantity and currency. Hex SHA-256.
+    """
+    parts = [
+        email.casefold(),
+        repr(type_id) if not isinstance(type_id, str) else type_id.lower(),
+        repr(department_id) if not isinstance(department_id, str) else department_id.lower(),
+        str(price.quantize(_TWO_PLACES)),
+        str(quantity),
+        currency.upper(),
+    ]
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+def order_fingerprint(order: Order) -> str:
+    """:func:`fingerprint` of a valid order."""
+    return fingerprint(order.email, order.type.id, order.department.id, order.price, order.quantity, order.currency)
+
+
+class CatalogueIndex:
+    """Look up gift certificate types or departments by id or by name.
+
+    Ids match by their text (``2`` matches department id ``2``, GUIDs match
+    case-insensitively); names match case-insensitively (``casefold``).
+    Lookups are dict lookups, so validating 100,000 rows stays linear.
+    """
+
+    def __init__(self, items: Iterable[CatalogueItem], what: str) -> None:
+        self.what = what
+        self.items = list(items)
+        self._by_id = {str(item.id).casefold(): item for item in self.items}
+        self._by_name: dict[str, CatalogueItem] = {}
+        for item in self.items:
+            self._by_name.setdefault(item.name.strip().casefold(), item)
+
+    def find(self, text: str) -> tuple[CatalogueItem | None, str | None]:
+        """``(item, None)`` when known, else ``(None, message)`` with a suggestion."""
+        key = " ".join(text.split()).casefold()
+        item = self._by_id.get(key) or self._by_name.get(key)
+        if item is not None:
+            if not item.active:
+                return None, f"the {self.what} '{item.name}' is inactive in Flexybox; choose an active one"
+            return item, None
+        names = [i.name for i in self.items if i.active]
+        close = difflib.get_close_matches(text.strip(), names, n=1, cutoff=0.6)
+        if not close:  # case-insensitive second chance
+            folded = {n.casefold(): n for n in names}
+            hits = difflib.get_close_matches(key, list(folded), n=1, cutoff=0.6)
+            close = [folded[h] for h in hits]
+        hint = f" Did you mean '{close[0]}'?" if close else f" Known: {', '.join(names)}." if len(names) <= 12 else ""
+        return None, f"unknown {self.what} '{text}'.{hint}"
+
+
+@dataclass
+class RowCheck:
+    """The verdict on one row.
+
+    Attributes:
+        row: the input row.
+        order: the order to issue, or ``None`` when the row has problems.
+        problems: what makes the row invalid (empty when valid).
+        warnings: worth a look but not blocking (a repeat within the file).
+        fingerprint: :func:`order_fingerprint` of the order (empty when invalid).
+    """
+
+    row: InputRow
+    order: Order | None
+    problems: list[RowProblem] = field(default_factory=list)
+    warnings: list[RowProblem] = field(default_factory=list)
+    fingerprint: str = ""
+
+    @property
+    def valid(self) -> bool:
+        return self.order is not None
+
+
+@dataclass
+class Totals:
+    """Certificates and money, per currency (``Decimal``, in that currency's units)."""
+
+    rows: int = 0
+    certificates: int = 0
+    amounts: dict[str, Decimal] = field(default_factory=dict)
+
+    def add(self, order: Order) -> None:
+        self.rows += 1
+        self.certificates += order.quantity
+        self.amounts[order.currency] = self.amounts.get(order.currency, Decimal(0)) + order.total
+
+    def money(self) -> str:
+        """``"31,500.00 DKK"`` (several currencies joined with ``" + "``)."""
+        if not self.amounts:
+            return "0.00"
+        return " + ".join(f"{format_money(v)} {c}" for c, v in sorted(self.amounts.items()))
+
+
+def format_money(value: Decimal) -> str:
+    """``Decimal('31500')`` -> ``'31,500.00'`` (two decimals, comma thousands)."""
+    return f"{value.quantize(_TWO_PLACES):,}"
+
+
+@dataclass
+class Validation:
+    """Every row's verdict plus the batch summary."""
+
+    sheet: Sheet
+    checks: list[RowCheck]
+
+    @property
+    def valid(self) -> list[RowCheck]:
+        return [c for c in self.checks if c.valid]
+
+    @property
+    def invalid(self) -> list[RowCheck]:
+        return [c for c in self.checks if not c.valid]
+
+    def totals(self) -> Totals:
+        """Totals over the valid rows."""
+        t = Totals()
+        for c in self.checks:
+            if c.order is not None:
+                t.add(c.order)
+        return t
+
+    def by(self, key: Callable[[Order], str]) -> dict[str, Totals]:
+        """Totals of the valid rows grouped by ``key`` (e.g. type name), in first-seen order."""
+        groups: dict[str, Totals] = {}
+        for c in self.checks:
+            if c.order is not None:
+                groups.setdefault(key(c.order), Totals()).add(c.order)
+        return groups
+
+    def messages(self) -> list[str]:
+        """Every problem, one full line each (file, sheet, row, column, what to do)."""
+        return [self.sheet.describe(p) for c in self.checks for p in c.problems]
+
+    def warning_messages(self) -> list[str]:
+        """Every warning, one full line each."""
+        return [self.sheet.describe(p) for c in self.checks for p in c.warnings]
+
+
+class _RowChecker:
+    def __init__(self, sheet: Sheet, catalogue: Catalogue, default_department: str | None) -> None:
+        self.sheet = sheet
+        self.types = CatalogueIndex(catalogue.types, "gift certificate type")
+        self.departments = CatalogueIndex(catalogue.departments, "department")
+        self.default_department = default_department
+        self.default_department_item: CatalogueItem | None = None
+        self.default_department_error: str | None = None
+        if default_department is not None:
+            self.default_department_item, self.default_department_error = self.departments.find(default_department)
+
+    def problem(self, row: InputRow, fld: Field | None, message: str, value: Any = None) -> RowProblem:
+        header = self.sheet.column_map.get(fld.value) if fld is not None else None
+        letter = self.sheet.column_letters.get(header) if header is not None else None
+        if fld is not None and header is None:
+            # The field has no column (a default or a missing column): name the field instead.
+            header = _FIELD_LABELS.get(fld, fld.value)
+        return RowProblem(row.number, header, message, None if value is None else str(value), letter)
+
+    def text(self, row: InputRow, fld: Field, problems: list[RowProblem]) -> str | None:
+        raw = row.fields.get(fld.value)
+        if raw is None:
+            return None
+        text = clean_text(raw)
+        limit = MAX_LENGTHS.get(fld)
+        if limit is not None and len(text) > limit:
+            problems.append(self.problem(row, fld, f"is {len(text):,} characters long; at most {limit} are allowed. Shorten it.", text[:40] + "…"))
+            return None
+        return text or None
+
+    def check(self, row: InputRow) -> RowCheck:
+        problems = list(row.problems)
+        f = row.fields
+
+        name = self.text(row, Field.NAME, problems)
+        if name is None and not any(p.column == self.sheet.column_map.get(Field.NAME.value) for p in problems):
+            problems.append(self.problem(row, Field.NAME, "the recipient's name is missing. Fill it in."))
+
+        email = None
+        raw_email = f.get(Field.EMAIL.value)
+        if raw_email is None or not clean_text(raw_email):
+            if not any(p.column == self.sheet.column_map.get(Field.EMAIL.value) for p in problems):
+                problems.append(self.problem(row, Field.EMAIL, "the email address is missing. Fill it in."))
+        else:
+            email, why = check_email(clean_text(raw_email))
+            if email is None:
+                problems.append(self.problem(row, Field.EMAIL, f"'{raw_email}' is not a valid email address: {why} Correct it.", raw_email))
+
+        gtype = None
+        raw_type = f.get(Field.TYPE.value)
+        if raw_type is None or not clean_text(raw_type):
+            problems.append(self.problem(row, Field.TYPE, "the gift certificate type is missing. Write a type's name or id."))
+        else:
+            gtype, why = self.types.find(clean_text(raw_type))
+            if gtype is None:
+                problems.append(self.problem(row, Field.TYPE, why[0].upper() + why[1:], raw_type))
+
+        department = None
+        raw_dep = f.get(Field.DEPARTMENT.value)
+        if raw_dep is not None and clean_text(raw_dep):
+            department, why = self.departments.find(clean_text(raw_dep))
+            if department is None:
+                problems.append(self.problem(row, Field.DEPARTMENT, why[0].upper() + why[1:], raw_dep))
+        elif self.default_department is not None:
+            department = self.default_department_item
+            if department is None:
+                problems.append(RowProblem(row.number, "--department", (self.default_department_error or "unknown department").capitalize(), self.default_department))
+        else:
+            problems.append(self.problem(row, Field.DEPARTMENT, "the department is missing. Fill in the department's name or id, or give one for all rows with --department."))
+
+        price = f.get(Field.AMOUNT.value)
+        amount_header = self.sheet.column_map.get(Field.AMOUNT.value)
+        if price is None:
+            if not any(p.column == amount_header and amount_header for p in problems):
+                problems.append(self.problem(row, Field.AMOUNT, "the amount is missing. Write the value of one gift certificate, e.g. 500 or 499,95."))
+        elif not isinstance(price, Decimal):
+            problems.append(self.problem(row, Field.AMOUNT, "is not a number.", price))
+            price = None
+        elif price <= 0:
+            problems.append(self.problem(row, Field.AMOUNT, f"{price} is not a positive amount. Write the value of one gift certificate.", price))
+            price = None
+        elif price != price.quantize(_TWO_PLACES):
+            problems.append(self.problem(row, Field.AMOUNT, f"{price} has more than two decimals. Round it to øre/cents.", price))
+            price = None
+        elif price > MAX_AMOUNT:
+            problems.append(self.problem(row, Field.AMOUNT, f"{format_money(price)} is more than the {format_money(MAX_AMOUNT)} allowed per gift certificate. Check the amount.", price))
+            price = None
+
+        quantity = f.get(Field.QUANTITY.value, DEFAULT_QUANTITY)
+        if not isinstance(quantity, int) or isinstance(quantity, bool):
+            problems.append(self.problem(row, Field.QUANTITY, "is not a whole number.", quantity))
+            quantity = None
+        elif quantity < 1:
+            problems.append(self.problem(row, Field.QUANTITY, f"{quantity} is not a positive whole number. Write 1 or more.", quantity))
+            quantity = None
+        elif quantity > MAX_QUANTITY:
+            problems.append(self.problem(row, Field.QUANTITY, f"{quantity:,} is more than the {MAX_QUANTITY:,} allowed in one row. Split it over several rows.", quantity))
+            quantity = None
+
+        currency = clean_text(f.get(Field.CURRENCY.value) or DEFAULT_CURRENCY).upper()
+        if not _CURRENCY_RE.match(currency):
+            problems.append(self.problem(row, Field.CURRENCY, f"'{currency}' is not a three-letter currency code such as DKK or EUR.", currency))
+
+        country = clean_text(f.get(Field.COUNTRY.value) or DEFAULT_COUNTRY).upper()
+        if not _COUNTRY_RE.match(country) or country not in phonenumbers.SUPPORTED_REGIONS:
+            problems.append(self.problem(row, Field.COUNTRY, f"'{country}' is not a two-letter country code such as DK or SE.", country))
+
+        phone = self.text(row, Field.PHONE, problems)
+        address = self.text(row, Field.ADDRESS, problems)
+        postal = self.text(row, Field.POSTAL_CODE, problems)
+        city = self.text(row, Field.CITY, problems)
+
+        if problems:
+            return RowCheck(row, None, problems)
+        order = Order(
+            row=row.number, name=name, email=email, type=gtype, department=department,
+            price=price, quantity=quantity, currency=currency, country=country,
+            phone=phone, address=address, postal_code=postal, city=city,
+        )
+        return RowCheck(row, order, [], fingerprint=order_fingerprint(order))
+
+
+_FIELD_LABELS = {
+    Field.NAME: "name",
+    Field.EMAIL: "email",
+    Field.TYPE: "gift certificate type",
+    Field.AMOUNT: "amount",
+    Field.QUANTITY: "quantity",
+    Field.DEPARTMENT: "department",
+    Field.CURRENCY: "currency",
+    Field.COUNTRY: "country",
+}
+
+
+def validate(sheet: Sheet, catalogue: Catalogue, *, default_department: str | None = None,
+             progress: Callable[[int], None] | None = None) -> Validation:
+    """Check every row of ``sheet`` against ``catalogue``.
+
+    Args:
+        sheet: what ``sheet.read_sheet`` returned.
+        catalogue: the live gift certificate types and departments.
+        default_department: ``--department``: name or id used for rows whose
+            department cell is empty or whose sheet has no department column.
+        progress: called with the number of rows checked so far, every 1,000 rows and at the end.
+
+    Returns:
+        A :class:`Validation` with one :class:`RowCheck` per row, in input
+        order. Repeats within the file are added as warnings naming both rows.
+    """
+    checker = _RowChecker(sheet, catalogue, default_department)
+    checks = []
+    for i, row in enumerate(sheet.rows, 1):
+        checks.append(checker.check(row))
+        if progress is not None and i % 1000 == 0:
+            progress(i)
+    if progress is not None:
+        progress(len(checks))
+    _warn_repeats(checker, checks)
+    return Validation(sheet, checks)
+
+
+def _warn_repeats(checker: _RowChecker, checks: list[RowCheck]) -> None:
+    first_by_email: dict[str, int] = {}
+    first_by_print: dict[str, int] = {}
+    for c in checks:
+        if c.order is None:
+            continue
+        email = c.order.email.casefold()
+        if c.fingerprint in first_by_print:
+            other = first_by_print[c.fingerprint]
+            c.warnings.append(checker.problem(c.row, Field.EMAIL, f"the same gift certificate as row {other} (same email, type, department, amount and quantity). Both will be issued; delete one if that is a mistake.", c.order.email))
+        elif email in first_by_email:
+            other = first_by_email[email]
+            c.warnings.append(checker.problem(c.row, Field.EMAIL, f"{c.order.email} also appears in row {other}. Both rows will be issued.", c.order.email))
+        first_by_email.setdefault(email, c.row.number)
+        first_by_print.setdefault(c.fingerprint, c.row.number)
