@@ -8,10 +8,15 @@ Every test starts its own sandbox on a free port and talks to it with
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import requests
@@ -528,6 +533,41 @@ def test_stop_closes_the_port_and_kept_alive_connections():
     with pytest.raises(requests.ConnectionError):
         api.get("/api/v2/departments")
     sb.stop()  # a second stop is harmless
+
+
+def test_serve_forever_serves_until_stopped_from_another_thread():
+    sb = Sandbox()
+    server = threading.Thread(target=sb.serve_forever)
+    server.start()
+    assert Api(sb).get("/api/v2/departments").status_code == 200
+    sb.stop()
+    server.join(timeout=2)
+    assert not server.is_alive()
+
+
+def test_serve_forever_ends_cleanly_on_ctrl_c():
+    script = (
+        "from flexybulk.sandbox import Sandbox\n"
+        "sb = Sandbox()\n"
+        "print(sb.url, flush=True)\n"
+        "sb.serve_forever()\n"
+        "print('returned', flush=True)\n"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        url = process.stdout.readline().strip()
+        response = requests.get(url + "/api/v2/departments", headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"})
+        assert response.status_code == 200
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=5)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert (process.returncode, out, err) == (0, "returned\n", "")
 
 
 # -- faults -------------------------------------------------------------------

@@ -124,39 +124,40 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         path = urlsplit(self.path).path
-        sandbox = self.server.sandbox
-        control = path.startswith(CONTROL_PREFIX)
-        reply = self._read_body()
-        if isinstance(reply, _Reply):  # the body could not be read: answer and close
-            if not control:
-                sandbox.state.record_request(self.command, path, reply.status)
-            self._send(reply)
+        data = self._read_body()
+        if path.startswith(CONTROL_PREFIX):
+            # The sandbox's own paths: never faulted, never logged.
+            self._send(data if isinstance(data, _Reply) else self._answer(path, data))
             return
-        body = reply
-        if control:
-            self._send(self._answer(path, body))
+        if isinstance(data, _Reply):  # the body could not be read: answer and close
+            reply, fault = data, FaultKind.NONE
+        else:
+            reply, fault = self._answer_with_faults(path, data)
+        # Log before answering, so a client that has its answer also sees it logged.
+        state = self.server.sandbox.state
+        if fault is FaultKind.DROPPED:
+            state.record_request(self.command, path, None)
+            self.close_connection = True  # the work is done; the answer is never written
             return
+        state.record_request(self.command, path, reply.status)
+        self._send(reply)
+
+    def _answer_with_faults(self, path: str, data: bytes) -> tuple[_Reply, FaultKind]:
+        """The one place where faults apply: latency, then a 5xx/429 instead of the work, or the work."""
         # Read the injector once: `sandbox.faults = ...` may swap it meanwhile.
-        injector = sandbox._injector
+        injector = self.server.sandbox._injector
         fault = injector.decide()
         if injector.faults.latency:
             time.sleep(injector.faults.latency)
         if fault in (FaultKind.ERROR_500, FaultKind.ERROR_503):
             status = 500 if fault is FaultKind.ERROR_500 else 503
-            reply = _error(status, "Injected server error (sandbox fault); nothing was done.")
-        elif fault is FaultKind.RATE_LIMITED:
+            return _error(status, "Injected server error (sandbox fault); nothing was done."), fault
+        if fault is FaultKind.RATE_LIMITED:
             seconds = str(injector.faults.retry_after)
             message = f"Too many requests; retry after {seconds} s (sandbox fault)."
-            reply = _error(429, message, {"Retry-After": seconds})
-        else:
-            reply = self._answer(path, body)
-        # Log before answering, so a client that has its answer also sees it logged.
-        if fault is FaultKind.DROPPED:
-            sandbox.state.record_request(self.command, path, None)
-            self.close_connection = True  # the work is done; the answer is never written
-            return
-        sandbox.state.record_request(self.command, path, reply.status)
-        self._send(reply)
+            return _error(429, message, {"Retry-After": seconds}), fault
+        # FaultKind.DROPPED too: the work is done, the caller drops the answer.
+        return self._answer(path, data), fault
 
     do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_PATCH = do_OPTIONS = _handle
 
