@@ -261,7 +261,9 @@ class FlexyboxClient:
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        backoff = tenacity.wait_exponential_jitter(initial=self.settings.backoff, max=self.settings.max_backoff, jitter=self.settings.backoff)(state)
+        # Exponential back-off plus jitter, so workers that failed together do not retry together.
+        backoff = (tenacity.wait_exponential(multiplier=self.settings.backoff, max=self.settings.max_backoff)
+                   + tenacity.wait_random(0, self.settings.backoff))(state)
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             # The shared throttle already holds every worker for Retry-After; wait at least that long here too.
