@@ -127,7 +127,7 @@ def plan_batch(journal: Journal, validation: Validation, *, input_path: str, tar
         options: the run's options (recorded, JSON-able).
         batch_id: continue this batch (a result sheet names it); otherwise
             the most recent batch made from a file with the same SHA-256 is
-            resumed, or a new batch is created.
+            resumed, or a new batch is created (always, with ``allow_reissue``).
         allow_reissue: rows issued in an earlier batch become ``"reissue"``
             instead of ``"skip"`` (the caller must confirm before running).
 
@@ -138,7 +138,13 @@ def plan_batch(journal: Journal, validation: Validation, *, input_path: str, tar
         JournalError: the ledger cannot be written, or ``batch_id`` is unknown.
     """
     sheet = validation.sheet
-    batch = journal.get_batch(batch_id) if batch_id else journal.find_batch_by_sha256(sheet.sha256, target)
+    if batch_id:
+        batch = journal.get_batch(batch_id)
+    elif allow_reissue:
+        # Reissuing needs new ids, so a new batch; rows another batch left in flight are still adopted below.
+        batch = None
+    else:
+        batch = journal.find_batch_by_sha256(sheet.sha256, target)
     if batch_id and batch is None:
         from .errors import JournalError
 

@@ -137,10 +137,10 @@ class CatalogueIndex:
                 return None, f"the {self.what} '{item.name}' is inactive in Flexybox; choose an active one"
             return item, None
         names = [i.name for i in self.items if i.active]
-        close = difflib.get_close_matches(text.strip(), names, n=1, cutoff=0.6)
+        close = difflib.get_close_matches(text.strip(), names, n=1, cutoff=0.7)
         if not close:  # case-insensitive second chance
             folded = {n.casefold(): n for n in names}
-            hits = difflib.get_close_matches(key, list(folded), n=1, cutoff=0.6)
+            hits = difflib.get_close_matches(key, list(folded), n=1, cutoff=0.7)
             close = [folded[h] for h in hits]
         hint = f" Did you mean '{close[0]}'?" if close else f" Known: {', '.join(names)}." if len(names) <= 12 else ""
         return None, f"unknown {self.what} '{text}'.{hint}"
@@ -300,7 +300,8 @@ class _RowChecker:
         elif self.default_department is not None:
             department = self.default_department_item
             if department is None:
-                problems.append(RowProblem(row.number, "--department", (self.default_department_error or "unknown department").capitalize(), self.default_department))
+                why = self.default_department_error or "unknown department"
+                problems.append(RowProblem(row.number, "--department", why[0].upper() + why[1:], self.default_department))
         else:
             problems.append(self.problem(row, Field.DEPARTMENT, "the department is missing. Fill in the department's name or id, or give one for all rows with --department."))
 

@@ -9,6 +9,7 @@ every run.
 from __future__ import annotations
 
 import random
+import re
 import threading
 from dataclasses import dataclass
 from enum import Enum
@@ -45,6 +46,10 @@ class Faults:
         retry_after: whole seconds sent in ``Retry-After`` with a 429.
         seed: seed of the ``random.Random`` that decides; ``None`` for an
             unseeded (non-repeatable) generator.
+        only: a regular expression; when set, the 5xx/429/drop faults hit only
+            calls whose ``"METHOD /path"`` it matches (``re.search``), e.g.
+            ``r"^POST .*/commit$"`` to lose only commit answers. Latency applies
+            to every call either way.
 
     Raises:
         ValueError: a share outside 0..1, shares summing to more than 1,
@@ -57,6 +62,7 @@ class Faults:
     drop_rate: float = 0.0
     retry_after: int = 1
     seed: int | None = None
+    only: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("error_rate", "rate_limit_rate", "drop_rate"):
@@ -69,6 +75,8 @@ class Faults:
             raise ValueError(f"Faults.latency must be >= 0 seconds, not {self.latency!r}")
         if not isinstance(self.retry_after, int) or self.retry_after < 0:
             raise ValueError(f"Faults.retry_after must be a whole number of seconds >= 0, not {self.retry_after!r}")
+        if self.only is not None:
+            re.compile(self.only)  # a bad pattern fails here, not inside a request thread
 
 
 def decide(faults: Faults, rng: random.Random) -> FaultKind:
@@ -103,7 +111,10 @@ class FaultInjector:
         self._rng = random.Random(self.faults.seed)
         self._lock = threading.Lock()
 
-    def decide(self) -> FaultKind:
-        """The fault for the next API request."""
+    def decide(self, call: str = "") -> FaultKind:
+        """The fault for the next API request; ``call`` is ``"METHOD /path"`` (for ``Faults.only``)."""
         with self._lock:
-            return decide(self.faults, self._rng)
+            kind = decide(self.faults, self._rng)  # always one draw, so the sequence stays repeatable
+        if self.faults.only is not None and not re.search(self.faults.only, call):
+            return FaultKind.NONE
+        return kind

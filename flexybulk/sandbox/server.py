@@ -146,7 +146,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         """The one place where faults apply: latency, then a 5xx/429 instead of the work, or the work."""
         # Read the injector once: `sandbox.faults = ...` may swap it meanwhile.
         injector = self.server.sandbox._injector
-        fault = injector.decide()
+        fault = injector.decide(f"{self.command} {path}")
         if injector.faults.latency:
             time.sleep(injector.faults.latency)
         if fault in (FaultKind.ERROR_500, FaultKind.ERROR_503):

@@ -1,0 +1,127 @@
+"""Validation: every problem of every row, with row numbers and columns; summaries in Decimal."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from builders import make_sheet, person
+from flexybulk.model import Catalogue, CatalogueItem, RowProblem
+from flexybulk.sandbox import default_catalogue
+from flexybulk.validate import check_email, clean_text, fingerprint, validate
+
+
+@pytest.fixture
+def catalogue() -> Catalogue:
+    raw = default_catalogue()
+    return Catalogue(
+        types=tuple(CatalogueItem(t["Id"], t["Name"]) for t in raw["types"]) + (CatalogueItem("old-1", "Gammelt kort", active=False),),
+        departments=tuple(CatalogueItem(d["Id"], d["Name"]) for d in raw["departments"]),
+    )
+
+
+def test_valid_rows_become_orders_with_catalogue_ids(catalogue):
+    sheet = make_sheet([person(0, type="gavekort", department="KØBENHAVN", amount="499.95", quantity=2),
+                        person(1, type="c64d4fab-d517-5859-aa54-af0d23944cd4", department="3")])
+    v = validate(sheet, catalogue)
+    assert [c.valid for c in v.checks] == [True, True]
+    first, second = v.checks[0].order, v.checks[1].order
+    assert first.type.id == "e2080ad4-3ed0-55aa-bcb6-d5d895186603" and first.department.id == 2
+    assert first.total == Decimal("999.90") and first.currency == "DKK" and first.country == "DK"
+    assert second.type.name == "Julegavekort" and second.department.id == 3 and type(second.department.id) is int
+    totals = v.totals()
+    assert (totals.certificates, totals.amounts) == (4, {"DKK": Decimal("1499.90")})
+    assert totals.money() == "1,499.90 DKK"
+
+
+def test_every_problem_of_every_row_is_reported_with_row_and_column(catalogue):
+    sheet = make_sheet([
+        person(0, name=None, email="not-an-email"),
+        person(1, type="Gavekrot", department="Roskilde"),
+        person(2, amount="-5", quantity=0),
+        person(3, amount="10.555"),
+        person(4, type="Gammelt kort"),
+    ], name="fejl.xlsx")
+    v = validate(sheet, catalogue)
+    assert [c.valid for c in v.checks] == [False] * 5
+    msgs = v.messages()
+    assert "fejl.xlsx, sheet 'Ark1', row 2, column 'Navn' (A): the recipient's name is missing. Fill it in." in msgs
+    assert any(m.startswith("fejl.xlsx, sheet 'Ark1', row 2, column 'E-mail' (B): 'not-an-email' is not a valid email address") for m in msgs)
+    assert "fejl.xlsx, sheet 'Ark1', row 3, column 'Gavekorttype' (C): Unknown gift certificate type 'Gavekrot'. Did you mean 'Gavekort'?" in msgs
+    assert any(m.startswith("fejl.xlsx, sheet 'Ark1', row 3, column 'Afdeling' (F): Unknown department 'Roskilde'.") for m in msgs)
+    assert any("row 4, column 'Beløb' (D): -5 is not a positive amount" in m for m in msgs)
+    assert any("row 4, column 'Antal' (E): 0 is not a positive whole number" in m for m in msgs)
+    assert any("row 5, column 'Beløb' (D): 10.555 has more than two decimals" in m for m in msgs)
+    assert any("row 6, column 'Gavekorttype' (C): The gift certificate type 'Gammelt kort' is inactive" in m for m in msgs)
+    assert len(msgs) == 8
+
+
+def test_reader_problems_are_kept_and_not_duplicated(catalogue):
+    sheet = make_sheet([person(0, amount=None)])
+    sheet.rows[0].problems.append(RowProblem(2, "Beløb", "'1.000' could mean 1000 or 1.000", "1.000", "D"))
+    v = validate(sheet, catalogue)
+    assert [p.message for p in v.checks[0].problems] == ["'1.000' could mean 1000 or 1.000"]
+
+
+def test_department_option_fills_missing_department(catalogue):
+    sheet = make_sheet([{"name": "A", "email": "a@example.com", "type": "Gavekort", "amount": "100"}],
+                       fields=["name", "email", "type", "amount"])
+    assert "the department is missing" in validate(sheet, catalogue).messages()[0]
+    v = validate(sheet, catalogue, default_department="odense")
+    assert v.checks[0].order.department.id == 4
+    bad = validate(sheet, catalogue, default_department="Mars")
+    assert bad.messages() == ["liste.xlsx, sheet 'Ark1', row 2, column '--department': Unknown department 'Mars'. Known: Webshop, København, Aarhus, Odense."]
+
+
+def test_country_and_currency_codes(catalogue):
+    sheet = make_sheet([person(0, country="NA", currency="eur"), person(1, country="Danmark", currency="kroner")],
+                       fields=["name", "email", "type", "amount", "quantity", "department", "country", "currency"])
+    v = validate(sheet, catalogue)
+    assert v.checks[0].order.country == "NA"  # Namibia, not "missing" (pitfalls P8)
+    assert v.checks[0].order.currency == "EUR"
+    msgs = v.messages()
+    assert any("row 3, column 'Land' (G): 'DANMARK' is not a two-letter country code" in m for m in msgs)
+    assert any("row 3, column 'Valuta' (H): 'KRONER' is not a three-letter currency code" in m for m in msgs)
+
+
+def test_bounds_and_control_characters(catalogue):
+    sheet = make_sheet([person(0, name="Anna\x00 \u200bHansen\t"), person(1, name="x" * 10_000), person(2, amount="250000"),
+                        person(3, quantity=5000)])
+    v = validate(sheet, catalogue)
+    assert v.checks[0].order.name == "Anna Hansen"
+    msgs = v.messages()
+    assert any("row 3, column 'Navn' (A): is 10,000 characters long; at most 200 are allowed" in m for m in msgs)
+    assert any("row 4, column 'Beløb' (D): 250,000.00 is more than the 100,000.00 allowed" in m for m in msgs)
+    assert any("row 5, column 'Antal' (E): 5,000 is more than the 1,000 allowed" in m for m in msgs)
+
+
+def test_repeats_within_a_file_are_warnings_naming_both_rows(catalogue):
+    sheet = make_sheet([person(0), person(1), person(0), person(2, email="PERSON.1@example.com")])
+    v = validate(sheet, catalogue)
+    assert all(c.valid for c in v.checks)
+    warnings = v.warning_messages()
+    assert len(warnings) == 2
+    assert "row 4, column 'E-mail' (B): the same gift certificate as row 2" in warnings[0]
+    assert "row 5, column 'E-mail' (B): PERSON.1@example.com also appears in row 3. Both rows will be issued." in warnings[1]
+
+
+def test_summary_per_type_and_department(catalogue):
+    sheet = make_sheet([person(0, type="Firmagavekort", amount="1000", quantity=5), person(1, department="Aarhus"),
+                        person(2, currency="EUR", amount="10")], fields=["name", "email", "type", "amount", "quantity", "department", "currency"])
+    v = validate(sheet, catalogue)
+    by_type = v.by(lambda o: o.type.name)
+    assert list(by_type) == ["Firmagavekort", "Gavekort"]
+    assert by_type["Firmagavekort"].amounts == {"DKK": Decimal("5000")}
+    assert by_type["Gavekort"].money() == "500.00 DKK + 30.00 EUR"
+    assert v.by(lambda o: o.department.name)["Aarhus"].certificates == 2
+
+
+def test_email_and_text_helpers():
+    assert check_email("Anna@Example.COM") == ("Anna@example.com", None)
+    assert check_email("a@@b.dk")[0] is None
+    assert clean_text("  a\u00a0 b\u200b ") == "a b"
+    one = fingerprint("A@example.com", "G", 1, Decimal("250"), 2, "dkk")
+    assert one == fingerprint("a@example.com", "g", 1, Decimal("250.00"), 2, "DKK")
+    assert one != fingerprint("a@example.com", "g", 2, Decimal("250.00"), 2, "DKK")
+    assert one != fingerprint("a@example.com", "g", 1, Decimal("250.01"), 2, "DKK")
