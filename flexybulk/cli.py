@@ -546,7 +546,6 @@ def _print_plan(plan: Any, validation: Any, totals: Any) -> None:
 def _result_output(sheet: Sheet, validation: Any, plan: Any, records: dict, ledger_path: Path) -> Any:
     from .issue import problems_text
     from .results import RESULT_COLUMNS, OutputRow, OutputSheet, input_values
-    from .validate import format_money
 
     rows = []
     issued_amounts: dict[str, Decimal] = {}
@@ -584,7 +583,7 @@ def _result_output(sheet: Sheet, validation: Any, plan: Any, records: dict, ledg
     ]
     summary += [(f"Rows {k}", v) for k, v in sorted(counts.items())]
     summary += [("Gift certificates issued", issued_certs)]
-    summary += [(f"Total issued {cur}", format_money(v)) for cur, v in sorted(issued_amounts.items())]
+    summary += [(f"Total issued {cur}", v) for cur, v in sorted(issued_amounts.items())]
     summary += [("Ledger", str(ledger_path))]
     return OutputSheet(sheet.headers, RESULT_COLUMNS, rows, header_row=sheet.header_row, summary=summary,
                        sheet_name="Result", csv_delimiter=sheet.csv_delimiter or ",")
@@ -603,7 +602,15 @@ def _report_outcome(plan: Any, records: dict, checks: dict, out: Path, report: A
             issued.amounts[r.content["currency"]] = issued.amounts.get(r.content["currency"], Decimal(0)) + \
                 Decimal(r.content["price"]) * int(r.content["quantity"])
     invalid = sum(1 for n, c in checks.items() if not c.valid and (n not in records or records[n].status != RowStatus.ISSUED))
-    echo(f"Issued: {issued.rows:,} rows, {issued.certificates:,} gift certificates, {issued.money()} (batch {plan.batch.id}).")
+    now = Totals()
+    sent = report.outcomes if report is not None else {}
+    for n, st in sent.items():
+        if st == RowStatus.ISSUED and checks.get(n) is not None and checks[n].order is not None:
+            now.add(checks[n].order)
+    echo(f"Issued now: {now.rows:,} rows, {now.certificates:,} gift certificates, {now.money()}.")
+    if issued.rows != now.rows:
+        echo(f"Issued in this batch in all: {issued.rows:,} rows, {issued.certificates:,} gift certificates, {issued.money()}.")
+    echo(f"Batch: {plan.batch.id}")
     other = ", ".join(f"{s.value}: {n:,}" for s, n in sorted(counts.items(), key=lambda kv: kv[0].value) if s != RowStatus.ISSUED)
     if other:
         echo(f"Not issued: {other}.")

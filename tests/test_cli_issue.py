@@ -1,0 +1,263 @@
+"""``flexybulk issue`` / ``retry`` / ``status`` end to end against the sandbox on 127.0.0.1."""
+
+from __future__ import annotations
+
+import _thread
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from clirun import flexybulk
+from conftest import REPO, shared_input
+from flexybulk.model import RowStatus
+from flexybulk.sandbox import Faults
+from flexybulk.sandbox.state import Refusal
+
+SAMPLES = REPO / "samples"
+
+
+def result_rows(path: Path) -> list[dict]:
+    wb = openpyxl.load_workbook(path)
+    ws = wb["Result"]
+    rows = [r for r in ws.iter_rows(values_only=True)]
+    header_index = next(i for i, r in enumerate(rows) if r and "Status" in r)
+    headers = rows[header_index]
+    return [dict(zip(headers, r)) for r in rows[header_index + 1:] if any(v is not None for v in r)]
+
+
+def assert_result_matches_sandbox(rows: list[dict], sandbox) -> None:
+    """Every ISSUED row's ids and certificate numbers are what the sandbox recorded."""
+    orders = sandbox.state.orders
+    certs = sandbox.state.certificates
+    for row in rows:
+        if row["Status"] != "ISSUED":
+            continue
+        order = orders[row["SalesOrderId"].lower()]
+        assert order["Status"] == "Committed"
+        assert order["CustomerId"] == row["CustomerId"]
+        assert [p["ExternalPayment"]["Id"] for p in order["Payments"]] == [row["ExternalPaymentId"]]
+        mine = sorted(c["Number"] for c in certs if c["SalesOrderId"] == order["Id"])
+        assert sorted(row["GiftCertificateNumbers"].split(", ")) == mine
+        assert len(mine) == int(row["Antal"])
+
+
+@pytest.mark.parametrize("name, rows, certificates, total", [
+    ("kampagne-libreoffice.xlsx", 25, 54, Decimal("31500.00")),
+    ("firmagaver-da.csv", 8, 34, Decimal("67249.40")),
+])
+def test_issue_shared_inputs(tmp_path, sandbox_env, name, rows, certificates, total):
+    src = shutil.copy(shared_input(name), tmp_path / name)
+    run = flexybulk("issue", src, "--yes")
+    assert run.code == 0, run.output
+    assert f"Issued now: {rows} rows, {certificates} gift certificates, {total:,.2f} DKK." in run.stdout
+    counts = sandbox_env.state.counts()
+    assert counts["committed_orders"] == rows
+    assert counts["certificates"] == certificates
+    assert sum(c["Amount"] for c in sandbox_env.state.certificates) == total
+    result = tmp_path / (Path(name).stem + ".result.xlsx")
+    got = result_rows(result)
+    assert [r["Status"] for r in got] == ["ISSUED"] * rows
+    assert [r["Row"] for r in got] == list(range(2, rows + 2))
+    assert_result_matches_sandbox(got, sandbox_env)
+
+    again = flexybulk("issue", src, "--yes")
+    assert again.code == 0, again.output
+    assert "Issued now: 0 rows, 0 gift certificates, 0.00." in again.stdout
+    assert f"Already issued in this batch: {rows} rows (skipped)." in again.stdout
+    assert sandbox_env.state.counts()["certificates"] == certificates  # nothing twice
+
+
+def test_batch_issue_py_behaves_like_flexybulk(tmp_path, sandbox_env):
+    src = shutil.copy(SAMPLES / "fejl.xlsx", tmp_path / "fejl.xlsx")
+    script = subprocess.run([sys.executable, str(REPO / "batch_issue.py"), "validate", src, "-q"],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    inproc = flexybulk("validate", src, "-q")
+    assert script.returncode == inproc.code == 1
+    assert script.stdout == inproc.stdout
+    assert script.stderr == inproc.stderr
+    assert "row 12, column 'Telefon' (C)" in script.stderr
+
+
+def test_no_token_exits_2_naming_the_variable(tmp_path):
+    run = flexybulk("issue", SAMPLES / "kampagne.xlsx", "--yes")
+    assert run.code == 2
+    assert "FLEXYBOX_TOKEN" in run.stderr and "--sandbox" in run.stderr
+    assert "Traceback" not in run.output
+
+
+def test_plain_http_url_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLEXYBOX_TOKEN", "t0ken-value")
+    run = flexybulk("validate", SAMPLES / "kampagne.xlsx", "--pos-url", "http://pos.example.com")
+    assert run.code == 2
+    assert "plain http" in run.stderr
+    assert "t0ken-value" not in run.output
+
+
+def test_sandbox_flag_runs_the_quick_start(tmp_path, monkeypatch):
+    monkeypatch.delenv("FLEXYBULK_LEDGER")
+    monkeypatch.setenv("HOME", str(tmp_path))  # the default ledger must not be touched
+    src = shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx")
+    run = flexybulk("issue", src, "--sandbox", "--yes")
+    assert run.code == 0, run.output
+    assert "Issued now: 6 rows, 18 gift certificates, 10,399.85 DKK." in run.stdout
+    assert [r["Status"] for r in result_rows(tmp_path / "kampagne.result.xlsx")] == ["ISSUED"] * 6
+    assert not list(tmp_path.glob(".local/share/flexybulk/*"))  # the sandbox's ledger was temporary
+
+
+def test_invalid_rows_stop_before_any_call_unless_skip_invalid(tmp_path, sandbox_env):
+    src = shutil.copy(SAMPLES / "fejl.xlsx", tmp_path / "fejl.xlsx")
+    run = flexybulk("issue", src, "--yes")
+    assert run.code == 1
+    assert "Nothing was issued: 10 rows are invalid." in run.stderr
+    assert {m for m, _, _ in sandbox_env.state.requests} == {"GET"}  # only the catalogue was read
+    assert (tmp_path / "fejl.validation.xlsx").exists()
+
+    run = flexybulk("issue", src, "--yes", "--skip-invalid")
+    assert run.code == 1  # some rows were not issued
+    assert "Issued now: 2 rows, 3 gift certificates, 1,250.00 DKK." in run.stdout
+    assert sandbox_env.state.counts()["certificates"] == 3
+    got = result_rows(tmp_path / "fejl.result.xlsx")
+    assert [r["Status"] for r in got] == ["ISSUED"] + ["INVALID"] * 10 + ["ISSUED"]
+    assert got[2]["Error"].startswith("E-mail (B): 'forkert@@example' has more than one @")
+    assert got[2]["SalesOrderId"] is None
+
+
+def test_confirmation_is_asked_and_no_means_nothing_issued(tmp_path, sandbox_env):
+    src = shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx")
+    run = flexybulk("issue", src, input="n\n")
+    assert run.code == 1
+    assert "Issue 18 gift certificates worth 10,399.85 DKK for 6 rows?" in run.stderr
+    assert "Aborted" in run.stderr
+    assert sandbox_env.state.counts()["customers"] == 0
+    run = flexybulk("issue", src, input="y\n")
+    assert run.code == 0, run.output
+    assert sandbox_env.state.counts()["certificates"] == 18
+
+
+def test_same_file_twice_issues_nothing_twice_and_reissue_needs_confirmation(tmp_path, sandbox_env):
+    src = shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx")
+    assert flexybulk("issue", src, "--yes").code == 0
+    again = flexybulk("issue", src, "--yes")  # the same file: the same batch, all done
+    assert "Already issued in this batch: 6 rows (skipped)." in again.stdout
+    # A re-saved copy (other bytes, same rows) is a new batch: its rows match the earlier issues.
+    copy = tmp_path / "kampagne-kopi.xlsx"
+    wb = openpyxl.load_workbook(src)
+    wb.properties.title = "kopi"
+    wb.save(copy)
+    run = flexybulk("issue", copy, "--yes")
+    assert run.code == 0, run.output
+    assert "Issued by an earlier batch: 6 rows (skipped)." in run.stdout
+    assert sandbox_env.state.counts()["certificates"] == 18
+    # --allow-reissue asks even with --yes; "no" issues nothing.
+    run = flexybulk("issue", copy, "--yes", "--allow-reissue", input="n\n")
+    assert run.code == 1
+    assert "6 rows were already issued by an earlier batch. Issue them AGAIN?" in run.stderr
+    assert sandbox_env.state.counts()["certificates"] == 18
+    run = flexybulk("issue", copy, "--yes", "--allow-reissue", input="y\n")
+    assert run.code == 0, run.output
+    assert sandbox_env.state.counts()["certificates"] == 36
+
+
+def test_retry_reissues_a_corrected_failed_row_and_never_an_issued_one(tmp_path, sandbox_env, monkeypatch):
+    src = shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx")
+    state = sandbox_env.state
+    real_put_customer = state.put_customer
+
+    def refusing(customer_id, body):
+        # The vendor refuses this address (say, a blocked domain) although its syntax is fine.
+        if body.get("EmailAddress") == "lars@example.com":
+            raise Refusal(400, "EmailAddress is blocked", "EmailAddress")
+        return real_put_customer(customer_id, body)
+
+    monkeypatch.setattr(state, "put_customer", refusing)
+    run = flexybulk("issue", src, "--yes")
+    assert run.code == 1
+    result = tmp_path / "kampagne.result.xlsx"
+    got = result_rows(result)
+    assert [r["Status"] for r in got] == ["ISSUED", "ISSUED", "ISSUED", "FAILED", "ISSUED", "ISSUED"]
+    assert "EmailAddress is blocked" in got[3]["Error"]
+    before = Counter(c["SalesOrderId"] for c in state.certificates)
+    assert sum(before.values()) == 18 - 3
+
+    # The user fixes the failed row's email, and also edits an ISSUED row (which must not be re-sent).
+    wb = openpyxl.load_workbook(result)
+    ws = wb["Result"]
+    ws["B5"] = "lars.ny@example.com"
+    ws["I2"] = 9999
+    wb.save(result)
+    run = flexybulk("retry", result, "--yes")
+    assert run.code == 0, run.output
+    assert "Issued now: 1 rows, 3 gift certificates, 599.85 DKK." in run.stdout
+    after = Counter(c["SalesOrderId"] for c in state.certificates)
+    assert sum(after.values()) == 18
+    assert {k: v for k, v in after.items() if k in before} == before  # the issued rows were not touched
+    got = result_rows(result)
+    assert [r["Status"] for r in got] == ["ISSUED"] * 6
+    assert got[3]["E-mail"] == "lars.ny@example.com"
+    assert got[3]["SalesOrderId"] == result_rows(result)[3]["SalesOrderId"]
+    assert_result_matches_sandbox([got[3]], sandbox_env)
+    customer = state.customers[got[3]["CustomerId"]]
+    assert customer["EmailAddress"] == "lars.ny@example.com"
+
+    status = flexybulk("status", result)
+    assert status.code == 0
+    assert "Rows: ISSUED: 6 (of 6)." in status.stdout
+    assert "Issued: 18 gift certificates, 10,399.85 DKK." in status.stdout
+
+
+def test_unknown_commit_outcome_is_reported_and_settled_by_retry(tmp_path, sandbox_env):
+    src = shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx")
+    sandbox_env.faults = Faults(drop_rate=1.0, only=r"^POST .*/commit$")
+    run = flexybulk("issue", src, "--yes", "--max-attempts", "2")
+    assert run.code == 1
+    got = result_rows(tmp_path / "kampagne.result.xlsx")
+    assert [r["Status"] for r in got] == ["UNKNOWN"] * 6
+    assert "cannot issue twice" in got[0]["Error"]
+    assert sandbox_env.state.counts()["certificates"] == 18  # the commits really happened
+    status = flexybulk("status", tmp_path / "kampagne.result.xlsx")
+    assert status.code == 1 and "Needing attention: 6 rows" in status.stdout
+    sandbox_env.faults = Faults()
+    run = flexybulk("retry", tmp_path / "kampagne.result.xlsx", "--yes")
+    assert run.code == 0, run.output
+    assert sandbox_env.state.counts()["certificates"] == 18
+    got = result_rows(tmp_path / "kampagne.result.xlsx")
+    assert [r["Status"] for r in got] == ["ISSUED"] * 6
+    assert_result_matches_sandbox(got, sandbox_env)
+
+
+def test_ctrl_c_finishes_calls_in_flight_and_leaves_pending_rows(tmp_path, sandbox_env, monkeypatch):
+    from flexybulk import issue as issue_module
+
+    rows = ["Navn;E-mail;Gavekorttype;Beløb;Antal;Afdeling"] + [f"P {i};p{i}@example.com;Gavekort;100;1;Webshop" for i in range(40)]
+    src = tmp_path / "mange.csv"
+    src.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    sandbox_env.faults = Faults(latency=0.01)
+    done = Counter()
+    real = issue_module.BatchRunner._issue_row
+
+    def counting(self, rec):
+        status = real(self, rec)
+        done[status] += 1
+        if done[RowStatus.ISSUED] == 5:
+            _thread.interrupt_main()  # what Ctrl-C does
+        return status
+
+    monkeypatch.setattr(issue_module.BatchRunner, "_issue_row", counting)
+    run = flexybulk("issue", src, "--yes", "--workers", "2")
+    assert run.code == 130
+    assert "Interrupted" in run.stderr and "retry" in run.stderr
+    got = result_rows(tmp_path / "mange.result.xlsx")
+    statuses = Counter(r["Status"] for r in got)
+    assert statuses["ISSUED"] >= 5 and statuses["PENDING"] >= 20
+    assert set(statuses) == {"ISSUED", "PENDING"}  # calls in flight finished: nothing half-done
+    assert sandbox_env.state.counts()["certificates"] == statuses["ISSUED"]
+    monkeypatch.setattr(issue_module.BatchRunner, "_issue_row", real)
+    run = flexybulk("retry", tmp_path / "mange.result.xlsx", "--yes")
+    assert run.code == 0, run.output
+    assert sandbox_env.state.counts()["certificates"] == 40
