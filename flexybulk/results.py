@@ -39,7 +39,8 @@ RESULT_COLUMNS = ("Status", "Error", "CustomerId", "SalesOrderId", "ExternalPaym
 VALIDATION_COLUMNS = ("Status", "Error", "Warning", "Row")
 OWN_COLUMNS = frozenset(RESULT_COLUMNS) | frozenset(VALIDATION_COLUMNS)
 
-_DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r")
+# OWASP's list, plus a line feed: XML readers turn a leading CR into LF, and it must stay neutralised.
+_DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
 def is_dangerous(text: str) -> bool:
