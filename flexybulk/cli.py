@@ -221,6 +221,18 @@ def _read(path: str, kw: dict, *, quiet: bool = False) -> Sheet:
     return sheet
 
 
+def _validate(sheet: Sheet, catalogue: Any, kw: dict) -> Any:
+    """Validate with a progress bar for long sheets (none with --quiet or off a terminal)."""
+    from .validate import validate as run_validation
+
+    bar = _progress_bar(len(sheet.rows), kw["quiet"] or len(sheet.rows) < 5000, "Validating")
+    try:
+        return run_validation(sheet, catalogue, default_department=kw.get("department"),
+                              progress=lambda done: bar.update(done - bar.n))
+    finally:
+        bar.close()
+
+
 def _result_sheet_batch(sheet: Sheet) -> str | None:
     """For a result sheet given as input: its batch id, with each row renumbered to its input row.
 
@@ -347,13 +359,12 @@ def validate(file: str, output: str | None, **kw: Any) -> int:
     """
     from .client import FlexyboxClient
     from .results import default_output_path, write_output
-    from .validate import validate as run_validation
 
     with api_context(kw) as ctx:
         sheet = _read(file, kw, quiet=kw["quiet"])
         with FlexyboxClient(ctx.settings) as client:
             catalogue = client.get_catalogue()
-        validation = run_validation(sheet, catalogue, default_department=kw.get("department"))
+        validation = _validate(sheet, catalogue, kw)
         _print_validation(validation)
         out = Path(output) if output else default_output_path(Path(file), "validation")
         write_output(_validation_output(validation), out)
@@ -434,7 +445,6 @@ def _issue_command(file: str, kw: dict, *, command: str) -> int:
     from .client import FlexyboxClient
     from .issue import BatchRunner, plan_batch
     from .results import default_output_path, write_output
-    from .validate import validate as run_validation
 
     quiet = kw["quiet"]
     with api_context(kw, workers=kw["workers"], rate=kw["rate"]) as ctx, contextlib.ExitStack() as stack:
@@ -446,7 +456,7 @@ def _issue_command(file: str, kw: dict, *, command: str) -> int:
         journal = stack.enter_context(_open_journal(kw, ctx))
         client = stack.enter_context(FlexyboxClient(ctx.settings))
         catalogue = client.get_catalogue()
-        validation = run_validation(sheet, catalogue, default_department=kw.get("department"))
+        validation = _validate(sheet, catalogue, kw)
 
         # Rows the ledger already issued are never re-sent, so edits to them cannot block a rerun.
         batch = journal.get_batch(batch_id) if batch_id else journal.find_batch_by_sha256(sheet.sha256, ctx.target)
