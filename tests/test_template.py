@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
 import openpyxl
 import pytest
+from click.testing import CliRunner
 
 from flexybulk import validate as validation
-from flexybulk.client import parse_catalogue
+from flexybulk.cli import cli, main
+from flexybulk.client import FlexyboxClient, parse_catalogue
 from flexybulk.errors import InputFileError
 from flexybulk.model import Catalogue, CatalogueItem, Field, InputRow, Sheet
-from flexybulk.sandbox import default_catalogue
-from flexybulk.template import COLUMN_FIELDS, LAST_ROW, dropdown_names, write_template
+from flexybulk.sandbox import Sandbox, default_catalogue
+from flexybulk.settings import TOKEN_ENV, URL_ENVS
+from flexybulk.template import COLUMN_FIELDS, LAST_ROW, dropdown_names, register, write_template
 
 HEADERS = {
     "da": ["Navn", "E-mail", "Gavekorttype", "Beløb", "Antal", "Afdeling",
@@ -314,3 +319,129 @@ def test_an_unknown_language_is_a_value_error(tmp_path):
         write_template(tmp_path / "t.xlsx", builtin_catalogue(), lang="de")
     assert list(tmp_path.iterdir()) == []
 
+
+# -- the command --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    register(cli)  # what cli.py does; registering again replaces the command
+    register(cli)
+    assert list(cli.commands).count("template") == 1
+    return CliRunner()
+
+
+def test_cli_writes_the_template_from_the_sandbox(runner, tmp_path):
+    out = tmp_path / "modtagere.xlsx"
+    result = runner.invoke(cli, ["template", str(out), "--sandbox"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"Template: {out}",
+        "Dropdowns: 4 gift certificate types, 4 departments (from sandbox).",
+        f"Fill it in, then check it (issues nothing): flexybulk validate {out}",
+    ]
+    wb = load(out)
+    assert [c.value for c in wb["Lister"]["A"]][1:] == BUILTIN_TYPES
+    assert [c.value for c in wb["Lister"]["B"]][1:] == BUILTIN_DEPARTMENTS
+
+
+def test_cli_takes_the_active_names_from_a_live_catalogue(runner, tmp_path, monkeypatch):
+    """Through HTTP, as a user with FLEXYBOX_* set: IsActive false is left out; no departments, no dropdown."""
+    catalogue = {
+        "types": [{"Id": "t1", "Name": "Gavekort, stor", "IsActive": True},
+                  {"Id": "t2", "Name": "Udgået", "IsActive": False},
+                  {"Id": "t3", "Name": 'Kort "Deluxe"'}],
+        "departments": [{"Id": 1, "Name": "Lukket", "IsActive": False}],
+    }
+    with Sandbox(catalogue=catalogue) as sb:
+        monkeypatch.setenv(TOKEN_ENV, sb.token)
+        for var in URL_ENVS.values():
+            monkeypatch.setenv(var, sb.url)
+        out = tmp_path / "modtagere.xlsx"
+        result = runner.invoke(cli, ["template", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"Dropdowns: 2 gift certificate types, 0 departments (from {sb.url})." in result.output.splitlines()
+    assert "Warning: Flexybox lists no active departments: the 'Afdeling' column has no dropdown." in result.output
+    wb = load(out)
+    assert [c.value for c in wb["Lister"]["A"]] == ["Gavekorttyper", "Gavekort, stor", 'Kort "Deluxe"']
+    assert set(validations(wb["Modtagere"])) == {"C2:C10001", "E2:E10001", "D2:D10001"}
+
+
+def test_cli_english_and_overwriting(runner, tmp_path, capsys):
+    out = tmp_path / "recipients.xlsx"
+    out.write_bytes(b"a filled-in sheet")
+    # Through main(): the one error boundary turns the refusal into a message and exit code 2.
+    assert main(["template", str(out), "--lang", "en", "--sandbox"]) == 2
+    assert capsys.readouterr().err == f"Error: {out} exists already. Choose another name, or add --force to overwrite it.\n"
+    assert out.read_bytes() == b"a filled-in sheet"
+    result = runner.invoke(cli, ["template", str(out), "--lang", "EN", "--sandbox", "--force"])
+    assert result.exit_code == 0, result.output
+    assert load(out).sheetnames == SHEETS["en"]
+
+
+def test_cli_refuses_a_name_that_is_not_xlsx(runner, tmp_path, capsys):
+    assert main(["template", str(tmp_path / "modtagere.csv"), "--sandbox"]) == 2
+    assert capsys.readouterr().err == "Error: modtagere.csv: the template is an Excel workbook; give it a name ending in .xlsx.\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_help_has_an_example(runner):
+    result = runner.invoke(cli, ["template", "--help"])
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert "  Examples:" in lines
+    assert "    flexybulk template modtagere.xlsx --sandbox            # try it with the sandbox's catalogue" in lines
+    assert "--lang [da|en]" in result.output and "--force" in result.output
+
+
+def test_importing_the_module_does_not_load_openpyxl():
+    """cli.py imports this module at start-up; the other commands must not pay for openpyxl."""
+    code = "import sys, flexybulk.template; sys.exit('openpyxl' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1]).returncode == 0
+
+
+# -- the round trip ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", ["da", "en"])
+def test_a_template_filled_in_by_a_script_validates_cleanly(runner, tmp_path, settings, lang):
+    """A template written by `flexybulk template --sandbox` and filled in by a script validates cleanly."""
+    sheet_module = pytest.importorskip("flexybulk.sheet")
+    out = tmp_path / "kampagne.xlsx"
+    assert runner.invoke(cli, ["template", str(out), "--sandbox", "--lang", lang]).exit_code == 0
+
+    wb = openpyxl.load_workbook(out)
+    data, _, lists_name = SHEETS[lang]
+    types = [c.value for c in wb[lists_name]["A"]][1:]
+    departments = [c.value for c in wb[lists_name]["B"]][1:]
+    ws = wb[data]
+    # Name, Email, Type, Amount, Quantity, Department, Phone, Address, Postal code, City, Country, Currency
+    ws.append(["Søren Ærø Østergård", "soren@example.com", types[1], 250.5, 2, departments[1],
+               "+4512345678", "Åboulevarden 12, 2. th.", "0800", "København K", None, None])
+    ws.append(["Åse Blåbær", "aase@example.com", types[0], 500, 1, departments[3],
+               None, None, "5000", "Odense C", "DK", "DKK"])
+    wb.save(out)
+
+    sheet = sheet_module.read_sheet(out, sheet_module.ReadOptions())
+    assert sheet.sheet_name == data  # not the help sheet, not the hidden lists
+    assert sheet.warnings == []
+    assert sheet.headers == HEADERS[lang]
+    assert [r.number for r in sheet.rows] == [2, 3]
+    first = sheet.rows[0].fields
+    assert first["postal_code"] == "0800"
+    assert first["amount"] == Decimal("250.50") and isinstance(first["amount"], Decimal)
+    assert first["quantity"] == 2
+    assert first["name"] == "Søren Ærø Østergård"
+
+    with FlexyboxClient(settings) as client:
+        catalogue = client.get_catalogue()
+    result = validation.validate(sheet, catalogue)
+    assert result.messages() == [] and result.warning_messages() == []
+    assert [c.problems for c in result.checks] == [[], []]
+    orders = [c.order for c in result.checks]
+    assert [(o.row, o.type.name, o.department.name, o.price, o.quantity, o.postal_code, o.country, o.currency)
+            for o in orders] == [
+        (2, "Julegavekort", "København", Decimal("250.50"), 2, "0800", "DK", "DKK"),
+        (3, "Gavekort", "Odense", Decimal("500"), 1, "5000", "DK", "DKK"),
+    ]
+    assert orders[0].phone == "+4512345678"
