@@ -29,13 +29,6 @@ from .errors import ConfigError, ExitCode, FlexybulkError, Interrupted
 from .model import RowStatus, Sheet
 from .settings import TOKEN_ENV, URL_ENVS, Secret, Settings
 
-EXAMPLES_ISSUE = """
-\b
-Examples:
-  flexybulk issue kampagne.xlsx --sandbox --yes     # try it on the built-in sandbox
-  flexybulk issue kampagne.xlsx                     # the real run (asks before issuing)
-  flexybulk retry kampagne.result.xlsx              # rerun the rows that did not finish
-"""
 
 
 @dataclass
@@ -405,11 +398,14 @@ def issue(file: str, **kw: Any) -> int:
     external payment. Every id is recorded in the ledger before it is used,
     so a rerun after a failure or a crash finishes the batch without issuing
     anything twice. Given a result sheet, reruns the rows that are not ISSUED.
+
+    \b
+    Examples:
+      flexybulk issue kampagne.xlsx --sandbox --yes     # try it on the built-in sandbox
+      flexybulk issue kampagne.xlsx                     # the real run (asks before issuing)
+      flexybulk retry kampagne.result.xlsx              # rerun the rows that did not finish
     """
     return _issue_command(file, kw, command="issue")
-
-
-issue.help = (issue.help or "") + EXAMPLES_ISSUE
 
 
 @cli.command()
@@ -790,5 +786,10 @@ def _run(argv: list[str] | None) -> int:
              "Nothing already issued is lost (the ledger has it). Run again with --debug and report the output.", err=True)
         return ExitCode.ROWS_FAILED
 
+
+# Commands that live in their own modules register themselves here, after the helpers they import exist.
+from .template import register as _register_template  # noqa: E402
+
+_register_template(cli)
 
 __all__ = ["cli", "main", "read_token", "redact"]

@@ -112,6 +112,10 @@ def write_output(sheet: OutputSheet, path: Path) -> Path:
                 _write_xlsx(sheet, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        # mkstemp makes the file owner-only; give it the permissions any saved file gets (the umask's).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except OSError as exc:
         _remove(tmp)

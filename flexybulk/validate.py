@@ -123,14 +123,15 @@ class CatalogueIndex:
     def __init__(self, items: Iterable[CatalogueItem], what: str) -> None:
         self.what = what
         self.items = list(items)
-        self._by_id = {str(item.id).casefold(): item for item in self.items}
+        self._by_id = {_key(str(item.id)): item for item in self.items}
         self._by_name: dict[str, CatalogueItem] = {}
-        for item in self.items:
-            self._by_name.setdefault(item.name.strip().casefold(), item)
+        # Active items first, so an inactive namesake never hides the active one.
+        for item in sorted(self.items, key=lambda i: not i.active):
+            self._by_name.setdefault(_key(item.name), item)
 
     def find(self, text: str) -> tuple[CatalogueItem | None, str | None]:
         """``(item, None)`` when known, else ``(None, message)`` with a suggestion."""
-        key = " ".join(text.split()).casefold()
+        key = _key(text)
         item = self._by_id.get(key) or self._by_name.get(key)
         if item is not None:
             if not item.active:
@@ -144,6 +145,11 @@ class CatalogueIndex:
             close = [folded[h] for h in hits]
         hint = f" Did you mean '{close[0]}'?" if close else f" Known: {', '.join(names)}." if len(names) <= 12 else ""
         return None, f"unknown {self.what} '{text}'.{hint}"
+
+
+def _key(text: str) -> str:
+    """How catalogue names and ids are compared: spaces folded, case folded."""
+    return " ".join(text.split()).casefold()
 
 
 @dataclass

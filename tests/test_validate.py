@@ -125,3 +125,14 @@ def test_email_and_text_helpers():
     assert one == fingerprint("a@example.com", "g", 1, Decimal("250.00"), 2, "DKK")
     assert one != fingerprint("a@example.com", "g", 2, Decimal("250.00"), 2, "DKK")
     assert one != fingerprint("a@example.com", "g", 1, Decimal("250.01"), 2, "DKK")
+
+
+def test_names_compare_with_folded_spaces_and_active_items_win():
+    catalogue = Catalogue(
+        types=(CatalogueItem("old", "Gavekort", active=False), CatalogueItem("new", "Gavekort"),
+               CatalogueItem("j", "Jule  gavekort")),
+        departments=(CatalogueItem(1, "Webshop"),),
+    )
+    sheet = make_sheet([person(0), person(1, type="jule gavekort"), person(2, type=" JULE   GAVEKORT ")])
+    v = validate(sheet, catalogue)
+    assert [c.order.type.id for c in v.checks] == ["new", "j", "j"]
