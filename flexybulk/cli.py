@@ -42,10 +42,14 @@ class _RunState:
 _STATE = _RunState()
 
 
+MIN_REDACTED_LENGTH = 8
+"""Shorter "secrets" are not real bearer tokens, and replacing them would mangle every message."""
+
+
 def redact(text: str) -> str:
-    """``text`` with every known secret replaced by ``***``."""
+    """``text`` with every known secret (of at least 8 characters) replaced by ``***``."""
     for secret in _STATE.secrets:
-        if secret:
+        if secret and len(secret) >= MIN_REDACTED_LENGTH:
             text = text.replace(secret, "***")
     return text
 
@@ -204,6 +208,11 @@ def _read(path: str, kw: dict, *, quiet: bool = False) -> Sheet:
                        default_department=kw.get("department"),
                        max_file_size=kw["max_file_size"] * 1024 * 1024, max_rows=kw["max_rows"])
     sheet = read_sheet(Path(path), opts)
+    if not sheet.rows:
+        from .errors import InputFileError
+
+        raise InputFileError(f"{sheet.where()}: there are no recipients below the header on row {sheet.header_row}. "
+                             "Fill in at least one row.")
     if not quiet:
         where = sheet.where()
         echo(f"Read {where} ({sheet.format.upper()}): {len(sheet.rows):,} rows.")

@@ -29,6 +29,7 @@ from typing import Any, Sequence
 
 import openpyxl
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 
 from .errors import InputFileError
@@ -142,7 +143,8 @@ def _xlsx_cell(ws: Any, value: Any, bold: bool = False) -> Any:
     if isinstance(value, bool) or value is None or isinstance(value, (int, Decimal, float, datetime, date)):
         cell = WriteOnlyCell(ws, value=value)
     else:
-        text = str(value)
+        # XML 1.0 cannot hold most control characters; show where one was rather than fail the whole sheet.
+        text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", str(value))
         cell = WriteOnlyCell(ws, value=text)
         cell.data_type = "s"  # never a formula, whatever the text starts with
         if is_dangerous(text):

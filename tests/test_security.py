@@ -137,3 +137,10 @@ def test_token_file_must_be_private_and_command_line_token_warns(tmp_path):
         read_token(None, str(empty))
     with pytest.raises(ConfigError, match="Cannot read the token file"):
         read_token(None, str(tmp_path / "missing"))
+
+
+def test_redaction_leaves_ordinary_words_alone(monkeypatch):
+    from flexybulk import cli
+
+    monkeypatch.setattr(cli._STATE, "secrets", ["x", "abcdefgh-secret"])
+    assert cli.redact("kampagne.xlsx with abcdefgh-secret") == "kampagne.xlsx with ***"
