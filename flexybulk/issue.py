@@ -138,6 +138,11 @@ def plan_batch(journal: Journal, validation: Validation, *, input_path: str, tar
         JournalError: the ledger cannot be written, or ``batch_id`` is unknown.
     """
     sheet = validation.sheet
+    if not sheet.sha256:
+        # Resume and duplicate protection key on the file's bytes; without them two files would look alike.
+        from .errors import JournalError
+
+        raise JournalError(f"Internal error: no SHA-256 for {sheet.path.name}; nothing was issued.")
     if batch_id:
         batch = journal.get_batch(batch_id)
     elif allow_reissue:
