@@ -18,7 +18,6 @@ import time
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -559,12 +558,10 @@ def _print_plan(plan: Any, validation: Any, totals: Any) -> None:
 
 
 def _result_output(sheet: Sheet, validation: Any, plan: Any, records: dict, ledger_path: Path) -> Any:
-    from .issue import problems_text
+    from .issue import issued_totals, problems_text
     from .results import RESULT_COLUMNS, OutputRow, OutputSheet, input_values
 
     rows = []
-    issued_amounts: dict[str, Decimal] = {}
-    issued_certs = 0
     counts: Counter = Counter()
     for c in validation.checks:
         rec = records.get(c.row.number)
@@ -573,10 +570,6 @@ def _result_output(sheet: Sheet, validation: Any, plan: Any, records: dict, ledg
         if not c.valid and status != RowStatus.ISSUED:
             status, error = RowStatus.INVALID, problems_text(c.problems)
         counts[status.value] += 1
-        if status == RowStatus.ISSUED and rec.content:
-            issued_certs += int(rec.content["quantity"])
-            cur = rec.content["currency"]
-            issued_amounts[cur] = issued_amounts.get(cur, Decimal(0)) + Decimal(rec.content["price"]) * int(rec.content["quantity"])
         extra = {
             "Status": status,
             "Error": error,
@@ -597,31 +590,23 @@ def _result_output(sheet: Sheet, validation: Any, plan: Any, records: dict, ledg
         ("Rows", len(validation.checks)),
     ]
     summary += [(f"Rows {k}", v) for k, v in sorted(counts.items())]
-    summary += [("Gift certificates issued", issued_certs)]
-    summary += [(f"Total issued {cur}", v) for cur, v in sorted(issued_amounts.items())]
+    issued = issued_totals(records[c.row.number] for c in validation.checks if c.row.number in records)
+    summary += [("Gift certificates issued", issued.certificates)]
+    summary += [(f"Total issued {cur}", v) for cur, v in sorted(issued.amounts.items())]
     summary += [("Ledger", str(ledger_path))]
     return OutputSheet(sheet.headers, RESULT_COLUMNS, rows, header_row=sheet.header_row, summary=summary,
                        sheet_name="Result", csv_delimiter=sheet.csv_delimiter or ",")
 
 
 def _report_outcome(plan: Any, records: dict, checks: dict, out: Path, report: Any) -> int:
-    from .validate import Totals
+    from .issue import issued_totals
 
     mine = [records[n] for n in checks if n in records]
     counts = Counter(r.status for r in mine)
-    issued = Totals()
-    for r in mine:
-        if r.status == RowStatus.ISSUED and r.content:
-            issued.rows += 1
-            issued.certificates += int(r.content["quantity"])
-            issued.amounts[r.content["currency"]] = issued.amounts.get(r.content["currency"], Decimal(0)) + \
-                Decimal(r.content["price"]) * int(r.content["quantity"])
+    issued = issued_totals(mine)
     invalid = sum(1 for n, c in checks.items() if not c.valid and (n not in records or records[n].status != RowStatus.ISSUED))
-    now = Totals()
     sent = report.outcomes if report is not None else {}
-    for n, st in sent.items():
-        if st == RowStatus.ISSUED and checks.get(n) is not None and checks[n].order is not None:
-            now.add(checks[n].order)
+    now = issued_totals(records[n] for n, st in sent.items() if st == RowStatus.ISSUED and n in records)
     echo(f"Issued now: {now.rows:,} rows, {now.certificates:,} gift certificates, {now.money()}.")
     if issued.rows != now.rows:
         echo(f"Issued in this batch in all: {issued.rows:,} rows, {issued.certificates:,} gift certificates, {issued.money()}.")
@@ -689,15 +674,9 @@ def status(file: str, ledger: str | None, target: str | None) -> int:
         echo(f"Created {batch.created_at} by {batch.os_user or 'unknown user'}; last change {batch.updated_at}.")
         counts = Counter(r.status.value for r in rows)
         echo("Rows: " + ", ".join(f"{k}: {v:,}" for k, v in sorted(counts.items())) + f" (of {len(rows):,}).")
-        from .validate import Totals
+        from .issue import issued_totals
 
-        issued = Totals()
-        for r in rows:
-            if r.status == RowStatus.ISSUED and r.content:
-                issued.rows += 1
-                issued.certificates += int(r.content["quantity"])
-                cur = r.content["currency"]
-                issued.amounts[cur] = issued.amounts.get(cur, Decimal(0)) + Decimal(r.content["price"]) * int(r.content["quantity"])
+        issued = issued_totals(rows)
         echo(f"Issued: {issued.certificates:,} gift certificates, {issued.money()}.")
         attention = [r for r in rows if r.status.needs_attention]
         if attention:

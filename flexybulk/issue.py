@@ -32,7 +32,7 @@ from .client import FlexyboxClient, certificate_numbers
 from .errors import ApiError, AuthError, ConflictError, FlexybulkError
 from .journal import BatchRecord, Journal, NewRow, RowRecord, Step, new_id
 from .model import Order, RowProblem, RowStatus
-from .validate import RowCheck, Validation
+from .validate import RowCheck, Totals, Validation
 
 
 def order_content(order: Order) -> dict:
@@ -58,6 +58,15 @@ def order_content(order: Order) -> dict:
 def content_total(content: dict) -> Decimal:
     """Quantity x price of a recorded order content, as ``Decimal``."""
     return Decimal(content["price"]) * int(content["quantity"])
+
+
+def issued_totals(records: Any) -> Totals:
+    """Rows, certificates and money (per currency, ``Decimal``) of the ISSUED ledger rows among ``records``."""
+    totals = Totals()
+    for r in records:
+        if r.status == RowStatus.ISSUED and r.content:
+            totals.add_line(r.content["currency"], Decimal(r.content["price"]), int(r.content["quantity"]))
+    return totals
 
 
 def problems_text(problems: list[RowProblem]) -> str:

@@ -184,9 +184,14 @@ class Totals:
     amounts: dict[str, Decimal] = field(default_factory=dict)
 
     def add(self, order: Order) -> None:
+        """Count one order."""
+        self.add_line(order.currency, order.price, order.quantity)
+
+    def add_line(self, currency: str, price: Decimal, quantity: int) -> None:
+        """Count one row of ``quantity`` certificates at ``price`` each."""
         self.rows += 1
-        self.certificates += order.quantity
-        self.amounts[order.currency] = self.amounts.get(order.currency, Decimal(0)) + order.total
+        self.certificates += quantity
+        self.amounts[currency] = self.amounts.get(currency, Decimal(0)) + price * quantity
 
     def money(self) -> str:
         """``"31,500.00 DKK"`` (several currencies joined with ``" + "``)."""

@@ -58,7 +58,7 @@ def test_sigkill_at_random_points_then_rerun(tmp_path, sandbox):
     per_order = Counter(c["SalesOrderId"] for c in sandbox.state.certificates)
     result = openpyxl.load_workbook(tmp_path / "liste.result.xlsx")["Result"]
     rows = list(result.iter_rows(values_only=True))
-    headers, data = rows[0], [dict(zip(rows[0], r)) for r in rows[1:]]
+    data = [dict(zip(rows[0], r)) for r in rows[1:]]
     assert len(data) == ROWS and {r["Status"] for r in data} == {"ISSUED"}
     for r in data:
         assert per_order[r["SalesOrderId"].lower()] == int(r["Antal"])
