@@ -25,6 +25,7 @@ Each rule cites the pitfall in ``shared/pitfalls.md`` it comes from.
 from __future__ import annotations
 
 import codecs
+import datetime as dt
 import csv
 import gc
 import hashlib
@@ -99,9 +100,9 @@ Matched after :func:`flexybulk.values.normalize_header`, so ``"E-mail"``,
 
 RESULT_COLUMNS: tuple[str, ...] = (
     "Status", "Error", "CustomerId", "SalesOrderId", "ExternalPaymentId",
-    "GiftCertificateNumbers", "IssuedAt", "BatchId", "Row",
+    "GiftCertificateNumbers", "IssuedAt", "BatchId", "Row", "Warning",
 )
-"""Columns flexybulk writes into a result sheet; never mapped to an input field,
+"""Columns flexybulk writes into a result or validation sheet; never mapped to an input field,
 passed through in ``InputRow.original`` so a result sheet can be read again for a retry."""
 
 _SYNONYM_INDEX: dict[str, Field] = {
@@ -540,7 +541,7 @@ class _OpenpyxlBook(_Book):
         ws.reset_dimensions()  # never trust <dimension> (pitfalls P10)
         rows: list[list[Any]] = []
         for values in ws.iter_rows(values_only=True):
-            rows.append(["" if v is None else v for v in values])
+            rows.append(["" if v is None else _like_calamine(v) for v in values])
             if nrows and len(rows) >= nrows:
                 break
         width = max((len(r) for r in rows), default=0)
@@ -574,7 +575,7 @@ class _XlrdBook(_Book):
                 if cell.ctype in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK):
                     row.append("")
                 elif cell.ctype == xlrd.XL_CELL_DATE:
-                    row.append(xlrd.xldate.xldate_as_datetime(cell.value, self._wb.datemode))
+                    row.append(_like_calamine(xlrd.xldate.xldate_as_datetime(cell.value, self._wb.datemode)))
                 elif cell.ctype == xlrd.XL_CELL_BOOLEAN:
                     row.append(bool(cell.value))
                 elif cell.ctype == xlrd.XL_CELL_ERROR:
@@ -586,6 +587,14 @@ class _XlrdBook(_Book):
         for row in rows:
             row.extend([""] * (width - len(row)))
         return _Grid(rows=rows)
+
+
+def _like_calamine(value: Any) -> Any:
+    """Fallback engines give what calamine gives: a datetime at midnight is a date (pitfalls P20)."""
+    if value.__class__ is dt.datetime and not value.hour and not value.minute and not value.second \
+            and not value.microsecond:
+        return value.date()
+    return value
 
 
 def _open_book(data: bytes, ctx: _Context) -> _Book:

@@ -59,17 +59,17 @@ _DROP_INVISIBLE = {ord(c): None for c in INVISIBLE}
 _DROP_INVISIBLE_AND_NBSP = {**_DROP_INVISIBLE, **{ord(c): None for c in _NBSPS}}
 _INVISIBLE_TO_NOTHING_NBSP_TO_SPACE = {**_DROP_INVISIBLE, **{ord(c): " " for c in _NBSPS}}
 
-# The formula guard flexybulk's CSV writer puts in front of text that a
-# spreadsheet would run as a formula (pitfalls P17): '=..., '+45..., '-..., '@...
-_GUARDED_START = ("'=", "'+", "'-", "'@", "'\t", "'\r")
+# The formula guard flexybulk's CSV writer (results.is_dangerous) puts in front of
+# text a spreadsheet would run as a formula (pitfalls P17): '=..., '+45..., '-..., '@...
+_GUARDED_START = ("'=", "'+", "'-", "'@", "'\t", "'\r", "'\n")
 
 
 def strip_formula_guard(text: str) -> str:
     """Remove exactly one leading ``'`` that guards a formula-like text (pitfalls P17).
 
     ``"'=SUM(A1)"`` -> ``"=SUM(A1)"``, ``"'+4512345678"`` -> ``"+4512345678"``,
-    ``"''=x"`` -> ``"'=x"`` (only one is removed); other text is returned as is
-    (``"'hej"`` stays, the apostrophe is then part of the data).
+    only one is removed, and only where the writer would have put it: ``"'hej"``
+    and ``"''=x"`` stay as they are (the apostrophe is then part of the data).
     """
     if text.startswith(_GUARDED_START):
         return text[1:]
