@@ -179,6 +179,7 @@ class _Grid:
     merged: list[tuple[tuple[int, int], tuple[int, int]]] = field(default_factory=list)
     line_numbers: list[int] | None = None  # CSV: the physical line each record starts on
     filled: set[tuple[int, int]] | None = None  # header-area cells copied from a merged range
+    uncounted_rows: int = 0  # CSV: non-empty records past the row limit, counted but not kept
 
 
 @dataclass
@@ -597,45 +598,55 @@ def _like_calamine(value: Any) -> Any:
     return value
 
 
-def _open_book(data: bytes, ctx: _Context) -> _Book:
-    """calamine first; openpyxl (XLSX) or xlrd (XLS) if calamine fails, silently (pitfalls P20)."""
-    name = _quote(ctx.path.name)
-    errors: list[str] = []
-    engines: list[Callable[[bytes], _Book]] = [_CalamineBook] if _CALAMINE_ENABLED else []
-    engines += {"xlsx": [_OpenpyxlBook], "xls": [_XlrdBook]}.get(ctx.format, [])
-    for engine in engines:
-        try:
-            return engine(data)
-        except Exception as exc:  # any engine failure: try the next, report all at the end
-            text = f"{type(exc).__name__}: {exc}"
-            if "password" in text.lower() or "encrypt" in text.lower():
-                raise InputFileError(f"{name} is password-protected — remove the password and save it again") from None
-            errors.append(text)
-    raise InputFileError(
-        f"{name} is damaged or not a readable {ctx.format.upper()} file ({'; '.join(errors) or 'no reader'}) — "
-        "open it in Excel or LibreOffice and save it again as .xlsx"
-    )
+def _engine_failure(exc: Exception, name: str) -> str:
+    """One engine's failure as text; a password error ends the read at once (issue #6)."""
+    text = f"{type(exc).__name__}: {exc}"
+    if "password" in text.lower() or "encrypt" in text.lower():
+        raise InputFileError(f"{name} is password-protected — remove the password and save it again") from None
+    return text
 
 
 _CALAMINE_ENABLED = True  # tests switch this off to run the same files through the fallbacks
 
 
 def _read_workbook(data: bytes, ctx: _Context, overrides: dict[str, Field], zf: zipfile.ZipFile | None) -> Sheet:
-    book = _open_book(data, ctx)
+    """Open with calamine; if it cannot open or parse the workbook, openpyxl (XLSX) or xlrd (XLS)
+    take over silently; only when all fail is the file refused (pitfalls P20)."""
+    name = _quote(ctx.path.name)
+    engines: list[Callable[[bytes], _Book]] = [_CalamineBook] if _CALAMINE_ENABLED else []
+    engines += {"xlsx": [_OpenpyxlBook], "xls": [_XlrdBook]}.get(ctx.format, [])
+    errors: list[str] = []
     xlsx = None
-    if zf is not None:
-        # Start scanning the likely sheet's XML while calamine parses it (calamine
-        # releases the GIL), so the scan costs no wall time on a multi-core machine.
-        likely = _likely_sheet(book, ctx.opts.sheet)
-        if likely is not None:
-            xlsx = _XlsxParts(zf, likely, ctx)
-            xlsx.start_scan()
-    name, grid, header = _choose_sheet(book, ctx, overrides)
-    ctx.sheet_name = name
-    if zf is not None and (xlsx is None or xlsx.sheet_name != name):
+    for engine in engines:
+        notes = list(ctx.notes)
+        try:
+            book = engine(data)
+            if zf is not None and xlsx is None:
+                # Scan the likely sheet's XML while calamine parses it (calamine releases
+                # the GIL), so the scan costs no wall time on a multi-core machine.
+                likely = _likely_sheet(book, ctx.opts.sheet)
+                if likely is not None:
+                    xlsx = _XlsxParts(zf, likely, ctx)
+                    xlsx.start_scan()
+            sheet_name, grid, header = _choose_sheet(book, ctx, overrides)
+            break
+        except InputFileError:
+            raise
+        except Exception as exc:  # this engine failed: try the next, report all at the end
+            ctx.notes[:] = notes
+            errors.append(_engine_failure(exc, name))
+    else:
+        if xlsx is not None:
+            xlsx.scan()
+        raise InputFileError(
+            f"{name} is damaged or not a readable {ctx.format.upper()} file ({'; '.join(errors) or 'no reader'}) — "
+            "open it in Excel or LibreOffice and save it again as .xlsx"
+        )
+    ctx.sheet_name = sheet_name
+    if zf is not None and (xlsx is None or xlsx.sheet_name != sheet_name):
         if xlsx is not None:
             xlsx.scan()  # let the thread finish before the zip is read again
-        xlsx = _XlsxParts(zf, name, ctx)
+        xlsx = _XlsxParts(zf, sheet_name, ctx)
     return _build_sheet(grid, header, ctx, overrides, xlsx=xlsx, book=book)
 
 
@@ -1234,8 +1245,17 @@ def _parse_csv(text: str, delimiter: str, ctx: _Context, line_offset: int) -> _G
     name = _quote(ctx.path.name)
     rows: list[list[str]] = []
     lines: list[int] = []
+    # Once more non-empty records were stored than the row limit allows whatever the
+    # header row is, the file will be refused: only count the rest (issue #6: memory).
+    store_limit = ctx.opts.max_rows + HEADER_SEARCH_ROWS + 1
+    stored = overflow = 0
     try:
         for start, fields in _csv_records(text, delimiter):
+            non_blank = bool(fields) and not _is_blank_row(fields)
+            if stored >= store_limit:
+                overflow += non_blank
+                continue
+            stored += non_blank
             rows.append(fields)
             lines.append(start + line_offset)
     except _CsvError as exc:
@@ -1250,7 +1270,7 @@ def _parse_csv(text: str, delimiter: str, ctx: _Context, line_offset: int) -> _G
             "Fix the quotes on that line or export the file again"
         ) from None
     _check_swallowed_lines(rows, lines, delimiter, name)
-    return _Grid(rows=rows, line_numbers=lines, first_row=1)
+    return _Grid(rows=rows, line_numbers=lines, first_row=1, uncounted_rows=overflow)
 
 
 def _check_swallowed_lines(rows: list[list[str]], lines: list[int], delimiter: str, name: str) -> None:
@@ -1293,9 +1313,10 @@ def _build_sheet(
 
     # Data rows: keep the real row numbers, drop fully empty rows (pitfalls P10).
     kept: list[int] = [i for i, row in enumerate(body) if not _is_blank_row(row)]
-    if len(kept) > ctx.opts.max_rows:
+    count = len(kept) + grid.uncounted_rows
+    if count > ctx.opts.max_rows:
         raise ctx.error(
-            f"the sheet has {len(kept):,} data row{'s' if len(kept) != 1 else ''}; "
+            f"the sheet has {count:,} data row{'s' if count != 1 else ''}; "
             f"the limit is {ctx.opts.max_rows:,} — split it into smaller files"
         )
     if is_csv:
@@ -1329,6 +1350,7 @@ def _build_sheet(
             formats = _xls_number_formats(ctx, want)
 
     parsed, problems = _parse_fields(columns, originals, numbers, grid.first_col, issues, formats)
+    hidden_by_formulas = _rows_only_formulas(issues, columns, numbers, first_data, grid.first_col)
 
     headers = [c.header for c in columns]
     letters = {c.header: c.letter for c in columns}
@@ -1356,6 +1378,8 @@ def _build_sheet(
                 fields["department"] = department
     row_problems = [problems[i] if i in problems else [] for i in range(len(numbers))]
     result_rows = list(map(InputRow, numbers, fields_by_row, originals_by_row, row_problems))
+    if hidden_by_formulas:
+        result_rows = sorted(result_rows + hidden_by_formulas, key=lambda r: r.number)
 
     return Sheet(
         path=ctx.path,
@@ -1581,6 +1605,45 @@ _FORMULA_MESSAGE = (
 _ERROR_MESSAGE = "Cell {ref} ({header}) shows the error {error} — fix the formula or type the value"
 
 _ODD_CHARACTER = re.compile("[" + V.INVISIBLE + "\u00a0\u202f\u2007]")
+def _issue_problem(column: _Column, row: int, col_abs: int, kind: str, text: str) -> RowProblem:
+    template = _FORMULA_MESSAGE if kind == "formula" else _ERROR_MESSAGE
+    message = template.format(ref=f"{column_letter(col_abs)}{row}", header=column.header, formula=text, error=text)
+    return RowProblem(row, column.header, message, text, column.letter)
+
+
+def _rows_only_formulas(
+    issues: dict[tuple[int, int], tuple[str, str]],
+    columns: list[_Column],
+    numbers: list[int],
+    first_data: int,
+    first_col: int,
+) -> list[InputRow]:
+    """Rows that look empty only because their mapped cells are formulas without values or errors.
+
+    Such a row must not vanish (pitfalls P9): it comes back with a problem per
+    cell. Formulas in unmapped columns of otherwise empty rows (a template's
+    Total column filled down) leave the row empty and skipped.
+    """
+    if not issues:
+        return []
+    by_col = {first_col + c.index: c for c in columns}
+    kept = set(numbers)
+    rows = sorted({r for (r, col) in issues if r >= first_data and r not in kept
+                   and col in by_col and by_col[col].field is not None})
+    result = []
+    for row in rows:
+        original = {c.header: None for c in columns}
+        problems = []
+        for col_abs, column in sorted(by_col.items()):
+            if (row, col_abs) in issues:
+                kind, text = issues[(row, col_abs)]
+                problems.append(_issue_problem(column, row, col_abs, kind, text))
+                if kind == "error":
+                    original[column.header] = text
+        result.append(InputRow(row, {}, original, problems))
+    return result
+
+
 _SLOW = object()  # "this cell needs the full parser" in the vectorised first pass
 _TEXT_FIELDS = (Field.NAME, Field.FIRST_NAME, Field.LAST_NAME, Field.TYPE, Field.DEPARTMENT,
                 Field.ADDRESS, Field.CITY)
@@ -1658,10 +1721,7 @@ def _parse_fields(
             if col not in col_index or row not in row_index:
                 continue
             k, i = col_index[col], row_index[row]
-            column = columns[k]
-            template = _FORMULA_MESSAGE if kind == "formula" else _ERROR_MESSAGE
-            message = template.format(ref=f"{column_letter(col)}{row}", header=column.header, formula=text, error=text)
-            per_column[k].append((i, RowProblem(row, column.header, message, text, column.letter)))
+            per_column[k].append((i, _issue_problem(columns[k], row, col, kind, text)))
             blocked.setdefault(k, set()).add(i)
             if kind == "error":
                 originals[k][i] = text

@@ -335,6 +335,38 @@ def test_rows_of_an_unfilled_template_with_formulas_only_in_extra_columns_are_bl
     assert [p.column for p in rows[0].problems] == ["Total"]
 
 
+def test_a_row_of_formulas_without_values_is_kept_with_its_problems(tmp_path):
+    # A library-written sheet pulling names from another sheet: calamine sees an empty row (P9).
+    path = write_xlsx(tmp_path / "opslag.xlsx", [["Navn", "E-mail", "Beløb"], ["A", "a@example.com", 100],
+                                                 ["=Data!A3", "=Data!B3", None], ["B", "b@example.com", 200]])
+    rows = read_sheet(path).rows
+    assert [r.number for r in rows] == [2, 3, 4]
+    assert rows[1].fields == {}
+    assert rows[1].original == {"Navn": None, "E-mail": None, "Beløb": None}
+    assert [(p.column, p.column_letter, p.value) for p in rows[1].problems] == [
+        ("Navn", "A", "=Data!A3"), ("E-mail", "B", "=Data!B3")]
+    assert rows[1].problems[0].message == (
+        "Cell A3 (Navn) has the formula =Data!A3 but no calculated value. "
+        "Open and save the file in Excel/LibreOffice, or paste values."
+    )
+
+
+def test_a_huge_csv_is_counted_past_the_row_limit_without_keeping_the_rows(tmp_path):
+    path = write_csv(tmp_path / "kaempe.csv", "Navn;E-mail\n" + "A;a@example.com\n" * 5000 + "\n" * 100)
+    with pytest.raises(InputFileError) as err:
+        read_sheet(path, ReadOptions(max_rows=100))
+    assert str(err.value) == (
+        "'kaempe.csv': the sheet has 5,000 data rows; the limit is 100 — split it into smaller files"
+    )
+
+
+def test_defusedxml_is_there_for_openpyxl_and_the_reader():
+    import defusedxml  # noqa: F401  (issue #6: no entity expansion in any XML we or openpyxl parse)
+    import openpyxl.xml
+
+    assert openpyxl.xml.DEFUSEDXML is True
+
+
 # --- engines (P20) ----------------------------------------------------------------------------
 
 
@@ -361,6 +393,16 @@ def test_calamine_failure_falls_back_silently(monkeypatch):
     sheet = read_sheet(path)
     assert totals(sheet) == (25, 54, Decimal("31500.00"))
     assert sheet.notes == [] and sheet.warnings == []
+
+
+def test_calamine_failing_on_the_sheet_itself_also_falls_back(monkeypatch):
+    path = shared("kampagne-libreoffice.xlsx")
+
+    def broken(self, name, nrows=None):
+        raise RuntimeError("XmlError: bad sheet")
+
+    monkeypatch.setattr(sheet_module._CalamineBook, "grid", broken)
+    assert totals(read_sheet(path)) == (25, 54, Decimal("31500.00"))
 
 
 def test_when_every_engine_fails_the_message_names_the_file_and_what_to_do(tmp_path, monkeypatch):
