@@ -261,10 +261,10 @@ def read_sheet(path: str | Path, opts: ReadOptions | None = None) -> Sheet:
     except (InputFileError, ConfigError):
         raise
     except MemoryError as exc:
-        raise ctx.error("is too large to read in memory — split it into smaller files") from exc
+        raise InputFileError(f"{ctx.where} is too large to read in memory — split it into smaller files") from exc
     except Exception as exc:  # never a traceback for a file a user gave us (issue #6)
-        raise ctx.error(
-            f"could not be read ({type(exc).__name__}: {exc}). "
+        raise InputFileError(
+            f"{ctx.where} could not be read ({type(exc).__name__}: {exc}). "
             "Open it in Excel or LibreOffice, save it as .xlsx and try again"
         ) from exc
     finally:
@@ -321,14 +321,14 @@ def _read_bytes(path: Path, opts: ReadOptions) -> bytes:
 
 _OTHER_MAGIC = (
     (b"%PDF", "a PDF document — export the list from the original spreadsheet as .xlsx or .csv instead"),
-    (b"\x89PNG", "a PNG image, not a spreadsheet"),
-    (b"\xff\xd8\xff", "a JPEG image, not a spreadsheet"),
-    (b"GIF8", "a GIF image, not a spreadsheet"),
+    (b"\x89PNG", "a PNG image, not a spreadsheet — save the recipient list as .xlsx or .csv"),
+    (b"\xff\xd8\xff", "a JPEG image, not a spreadsheet — save the recipient list as .xlsx or .csv"),
+    (b"GIF8", "a GIF image, not a spreadsheet — save the recipient list as .xlsx or .csv"),
     (b"\x1f\x8b", "a gzip archive — unpack it and give the spreadsheet inside"),
     (b"Rar!", "a RAR archive — unpack it and give the spreadsheet inside"),
     (b"7z\xbc\xaf", "a 7-Zip archive — unpack it and give the spreadsheet inside"),
     (b"{\\rtf", "an RTF document — save the list as .xlsx or .csv"),
-    (b"PK\x05\x06", "an empty zip archive, not a spreadsheet"),
+    (b"PK\x05\x06", "an empty zip archive, not a spreadsheet — export the list again"),
 )
 
 
