@@ -107,8 +107,15 @@ def test_429_honours_retry_after_and_pauses_everyone():
     waits: list[float] = []
     responses.add(responses.GET, f"{BASE}/api/v1/odata/giftcertificatetypes", status=429, headers={"Retry-After": "3"}, json={"Message": "slow down"})
     responses.add(responses.GET, f"{BASE}/api/v1/odata/giftcertificatetypes", json={"value": [{"id": "x", "name": "Gavekort"}]})
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:  # a fake clock: waits are recorded, not slept
+        waits.append(seconds)
+        now[0] += seconds
+
     s = Settings(token=Secret("t"), pos_url=BASE, backoff=0.01)
-    client = FlexyboxClient(s, sleep=waits.append)
+    client = FlexyboxClient(s, sleep=sleep)
+    client.throttle = Throttle(None, clock=lambda: now[0], sleep=sleep)
     types = client.get_gift_certificate_types()
     assert [t.name for t in types] == ["Gavekort"]
     assert waits and max(waits) >= 3.0
