@@ -923,7 +923,9 @@ class _XlsxParts:
             if marks is None:
                 root = re.search(rb"<(\w+:)?worksheet\b", chunk)
                 prefix = (root.group(1) or b"") if root else b""
-                marks = (b"<" + prefix + b"f>", b"<" + prefix + b"f ", b't="e"')
+                # Every formula sheet has a closing </f> (a shared formula's children
+                # <f .../> always come with a master that has one), and error cells t="e".
+                marks = (b"</" + prefix + b"f>", b't="e"')
             seam = tail[-16:] + chunk[:16]  # a mark split across two chunks
             if not self.has_formula_or_error and any(m in chunk or m in seam for m in marks):
                 self.has_formula_or_error = True
@@ -1365,7 +1367,11 @@ def _build_sheet(
     names = [fname for fname, _ in field_names]
     if names:
         field_columns = [parsed[idx] for _, idx in field_names]
-        fields_by_row = [{k: v for k, v in zip(names, vals) if v is not None} for vals in zip(*field_columns)]
+        # dict(zip()) runs in C; only rows with an absent field need the filtering comprehension.
+        fields_by_row = [
+            {k: v for k, v in zip(names, vals) if v is not None} if None in vals else dict(zip(names, vals))
+            for vals in zip(*field_columns)
+        ]
     else:
         fields_by_row = [{} for _ in rows]
     if join_names or department is not None:
