@@ -458,7 +458,8 @@ def normalize_phone(value: Any, region: str | None = None, number_format: str | 
     """A phone number in E.164 (``"+4512345678"``), or ``None`` for an empty cell (pitfalls P6).
 
     ``region`` is the row's ISO country code for numbers written without
-    ``+``; ``None`` means DK. Numeric cells are read as integer text first
+    ``+``; ``None`` means DK; a region that is no country code only allows
+    numbers with their own ``+``/``00`` prefix. Numeric cells are read as integer text first
     (``4512345678.0`` -> ``"4512345678"``, padded with a ``0000…`` format).
     Danish numbers take a fast path (``12 34 56 78``, ``0045…``, ``+45…``,
     ``45…``); others go through ``phonenumbers`` and must have a possible
@@ -498,6 +499,15 @@ def normalize_phone(value: Any, region: str | None = None, number_format: str | 
             return "+45" + match.group(1)
     import phonenumbers  # imported on first non-Danish number: it costs ~0.1 s
 
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        # The row's country is not a country code (the validator reports that);
+        # only a number that carries its own country code can still be read.
+        if not compact.startswith(("+", "00")):
+            raise CellValueError(
+                f"'{text}' has no country code and the row's country '{region}' is not a country code — "
+                "write the number like +45 12 34 56 78"
+            )
+        region = "DK" if compact.startswith("00") else None
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:

@@ -238,6 +238,17 @@ def test_phone_is_normalised_to_e164(value, region, expected):
     assert normalize_phone(value, region) == expected
 
 
+def test_phone_in_a_row_whose_country_is_not_a_code():
+    assert normalize_phone("+46 70 123 45 67", "DANMARK") == "+46701234567"
+    assert normalize_phone("0045 12 34 56 78", "DANMARK") == "+4512345678"
+    with pytest.raises(CellValueError) as err:
+        normalize_phone("12 34 56 78", "DANMARK")
+    assert str(err.value) == (
+        "'12 34 56 78' has no country code and the row's country 'DANMARK' is not a country code — "
+        "write the number like +45 12 34 56 78"
+    )
+
+
 def test_phone_with_a_zero_format_is_padded_first():
     assert normalize_phone(1234567, "DK", "00000000") == "+4501234567"
 
