@@ -710,8 +710,9 @@ def _choose_sheet(book: _Book, ctx: _Context, overrides: dict[str, Field]) -> tu
     sheet_name, grid, header = found[0]
     if not single:
         ctx.sheet_name = sheet_name
-        grid = book.grid(sheet_name)
-        header = _find_header(grid, overrides) or header
+        if len(grid.rows) >= HEADER_SEARCH_ROWS * 5:  # only the top was read: read it all
+            grid = book.grid(sheet_name)
+            header = _find_header(grid, overrides) or header
         if len(visible) > 1:
             ctx.notes.append(f"Read sheet {_quote(sheet_name)}, the only sheet with recipients")
     return sheet_name, grid, header

@@ -225,6 +225,20 @@ def test_sheet_option_picks_a_sheet_and_an_unknown_name_lists_the_visible_ones(t
     assert str(err.value) == "'ark.xlsx' has no sheet 'Ark9' — the sheets are: Modtagere, Ark2"
 
 
+def test_the_one_sheet_with_recipients_among_several_is_read_in_full(tmp_path):
+    wb = openpyxl.Workbook()
+    wb.active.title = "Forside"
+    wb.active.append(["Velkommen til julens gavekort"])
+    ws = wb.create_sheet("Modtagere")
+    ws.append(["Navn", "E-mail"])
+    for i in range(150):
+        ws.append([f"P{i}", f"p{i}@example.com"])
+    wb.save(tmp_path / "flere-ark.xlsx")
+    sheet = read_sheet(tmp_path / "flere-ark.xlsx")
+    assert (sheet.sheet_name, len(sheet.rows), sheet.rows[-1].number) == ("Modtagere", 150, 151)
+    assert sheet.notes == ["Read sheet 'Modtagere', the only sheet with recipients"]
+
+
 def test_size_limit_is_checked_before_reading(tmp_path, monkeypatch):
     path = write_csv(tmp_path / "stor.csv", "Navn;E-mail\n" + "A;a@example.com\n" * 1000)
     monkeypatch.setattr("builtins.open", lambda *a, **k: pytest.fail("the file was opened"))
