@@ -225,6 +225,10 @@ class FlexyboxClient:
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
+        # Proxies, CA bundle and client certificate from the environment, per base URL (see _environment).
+        self._env: dict[str, dict[str, Any]] = {}
+        for base in {settings.crm_url, settings.pos_url, settings.api_url}:
+            self._environment(base)
 
     # -- plumbing ---------------------------------------------------------
 
@@ -237,10 +241,33 @@ class FlexyboxClient:
             session.mount("https://", adapter)
             session.mount("http://", adapter)
             session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+            # The environment was resolved once in _environment and is passed with every call.
+            session.trust_env = False
             self._local.session = session
             with self._sessions_lock:
                 self._sessions.append(session)
         return session
+
+    def _environment(self, base: str) -> dict[str, Any]:
+        """``proxies``, ``verify`` and ``cert`` for calls to ``base``, from the environment, resolved once.
+
+        requests reads the environment (``HTTPS_PROXY``/``NO_PROXY``,
+        ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, ``~/.netrc``) again on
+        every call while a session's ``trust_env`` is on: about a fifth of the
+        client's CPU per call in the issue #4 benchmark, which under many
+        workers is the GIL's time. The environment does not change during a
+        run, so it is read here once per base URL, exactly as requests would
+        read it, and passed explicitly with ``trust_env`` off. (Off also
+        means a ``~/.netrc`` entry can no longer replace the bearer token
+        with Basic credentials.)
+        """
+        env = self._env.get(base)
+        if env is None:
+            with requests.Session() as probe:  # trust_env on: requests' own lookup, TLS verification on
+                merged = probe.merge_environment_settings(base, {}, None, None, None)
+            env = {"proxies": merged["proxies"], "verify": merged["verify"], "cert": merged["cert"]}
+            self._env[base] = env
+        return env
 
     def close(self) -> None:
         """Close every thread's connections."""
@@ -273,18 +300,23 @@ class FlexyboxClient:
     def _send_once(self, method: str, url: str, path: str, body: Any, attempt: int) -> Any:
         """One HTTP attempt. Returns the decoded JSON body, raises on failure."""
         self.throttle.acquire()
-        headers = {"Authorization": f"Bearer {self.settings.token.reveal()}"}
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json",
+                   "Authorization": f"Bearer {self.settings.token.reveal()}"}
         data = None
         if body is not None:
             data = simplejson.dumps(body, use_decimal=True, ensure_ascii=False).encode("utf-8")
             headers["Content-Type"] = "application/json; charset=utf-8"
         where = f"{method} {path}"
+        session = self._session()
         started = time.monotonic()
         try:
-            resp = self._session().request(
-                method, url, data=data, headers=headers,
-                timeout=(self.settings.connect_timeout, self.settings.read_timeout),
-                allow_redirects=False,
+            # Prepared here rather than by Session.request, which would merge the session's (empty)
+            # cookies, auth and hooks into every call: less CPU per call, so more workers per GIL (issue #4).
+            prepared = requests.PreparedRequest()
+            prepared.prepare(method=method, url=url, headers=headers, data=data)
+            resp = session.send(
+                prepared, timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+                allow_redirects=False, stream=False, **self._environment(url[: len(url) - len(path)]),
             )
         except requests.exceptions.ConnectTimeout as exc:
             self._record(CallRecord(method, path, None, time.monotonic() - started, attempt, "connect timeout"))
