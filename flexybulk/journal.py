@@ -10,10 +10,23 @@ customer and sales order PUTs are idempotent by id; a repeated commit with the
 same payment id is ignored by the vendor (the help article: "duplicate posts
 with the same Id will be ignored").
 
-Durability: WAL journal mode with ``synchronous=FULL``, one short transaction
-per step, so a committed step survives a process kill and a power loss.
-Concurrency: one connection guarded by a lock; every write is one short
-transaction, so worker threads never hold it across a network call.
+Durability: WAL journal mode with ``synchronous=FULL``, so a committed step
+survives a process kill and a power loss. Concurrency: one connection guarded
+by a lock; every write is a short transaction, so worker threads never hold it
+across a network call.
+
+Group commit (issue #4): the per-row writes of concurrent workers
+(:meth:`Journal.set_step`, :meth:`Journal.finish_row`) queue up while a
+transaction is being written; the next worker to find no transaction in
+progress writes everything queued in one transaction, with one sync, and
+every worker whose record was in it then goes on. A step record is still on
+disk (``synchronous=FULL``) before its call is sent; a worker only waits
+less, because one sync serves several workers. A row's *outcome* record
+(``finish_row(..., wait=False)``) precedes no call, so the runner does not
+wait for it: it goes to disk in the same transaction as that worker's next
+step record, or at :meth:`Journal.flush` at the end of the run. Losing it in
+a crash is what losing the answer is: the row still shows its COMMIT step,
+and a rerun re-posts the same payment id, which the vendor ignores.
 
 Schema versioning: ``PRAGMA user_version``; an unknown (newer) version is
 refused rather than misread.
@@ -31,7 +44,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .errors import JournalError
 from .model import RowStatus
@@ -196,6 +209,19 @@ _ROW_COLUMNS = (
 )
 
 
+class _Write:
+    """One queued write for group commit: ``fn(db)`` runs inside the shared transaction."""
+
+    __slots__ = ("fn", "waited", "done", "result", "error")
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any], waited: bool) -> None:
+        self.fn = fn
+        self.waited = waited  # a thread waits for it (else its error is kept for flush)
+        self.done = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
 def _row(rec: tuple) -> RowRecord:
     (batch_id, row_number, status, step, fp, content, cid, soid, pid, amount, numbers, error, settles,
      created, updated, issued) = rec
@@ -217,7 +243,13 @@ class Journal:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the connection: one transaction or query at a time
+        # Group commit (see the module docstring): writes waiting for the next transaction, whether a
+        # thread is writing one now, and the error of a transaction that held writes nobody waited for.
+        self._queue: list[_Write] = []
+        self._queue_cond = threading.Condition(threading.Lock())
+        self._writing = False
+        self._deferred_error: JournalError | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
@@ -245,9 +277,12 @@ class Journal:
             raise JournalError(f"Cannot create the ledger {self.path}: {exc.strerror}. Point --ledger (or {LEDGER_ENV}) at a writable place.") from None
 
     def close(self) -> None:
-        """Close the database."""
-        with self._lock:
-            self._db.close()
+        """Write any queued records (:meth:`flush`), then close the database."""
+        try:
+            self.flush()
+        finally:
+            with self._lock:
+                self._db.close()
 
     def __enter__(self) -> "Journal":
         return self
@@ -260,6 +295,7 @@ class Journal:
             self.j = journal
 
         def __enter__(self) -> sqlite3.Connection:
+            self.j._drain()  # records queued before this transaction go to disk first, in order
             self.j._lock.acquire()
             try:
                 self.j._db.execute("BEGIN IMMEDIATE")
@@ -277,7 +313,87 @@ class Journal:
     def _tx(self) -> "Journal._Tx":
         return Journal._Tx(self)
 
+    def _commit(self, fn: Callable[[sqlite3.Connection], Any], *, wait: bool = True) -> Any:
+        """Run ``fn(db)`` in a transaction shared with other threads' queued writes (group commit).
+
+        With ``wait`` (step records), returns ``fn``'s result only once the
+        transaction holding it is committed, ``synchronous=FULL``, i.e. on
+        disk. Without, queues ``fn`` and returns ``None`` at once: it is
+        written with the next transaction any thread writes, in queue order,
+        or by :meth:`flush`.
+
+        Raises:
+            JournalError: the transaction holding ``fn`` could not be written.
+        """
+        write = _Write(fn, wait)
+        with self._queue_cond:
+            self._queue.append(write)
+            if not wait:
+                return None
+            while self._writing and not write.done:
+                self._queue_cond.wait()
+            if not write.done:
+                # Nobody is writing: this thread writes everything queued, its own record included.
+                self._writing = True
+                batch, self._queue = self._queue, []
+        if not write.done:
+            try:
+                self._write_batch(batch)
+            finally:
+                with self._queue_cond:
+                    for w in batch:
+                        w.done = True
+                    self._writing = False
+                    self._queue_cond.notify_all()
+        if write.error is not None:
+            raise write.error
+        return write.result
+
+    def _write_batch(self, batch: list[_Write]) -> None:
+        """One transaction for ``batch``; on failure every write in it gets the error (none of it was written)."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                for w in batch:
+                    w.result = w.fn(self._db)
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                if self._db.in_transaction:
+                    try:
+                        self._db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                error = exc if isinstance(exc, JournalError) else JournalError(
+                    f"The ledger {self.path} could not be written: {exc}. No call waiting for this record was sent. "
+                    "Free disk space or fix the ledger's folder, then rerun: unfinished rows finish with their recorded ids.")
+                for w in batch:
+                    w.error = error
+                if not all(w.waited for w in batch):
+                    self._deferred_error = self._deferred_error or error
+                if not isinstance(exc, Exception):
+                    raise
+
+    def _drain(self) -> None:
+        """Write every record queued so far (without reporting an earlier deferred error)."""
+        with self._queue_cond:
+            if not self._queue and not self._writing:
+                return
+        self._commit(lambda db: None)
+
+    def flush(self) -> None:
+        """Write every record queued so far (``finish_row(..., wait=False)``) to disk now.
+
+        Raises:
+            JournalError: a queued record could not be written.
+        """
+        self._drain()
+        with self._queue_cond:
+            error, self._deferred_error = self._deferred_error, None
+        if error is not None:
+            raise error
+
     def _query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
+        self._drain()  # a read sees every record written before it, queued ones included
         with self._lock:
             try:
                 return self._db.execute(sql, tuple(args)).fetchall()
@@ -406,9 +522,13 @@ class Journal:
                        (batch_id, row_number, now, "PLAN", json.dumps(detail)))
 
     def set_step(self, batch_id: str, row_number: int, step: Step, *, payment_amount: str | None = None) -> None:
-        """Record that ``step``'s call is about to be sent (committed to disk before it is)."""
+        """Record that ``step``'s call is about to be sent; returns once the record is on disk, so the call may go.
+
+        Several workers' step records may share one transaction (group commit, see the module docstring).
+        """
         now = utcnow()
-        with self._tx() as db:
+
+        def write(db: sqlite3.Connection) -> None:
             if payment_amount is not None:
                 db.execute("UPDATE rows SET step = ?, status = ?, payment_amount = ?, updated_at = ? WHERE batch_id = ? AND row_number = ? AND status != ?",
                            (step.value, RowStatus.PENDING.value, payment_amount, now, batch_id, row_number, RowStatus.ISSUED.value))
@@ -418,17 +538,26 @@ class Journal:
             db.execute("INSERT INTO events (batch_id, row_number, at, step, detail) VALUES (?,?,?,?,?)",
                        (batch_id, row_number, now, step.value, payment_amount))
 
+        self._commit(write)
+
     def finish_row(self, batch_id: str, row_number: int, status: RowStatus, *, error: str | None = None,
-                   certificate_numbers: list[str] | None = None, settles: str | None = None) -> str | None:
+                   certificate_numbers: list[str] | None = None, settles: str | None = None,
+                   wait: bool = True) -> str | None:
         """Record a row's outcome. ``ISSUED`` also records the certificate numbers and the time.
 
         When the row settled an earlier batch's row (``settles`` =
         ``"batch:row"``), that row is marked ISSUED too, so neither batch
         sends it again. Returns the ``issued_at`` time for ISSUED, else ``None``.
+
+        With ``wait=False`` the record is queued rather than waited for: it
+        goes to disk with the next transaction (in order), at the latest at
+        :meth:`flush` or :meth:`close`. Only for outcomes, which no call
+        depends on (the runner's case; see the module docstring).
         """
         now = utcnow()
         issued_at = now if status == RowStatus.ISSUED else None
-        with self._tx() as db:
+
+        def write(db: sqlite3.Connection) -> None:
             if status == RowStatus.ISSUED:
                 db.execute("UPDATE rows SET status = ?, step = ?, error = ?, certificate_numbers = ?, issued_at = ?, updated_at = ? WHERE batch_id = ? AND row_number = ?",
                            (status.value, Step.COMMITTED.value, error, json.dumps(certificate_numbers or []), now, now, batch_id, row_number))
@@ -443,6 +572,8 @@ class Journal:
             db.execute("INSERT INTO events (batch_id, row_number, at, step, detail) VALUES (?,?,?,?,?)",
                        (batch_id, row_number, now, status.value, error))
             db.execute("UPDATE batches SET updated_at = ? WHERE id = ?", (now, batch_id))
+
+        self._commit(write, wait=wait)
         return issued_at
 
 
