@@ -23,7 +23,7 @@ CLI draws the bar.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable
@@ -330,40 +330,63 @@ class BatchRunner:
     def run(self, plan: Plan) -> RunReport:
         """Send every row the plan says to send; return what happened.
 
+        ``workers`` threads each take the next unsent row, in input order,
+        until none is left: rows in flight = workers, with no hand-off
+        through the calling thread between rows (issue #4).
+
         Ctrl-C (``KeyboardInterrupt`` in the calling thread) stops taking new
         rows, lets the calls in flight finish, and returns with
-        ``interrupted=True``; unsent rows stay PENDING in the ledger.
+        ``interrupted=True``; unsent rows stay PENDING in the ledger. Every
+        outcome is on disk when this returns (``Journal.flush``).
         """
         report = RunReport()
         records = {r.row_number: r for r in self.journal.rows(plan.batch.id)}
-        queue = [records[n] for n in plan.to_send]
-        futures: dict[Future, int] = {}
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="flexybulk-row") as pool:
+        queue = iter([records[n] for n in plan.to_send])
+        take = threading.Lock()
+
+        def next_row() -> RowRecord | None:
+            with take:
+                return None if self._stop.is_set() else next(queue, None)
+
+        finished = threading.Event()  # wakes the calling thread after each row, so Ctrl-C is seen at once
+
+        def work() -> None:
             try:
-                it = iter(queue)
-                exhausted = False
-                while True:
-                    while not exhausted and not self._stop.is_set() and len(futures) < self.workers:
-                        rec = next(it, None)
-                        if rec is None:
-                            exhausted = True
-                            break
-                        futures[pool.submit(self._issue_row, rec)] = rec.row_number
-                    if not futures:
-                        break
-                    done, _ = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        report.outcomes[futures.pop(fut)] = fut.result()
-            except KeyboardInterrupt:
-                report.interrupted = True
-                self._stop.set()
-                while futures:
-                    try:
-                        done, _ = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
-                    except KeyboardInterrupt:
-                        continue  # a second Ctrl-C: the calls in flight still finish, so nothing is lost
-                    for fut in done:
-                        report.outcomes[futures.pop(fut)] = fut.result()
+                while (rec := next_row()) is not None:
+                    report.outcomes[rec.row_number] = self._issue_row(rec)
+                    finished.set()
+            except BaseException:
+                self._stop.set()  # a surprise in the runner itself: take no more rows; run() re-raises it
+                raise
+
+        def wait_a_little(pending: set) -> set:
+            finished.wait(0.5)
+            finished.clear()
+            return {f for f in pending if not f.done()}
+
+        threads = max(1, min(self.workers, len(plan.to_send)))
+        futures: list = []
+        try:
+            with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="flexybulk-row") as pool:
+                futures = [pool.submit(work) for _ in range(threads)]
+                for fut in futures:
+                    fut.add_done_callback(lambda _: finished.set())
+                pending = set(futures)
+                try:
+                    while pending:
+                        pending = wait_a_little(pending)
+                except KeyboardInterrupt:
+                    report.interrupted = True
+                    self._stop.set()
+                    while pending:
+                        try:
+                            pending = wait_a_little(pending)
+                        except KeyboardInterrupt:
+                            continue  # a second Ctrl-C: the calls in flight still finish, so nothing is lost
+        finally:
+            self.journal.flush()
+        for fut in futures:
+            fut.result()  # re-raises a worker's surprise, after the rows in flight finished
         report.fatal = self._fatal
         if self._stop.is_set() and self._fatal is None:
             report.interrupted = True
@@ -377,14 +400,16 @@ class BatchRunner:
         except AuthError as exc:
             self._fatal = exc
             self._stop.set()
-            self.journal.finish_row(rec.batch_id, rec.row_number, RowStatus.PENDING,
+            self.journal.finish_row(rec.batch_id, rec.row_number, RowStatus.PENDING, wait=False,
                                     error="Not finished: Flexybox refused the token. Fix the token and rerun.")
             self.progress(RowStatus.PENDING)
             return RowStatus.PENDING
         except Exception as exc:  # one row's surprise must not stop the batch or lose its record
             status, error, numbers = RowStatus.UNKNOWN, f"Unexpected error ({type(exc).__name__}: {exc}). A rerun settles this row safely with the same ids.", []
+        # The outcome precedes no call, so the worker goes on at once; the record reaches the disk with this
+        # worker's next step record (same transaction) or at the end of run() (Journal.flush).
         self.journal.finish_row(rec.batch_id, rec.row_number, status, error=error,
-                                certificate_numbers=numbers, settles=rec.settles)
+                                certificate_numbers=numbers, settles=rec.settles, wait=False)
         self.progress(status)
         return status
 
