@@ -22,6 +22,7 @@ Rules and their sources:
 from __future__ import annotations
 
 import difflib
+import gc
 import hashlib
 import re
 import unicodedata
@@ -255,6 +256,31 @@ class _RowChecker:
         self.default_department_error: str | None = None
         if default_department is not None:
             self.default_department_item, self.default_department_error = self.departments.find(default_department)
+        # Per-row work kept small for 100,000-row sheets (issue #4): headers looked up once, and the
+        # few distinct type, department, currency and country cells checked once each.
+        self._header = {fld.value: sheet.column_map.get(fld.value) for fld in Field}
+        self._type_cache: dict[str, tuple[CatalogueItem | None, str | None]] = {}
+        self._department_cache: dict[str, tuple[CatalogueItem | None, str | None]] = {}
+        self._code_cache: dict[tuple, str] = {}
+
+    def _find(self, index: CatalogueIndex, cache: dict, text: str) -> tuple[CatalogueItem | None, str | None]:
+        found = cache.get(text)
+        if found is None:
+            found = cache[text] = index.find(text)
+        return found
+
+    def _code(self, fld: str, raw: Any, default: str) -> str:
+        """A currency or country cell, cleaned and upper-cased (cached per distinct cell)."""
+        key = (fld, type(raw), raw)  # the type too: 1 and 1.0 are equal keys but clean to different text
+        try:
+            return self._code_cache[key]
+        except (KeyError, TypeError):  # TypeError: an unhashable cell value, never cached
+            code = clean_text(raw or default).upper()
+            try:
+                self._code_cache[key] = code
+            except TypeError:
+                pass
+            return code
 
     def problem(self, row: InputRow, fld: Field | None, message: str, value: Any = None) -> RowProblem:
         header = self.sheet.column_map.get(fld.value) if fld is not None else None
@@ -264,10 +290,11 @@ class _RowChecker:
             header = _FIELD_LABELS.get(fld, fld.value)
         return RowProblem(row.number, header, message, None if value is None else str(value), letter)
 
-    def text(self, row: InputRow, fld: Field, problems: list[RowProblem]) -> str | None:
-        raw = row.fields.get(fld.value)
+    def text(self, row: InputRow, fld: Field, problems: list[RowProblem], raw: Any = None) -> str | None:
         if raw is None:
-            return None
+            raw = row.fields.get(fld.value)
+            if raw is None:
+                return None
         text = clean_text(raw)
         limit = MAX_LENGTHS.get(fld)
         if limit is not None and len(text) > limit:
@@ -277,35 +304,39 @@ class _RowChecker:
 
     def check(self, row: InputRow) -> RowCheck:
         problems = list(row.problems)
-        f = row.fields
+        get = row.fields.get
+        header = self._header
 
         name = self.text(row, Field.NAME, problems)
-        if name is None and not any(p.column == self.sheet.column_map.get(Field.NAME.value) for p in problems):
+        if name is None and not any(p.column == header[_NAME] for p in problems):
             problems.append(self.problem(row, Field.NAME, "the recipient's name is missing. Fill it in."))
 
         email = None
-        raw_email = f.get(Field.EMAIL.value)
-        if raw_email is None or not clean_text(raw_email):
-            if not any(p.column == self.sheet.column_map.get(Field.EMAIL.value) for p in problems):
+        raw_email = get(_EMAIL)
+        cleaned = clean_text(raw_email) if raw_email is not None else ""
+        if not cleaned:
+            if not any(p.column == header[_EMAIL] for p in problems):
                 problems.append(self.problem(row, Field.EMAIL, "the email address is missing. Fill it in."))
         else:
-            email, why = check_email(clean_text(raw_email))
+            email, why = check_email(cleaned)
             if email is None:
                 problems.append(self.problem(row, Field.EMAIL, f"'{raw_email}' is not a valid email address: {why} Correct it.", raw_email))
 
         gtype = None
-        raw_type = f.get(Field.TYPE.value)
-        if raw_type is None or not clean_text(raw_type):
+        raw_type = get(_TYPE)
+        cleaned = clean_text(raw_type) if raw_type is not None else ""
+        if not cleaned:
             problems.append(self.problem(row, Field.TYPE, "the gift certificate type is missing. Write a type's name or id."))
         else:
-            gtype, why = self.types.find(clean_text(raw_type))
+            gtype, why = self._find(self.types, self._type_cache, cleaned)
             if gtype is None:
                 problems.append(self.problem(row, Field.TYPE, why[0].upper() + why[1:], raw_type))
 
         department = None
-        raw_dep = f.get(Field.DEPARTMENT.value)
-        if raw_dep is not None and clean_text(raw_dep):
-            department, why = self.departments.find(clean_text(raw_dep))
+        raw_dep = get(_DEPARTMENT)
+        cleaned = clean_text(raw_dep) if raw_dep is not None else ""
+        if cleaned:
+            department, why = self._find(self.departments, self._department_cache, cleaned)
             if department is None:
                 problems.append(self.problem(row, Field.DEPARTMENT, why[0].upper() + why[1:], raw_dep))
         elif self.default_department is not None:
@@ -316,8 +347,8 @@ class _RowChecker:
         else:
             problems.append(self.problem(row, Field.DEPARTMENT, "the department is missing. Fill in the department's name or id, or give one for all rows with --department."))
 
-        price = f.get(Field.AMOUNT.value)
-        amount_header = self.sheet.column_map.get(Field.AMOUNT.value)
+        price = get(_AMOUNT)
+        amount_header = header[_AMOUNT]
         if price is None:
             if not any(p.column == amount_header and amount_header for p in problems):
                 problems.append(self.problem(row, Field.AMOUNT, "the amount is missing. Write the value of one gift certificate, e.g. 500 or 499,95."))
@@ -334,7 +365,7 @@ class _RowChecker:
             problems.append(self.problem(row, Field.AMOUNT, f"{format_money(price)} is more than the {format_money(MAX_AMOUNT)} allowed per gift certificate. Check the amount.", price))
             price = None
 
-        quantity = f.get(Field.QUANTITY.value, DEFAULT_QUANTITY)
+        quantity = get(_QUANTITY, DEFAULT_QUANTITY)
         if not isinstance(quantity, int) or isinstance(quantity, bool):
             problems.append(self.problem(row, Field.QUANTITY, "is not a whole number.", quantity))
             quantity = None
@@ -345,18 +376,22 @@ class _RowChecker:
             problems.append(self.problem(row, Field.QUANTITY, f"{quantity:,} is more than the {MAX_QUANTITY:,} allowed in one row. Split it over several rows.", quantity))
             quantity = None
 
-        currency = clean_text(f.get(Field.CURRENCY.value) or DEFAULT_CURRENCY).upper()
+        currency = self._code(_CURRENCY, get(_CURRENCY), DEFAULT_CURRENCY)
         if not _CURRENCY_RE.match(currency):
             problems.append(self.problem(row, Field.CURRENCY, f"'{currency}' is not a three-letter currency code such as DKK or EUR.", currency))
 
-        country = clean_text(f.get(Field.COUNTRY.value) or DEFAULT_COUNTRY).upper()
+        country = self._code(_COUNTRY, get(_COUNTRY), DEFAULT_COUNTRY)
         if not _COUNTRY_RE.match(country) or country not in phonenumbers.SUPPORTED_REGIONS:
             problems.append(self.problem(row, Field.COUNTRY, f"'{country}' is not a two-letter country code such as DK or SE.", country))
 
-        phone = self.text(row, Field.PHONE, problems)
-        address = self.text(row, Field.ADDRESS, problems)
-        postal = self.text(row, Field.POSTAL_CODE, problems)
-        city = self.text(row, Field.CITY, problems)
+        raw = get(_PHONE)
+        phone = None if raw is None else self.text(row, Field.PHONE, problems, raw)
+        raw = get(_ADDRESS)
+        address = None if raw is None else self.text(row, Field.ADDRESS, problems, raw)
+        raw = get(_POSTAL_CODE)
+        postal = None if raw is None else self.text(row, Field.POSTAL_CODE, problems, raw)
+        raw = get(_CITY)
+        city = None if raw is None else self.text(row, Field.CITY, problems, raw)
 
         if problems:
             return RowCheck(row, None, problems)
@@ -367,6 +402,12 @@ class _RowChecker:
         )
         return RowCheck(row, order, [], fingerprint=order_fingerprint(order))
 
+
+# Field keys as plain strings: ``Field.X.value`` is an enum property lookup, and check() needs ~15 per row.
+_NAME, _EMAIL, _TYPE, _DEPARTMENT, _AMOUNT, _QUANTITY = (Field.NAME.value, Field.EMAIL.value, Field.TYPE.value,
+                                                         Field.DEPARTMENT.value, Field.AMOUNT.value, Field.QUANTITY.value)
+_CURRENCY, _COUNTRY, _PHONE, _ADDRESS, _POSTAL_CODE, _CITY = (Field.CURRENCY.value, Field.COUNTRY.value, Field.PHONE.value,
+                                                               Field.ADDRESS.value, Field.POSTAL_CODE.value, Field.CITY.value)
 
 _FIELD_LABELS = {
     Field.NAME: "name",
@@ -397,13 +438,22 @@ def validate(sheet: Sheet, catalogue: Catalogue, *, default_department: str | No
     """
     checker = _RowChecker(sheet, catalogue, default_department)
     checks = []
-    for i, row in enumerate(sheet.rows, 1):
-        checks.append(checker.check(row))
-        if progress is not None and i % 1000 == 0:
-            progress(i)
-    if progress is not None:
-        progress(len(checks))
-    _warn_repeats(checker, checks)
+    # The checks and orders made here form no reference cycles, but creating hundreds of thousands of
+    # objects makes the cyclic GC rescan the whole sheet again and again (over a third of the time spent
+    # outside email-validator on a 100,000-row sheet, issue #4); it is off for the loop, as read_sheet does.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for i, row in enumerate(sheet.rows, 1):
+            checks.append(checker.check(row))
+            if progress is not None and i % 1000 == 0:
+                progress(i)
+        if progress is not None:
+            progress(len(checks))
+        _warn_repeats(checker, checks)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     return Validation(sheet, checks)
 
 
