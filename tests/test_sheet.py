@@ -10,7 +10,6 @@ import datetime as dt
 import hashlib
 import subprocess
 import sys
-import time
 import zipfile
 from decimal import Decimal
 from pathlib import Path
@@ -473,23 +472,9 @@ def _fast_xlsx(path: Path, n: int) -> Path:
     return path
 
 
-def test_reading_20000_rows_costs_little_more_than_calamine_itself(tmp_path):
-    import python_calamine
-
+def test_reading_20000_rows_is_right(tmp_path):
+    # Correctness only: speed is measured by benchmarks/bench.py, not by a timed test.
     path = _fast_xlsx(tmp_path / "stor.xlsx", 20_000)
-
-    def bare() -> float:
-        start = time.perf_counter()
-        python_calamine.CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python()
-        return time.perf_counter() - start
-
-    def ours() -> float:
-        start = time.perf_counter()
-        sheet = read_sheet(path)
-        elapsed = time.perf_counter() - start
-        assert len(sheet.rows) == 20_000 and not any(r.problems for r in sheet.rows)
-        return elapsed
-
-    base, mine = min(bare() for _ in range(3)), min(ours() for _ in range(3))
-    # The target is 2x on a quiet machine; 4x + 0.3 s keeps the test quiet on a busy CI box.
-    assert mine < 4 * base + 0.3, f"read_sheet {mine:.2f}s vs calamine {base:.2f}s"
+    sheet = read_sheet(path)
+    assert len(sheet.rows) == 20_000 and not any(r.problems for r in sheet.rows)
+    assert sheet.rows[-1].number == 20_001
