@@ -32,7 +32,7 @@ from .client import FlexyboxClient, certificate_numbers
 from .errors import ApiError, AuthError, ConflictError, FlexybulkError
 from .journal import BatchRecord, Journal, NewRow, RowRecord, Step, new_id
 from .model import Order, RowProblem, RowStatus
-from .validate import RowCheck, Totals, Validation
+from .validate import RowCheck, Totals, Validation, fingerprint
 
 
 def order_content(order: Order) -> dict:
@@ -67,6 +67,19 @@ def issued_totals(records: Any) -> Totals:
         if r.status == RowStatus.ISSUED and r.content:
             totals.add_line(r.content["currency"], Decimal(r.content["price"]), int(r.content["quantity"]))
     return totals
+
+
+def content_fingerprint(content: dict) -> str:
+    """:func:`~flexybulk.validate.fingerprint` of a recorded order content."""
+    return fingerprint(content["email"], content["type_id"], content["department_id"], Decimal(content["price"]),
+                       int(content["quantity"]), content["currency"])
+
+
+def describe_content(content: dict) -> str:
+    """``"Anna Hansen, anna@example.com, 2 × 250.00 DKK Gavekort, Webshop"``: what an order issues, in one line."""
+    price = Decimal(content["price"]).quantize(Decimal("0.01"))
+    return (f"{content['name']}, {content['email']}, {content['quantity']} × {price} {content['currency']} "
+            f"{content['type_name']}, {content['department_name']}")
 
 
 def problems_text(problems: list[RowProblem]) -> str:
@@ -396,7 +409,7 @@ class BatchRunner:
         if self._stop.is_set():
             return RowStatus.PENDING
         try:
-            status, error, numbers = self._flow(rec)
+            outcome = self._flow(rec)
         except AuthError as exc:
             self._fatal = exc
             self._stop.set()
@@ -405,16 +418,29 @@ class BatchRunner:
             self.progress(RowStatus.PENDING)
             return RowStatus.PENDING
         except Exception as exc:  # one row's surprise must not stop the batch or lose its record
-            status, error, numbers = RowStatus.UNKNOWN, f"Unexpected error ({type(exc).__name__}: {exc}). A rerun settles this row safely with the same ids.", []
+            outcome = _Outcome(RowStatus.UNKNOWN, f"Unexpected error ({type(exc).__name__}: {exc}). A rerun settles this row safely with the same ids.")
+        status = outcome.status
         # The outcome precedes no call, so the worker goes on at once; the record reaches the disk with this
         # worker's next step record (same transaction) or at the end of run() (Journal.flush).
-        self.journal.finish_row(rec.batch_id, rec.row_number, status, error=error,
-                                certificate_numbers=numbers, settles=rec.settles, wait=False)
+        self.journal.finish_row(rec.batch_id, rec.row_number, status, error=outcome.error,
+                                certificate_numbers=outcome.numbers, settles=rec.settles, wait=False,
+                                content=outcome.content,
+                                fingerprint=content_fingerprint(outcome.content) if outcome.content else None)
         self.progress(status)
         return status
 
-    def _flow(self, rec: RowRecord) -> tuple[RowStatus, str | None, list[str]]:
+    def _flow(self, rec: RowRecord) -> "_Outcome":
         c = rec.content
+        note = None
+        if rec.commit_may_have_happened and rec.commit_content is not None:
+            # The commit may already have gone through with the content it was sent for. Settle exactly
+            # that (same order body, same payment id and amount): sending edited values under these ids
+            # could leave the ledger saying something other than what was issued.
+            if rec.commit_content != rec.content:
+                note = (f"Settled exactly as first sent ({describe_content(rec.commit_content)}), because its commit may "
+                        "already have gone through when the row was changed; the changes were not applied. "
+                        "If the changed version should be issued too, add it as a new row.")
+            c = rec.commit_content
         total = content_total(c)
         step = "customer"
         try:
@@ -431,24 +457,24 @@ class BatchRunner:
                 gift_certificate_type_id=c["type_id"], quantity=int(c["quantity"]), price=Decimal(c["price"]),
                 currency=c["currency"],
             )
-            note = None
             try:
                 self.client.put_sales_order(body)
             except ConflictError:
-                if rec.payment_amount is None:
+                if rec.payment_amount is None or rec.commit_content is None:
                     raise
-                # The order was committed by an earlier attempt of ours whose answer was lost, with the
-                # content as it was then. Re-post that commit (same payment id, same amount): the vendor
-                # ignores the repeat and answers the committed order. Nothing new is issued.
-                total = Decimal(rec.payment_amount)
-                note = "This order had already been committed by an earlier run; later corrections to the row were not applied."
+                # The order was committed by an earlier attempt of ours, with the content recorded then.
+                # Re-post that commit (same payment id, same amount): the vendor ignores the repeat and
+                # answers the committed order. Nothing new is issued.
+                c, total = rec.commit_content, Decimal(rec.payment_amount)
+                note = (f"This order had already been committed by an earlier run ({describe_content(c)}); "
+                        "later changes to the row were not applied.")
             step = "commit"
-            self.journal.set_step(rec.batch_id, rec.row_number, Step.COMMIT, payment_amount=str(total))
+            self.journal.set_step(rec.batch_id, rec.row_number, Step.COMMIT, payment_amount=str(total), commit_content=c)
             # Safe to retry, and to repeat on a rerun, only because payment_id was fixed and recorded
             # before the first attempt: the vendor ignores a second post with the same payment id.
             answer = self.client.commit_sales_order(rec.sales_order_id, payment_id=rec.payment_id, amount=total,
                                                     payment_type=self.payment_type)
-            return RowStatus.ISSUED, note, certificate_numbers(answer)
+            return _Outcome(RowStatus.ISSUED, note, certificate_numbers(answer), None if c == rec.content else c)
         except AuthError:
             raise
         except ApiError as exc:
@@ -459,6 +485,16 @@ class BatchRunner:
                 else:
                     text = (f"The {step} call's outcome is unknown: {exc}. No gift certificate can have been issued yet; "
                             "rerun (flexybulk retry on the result sheet) to finish it with the same ids.")
-                return RowStatus.UNKNOWN, text, []
+                return _Outcome(RowStatus.UNKNOWN, text)
             text = f"Flexybox refused the {step}: {exc}. Nothing was issued for this row. Correct the row in the result sheet and run flexybulk retry on it."
-            return RowStatus.FAILED, text, []
+            return _Outcome(RowStatus.FAILED, text)
+
+
+@dataclass
+class _Outcome:
+    """What one row's flow ended with; ``content`` is set when what was committed differs from the ledger's content."""
+
+    status: RowStatus
+    error: str | None = None
+    numbers: list[str] = field(default_factory=list)
+    content: dict | None = None

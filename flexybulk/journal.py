@@ -49,7 +49,7 @@ from typing import Any, Callable, Iterable
 from .errors import JournalError
 from .model import RowStatus
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 LEDGER_ENV = "FLEXYBULK_LEDGER"
 
 _SCHEMA = """
@@ -77,6 +77,7 @@ CREATE TABLE rows (
     sales_order_id      TEXT NOT NULL,
     payment_id          TEXT NOT NULL,
     payment_amount      TEXT,
+    commit_content      TEXT,
     certificate_numbers TEXT,
     error               TEXT,
     settles             TEXT,
@@ -163,7 +164,10 @@ class RowRecord:
     quantity, currency, country, phone, address, postal_code, city), or
     ``None`` for a row that was never valid. ``payment_amount`` is the
     amount of the commit as sent (text of a Decimal), once a commit was
-    attempted.
+    attempted, and ``commit_content`` the content it was sent for: when
+    that commit may have gone through, the row is only ever settled with
+    exactly that content, never with later edits. Once ISSUED, ``content``
+    is what was committed.
     """
 
     batch_id: str
@@ -176,6 +180,7 @@ class RowRecord:
     sales_order_id: str
     payment_id: str
     payment_amount: str | None
+    commit_content: dict | None
     certificate_numbers: list[str]
     error: str | None
     settles: str | None
@@ -185,7 +190,12 @@ class RowRecord:
 
     @property
     def commit_may_have_happened(self) -> bool:
-        """True when a commit was sent and its answer was not recorded."""
+        """True when a commit was sent and no answer settled it.
+
+        The step stays COMMIT whatever the row's status becomes later (an
+        edit may even make it INVALID), until an answer settles it: ISSUED,
+        or a definite refusal, which steps back to ORDER (:meth:`Journal.finish_row`).
+        """
         return self.step == Step.COMMIT and self.status != RowStatus.ISSUED
 
 
@@ -205,7 +215,7 @@ class NewRow:
 
 _ROW_COLUMNS = (
     "batch_id, row_number, status, step, fingerprint, content, customer_id, sales_order_id, payment_id, "
-    "payment_amount, certificate_numbers, error, settles, created_at, updated_at, issued_at"
+    "payment_amount, commit_content, certificate_numbers, error, settles, created_at, updated_at, issued_at"
 )
 
 
@@ -223,10 +233,11 @@ class _Write:
 
 
 def _row(rec: tuple) -> RowRecord:
-    (batch_id, row_number, status, step, fp, content, cid, soid, pid, amount, numbers, error, settles,
+    (batch_id, row_number, status, step, fp, content, cid, soid, pid, amount, committed, numbers, error, settles,
      created, updated, issued) = rec
     return RowRecord(batch_id, row_number, RowStatus(status), Step(step), fp,
                      json.loads(content) if content else None, cid, soid, pid, amount,
+                     json.loads(committed) if committed else None,
                      json.loads(numbers) if numbers else [], error, settles, created, updated, issued)
 
 
@@ -265,6 +276,11 @@ class Journal:
                     for stmt in _SCHEMA.split(";"):
                         if stmt.strip():
                             self._db.execute(stmt)
+                    self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            elif version == 1:
+                # Version 2 records the content each commit was sent for (commit_content).
+                with self._tx():
+                    self._db.execute("ALTER TABLE rows ADD COLUMN commit_content TEXT")
                     self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             elif version != SCHEMA_VERSION:
                 raise JournalError(
@@ -418,10 +434,10 @@ class Journal:
                 (batch_id, input_path, input_sha256, target, sheet_name, user, json.dumps(options, sort_keys=True, default=str), now, now),
             )
             db.executemany(
-                f"INSERT INTO rows ({_ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO rows ({_ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(batch_id, r.row_number, r.status.value, Step.PLANNED.value, r.fingerprint,
                   json.dumps(r.content, sort_keys=True) if r.content is not None else None,
-                  r.customer_id, r.sales_order_id, r.payment_id, None, None, r.error, None, now, now, None)
+                  r.customer_id, r.sales_order_id, r.payment_id, None, None, None, r.error, None, now, now, None)
                  for r in rows],
             )
             db.execute("INSERT INTO events (batch_id, row_number, at, step, detail) VALUES (?,?,?,?,?)",
@@ -433,10 +449,10 @@ class Journal:
         now = utcnow()
         with self._tx() as db:
             db.executemany(
-                f"INSERT INTO rows ({_ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO rows ({_ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(batch_id, r.row_number, r.status.value, Step.PLANNED.value, r.fingerprint,
                   json.dumps(r.content, sort_keys=True) if r.content is not None else None,
-                  r.customer_id, r.sales_order_id, r.payment_id, None, None, r.error, None, now, now, None)
+                  r.customer_id, r.sales_order_id, r.payment_id, None, None, None, r.error, None, now, now, None)
                  for r in rows],
             )
 
@@ -513,15 +529,19 @@ class Journal:
                 args.append(customer_id)
             detail: dict[str, Any] = {"status": status.value}
             if adopt is not None:
-                sets += ["customer_id = ?", "sales_order_id = ?", "payment_id = ?", "payment_amount = ?", "step = ?", "settles = ?"]
-                args += [adopt.customer_id, adopt.sales_order_id, adopt.payment_id, adopt.payment_amount, adopt.step.value,
+                sets += ["customer_id = ?", "sales_order_id = ?", "payment_id = ?", "payment_amount = ?", "commit_content = ?",
+                         "step = ?", "settles = ?"]
+                args += [adopt.customer_id, adopt.sales_order_id, adopt.payment_id, adopt.payment_amount,
+                         json.dumps(adopt.commit_content, sort_keys=True) if adopt.commit_content is not None else None,
+                         adopt.step.value,
                          f"{adopt.batch_id}:{adopt.row_number}"]
                 detail["adopted"] = f"{adopt.batch_id}:{adopt.row_number}"
             db.execute(f"UPDATE rows SET {', '.join(sets)} WHERE batch_id = ? AND row_number = ?", (*args, batch_id, row_number))
             db.execute("INSERT INTO events (batch_id, row_number, at, step, detail) VALUES (?,?,?,?,?)",
                        (batch_id, row_number, now, "PLAN", json.dumps(detail)))
 
-    def set_step(self, batch_id: str, row_number: int, step: Step, *, payment_amount: str | None = None) -> None:
+    def set_step(self, batch_id: str, row_number: int, step: Step, *, payment_amount: str | None = None,
+                 commit_content: dict | None = None) -> None:
         """Record that ``step``'s call is about to be sent; returns once the record is on disk, so the call may go.
 
         Several workers' step records may share one transaction (group commit, see the module docstring).
@@ -530,8 +550,11 @@ class Journal:
 
         def write(db: sqlite3.Connection) -> None:
             if payment_amount is not None:
-                db.execute("UPDATE rows SET step = ?, status = ?, payment_amount = ?, updated_at = ? WHERE batch_id = ? AND row_number = ? AND status != ?",
-                           (step.value, RowStatus.PENDING.value, payment_amount, now, batch_id, row_number, RowStatus.ISSUED.value))
+                db.execute("UPDATE rows SET step = ?, status = ?, payment_amount = ?, commit_content = ?, updated_at = ? "
+                           "WHERE batch_id = ? AND row_number = ? AND status != ?",
+                           (step.value, RowStatus.PENDING.value, payment_amount,
+                            json.dumps(commit_content, sort_keys=True) if commit_content is not None else None,
+                            now, batch_id, row_number, RowStatus.ISSUED.value))
             else:
                 db.execute("UPDATE rows SET step = ?, status = ?, updated_at = ? WHERE batch_id = ? AND row_number = ? AND status != ?",
                            (step.value, RowStatus.PENDING.value, now, batch_id, row_number, RowStatus.ISSUED.value))
@@ -542,12 +565,17 @@ class Journal:
 
     def finish_row(self, batch_id: str, row_number: int, status: RowStatus, *, error: str | None = None,
                    certificate_numbers: list[str] | None = None, settles: str | None = None,
+                   content: dict | None = None, fingerprint: str | None = None,
                    wait: bool = True) -> str | None:
         """Record a row's outcome. ``ISSUED`` also records the certificate numbers and the time.
 
         When the row settled an earlier batch's row (``settles`` =
         ``"batch:row"``), that row is marked ISSUED too, so neither batch
         sends it again. Returns the ``issued_at`` time for ISSUED, else ``None``.
+
+        ``content`` and ``fingerprint``, with ISSUED, replace the row's
+        content with what was really committed (a settled commit whose row
+        had been edited since).
 
         With ``wait=False`` the record is queued rather than waited for: it
         goes to disk with the next transaction (in order), at the latest at
@@ -561,11 +589,20 @@ class Journal:
             if status == RowStatus.ISSUED:
                 db.execute("UPDATE rows SET status = ?, step = ?, error = ?, certificate_numbers = ?, issued_at = ?, updated_at = ? WHERE batch_id = ? AND row_number = ?",
                            (status.value, Step.COMMITTED.value, error, json.dumps(certificate_numbers or []), now, now, batch_id, row_number))
+                if content is not None:
+                    db.execute("UPDATE rows SET content = ?, fingerprint = ? WHERE batch_id = ? AND row_number = ?",
+                               (json.dumps(content, sort_keys=True), fingerprint, batch_id, row_number))
                 if settles:
                     other_batch, other_row = settles.rsplit(":", 1)
                     db.execute("UPDATE rows SET status = ?, step = ?, error = ?, certificate_numbers = ?, issued_at = ?, updated_at = ? WHERE batch_id = ? AND row_number = ? AND status != ?",
                                (status.value, Step.COMMITTED.value, f"Settled by row {row_number} of batch {batch_id}.", json.dumps(certificate_numbers or []),
                                 now, now, other_batch, int(other_row), RowStatus.ISSUED.value))
+            elif status == RowStatus.FAILED:
+                # FAILED is a definite refusal: a commit that was refused did not happen, so the row is back
+                # to "order saved" and may take corrections.
+                db.execute("UPDATE rows SET status = ?, error = ?, updated_at = ?, step = CASE WHEN step = ? THEN ? ELSE step END "
+                           "WHERE batch_id = ? AND row_number = ? AND status != ?",
+                           (status.value, error, now, Step.COMMIT.value, Step.ORDER.value, batch_id, row_number, RowStatus.ISSUED.value))
             else:
                 db.execute("UPDATE rows SET status = ?, error = ?, updated_at = ? WHERE batch_id = ? AND row_number = ? AND status != ?",
                            (status.value, error, now, batch_id, row_number, RowStatus.ISSUED.value))

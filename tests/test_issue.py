@@ -162,7 +162,8 @@ def test_an_earlier_batch_in_flight_is_settled_with_its_own_ids(settings, sandbo
     # Let the first batch get as far as a lost commit answer.
     sandbox.faults = Faults()
     for rec in journal.rows(plan1.batch.id):
-        journal.set_step(plan1.batch.id, rec.row_number, Step.COMMIT, payment_amount=str(Decimal(rec.content["price"]) * rec.content["quantity"]))
+        journal.set_step(plan1.batch.id, rec.row_number, Step.COMMIT, commit_content=rec.content,
+                         payment_amount=str(Decimal(rec.content["price"]) * rec.content["quantity"]))
     with FlexyboxClient(settings) as client:
         for rec in journal.rows(plan1.batch.id):
             c = rec.content
@@ -192,7 +193,8 @@ def test_corrected_row_after_a_lost_commit_answer_is_not_issued_twice(settings, 
     sandbox.faults = Faults()
     # Drive the row to "commit sent, answer lost" by hand, as a crash right after the commit would leave it.
     rec = journal.rows(plan.batch.id)[0]
-    journal.set_step(plan.batch.id, 2, Step.COMMIT, payment_amount="100")
+    journal.set_step(plan.batch.id, 2, Step.COMMIT, payment_amount="100", commit_content=rec.content)
+    journal.finish_row(plan.batch.id, 2, RowStatus.UNKNOWN, error="lost")
     with FlexyboxClient(settings) as client:
         client.put_customer(rec.customer_id, full_name="x", email="person.0@example.com")
         client.put_sales_order(FlexyboxClient.sales_order_body(rec.sales_order_id, customer_id=rec.customer_id,
@@ -206,7 +208,28 @@ def test_corrected_row_after_a_lost_commit_answer_is_not_issued_twice(settings, 
     assert report.outcomes == {2: RowStatus.ISSUED}
     assert sandbox.state.counts()["certificates"] == 1
     rec = journal.rows(plan.batch.id)[0]
-    assert "already been committed" in rec.error
+    assert "Settled exactly as first sent (Test Person 0, person.0@example.com, 1 × 100.00 DKK Gavekort, Webshop)" in rec.error
+    # The ledger records what was really issued, not the edit.
+    assert rec.content["price"] == "100" and Decimal(sandbox.state.certificates[0]["Amount"]) == Decimal("100")
+
+
+def test_a_definitely_refused_commit_takes_corrections(settings, sandbox, journal):
+    rows = [person(0, amount="100", quantity=1)]
+    sheet = make_sheet(rows)
+    plan, _ = run(settings, journal, sheet, sandbox=sandbox, faults=Faults(drop_rate=1.0, only="^PUT /api/v2/customers"))
+    rec = journal.rows(plan.batch.id)[0]
+    # A commit that the server refused outright (say the payment total was wrong) did not happen.
+    journal.set_step(plan.batch.id, 2, Step.COMMIT, payment_amount="99", commit_content=rec.content)
+    journal.finish_row(plan.batch.id, 2, RowStatus.FAILED, error="400 payment total")
+    assert journal.row(plan.batch.id, 2).step == Step.ORDER
+    assert not journal.row(plan.batch.id, 2).commit_may_have_happened
+    sandbox.faults = Faults()
+    corrected = make_sheet([person(0, amount="150", quantity=1)])
+    corrected.sha256 = sheet.sha256
+    _, report = run(settings, journal, corrected, batch_id=plan.batch.id)
+    assert report.outcomes == {2: RowStatus.ISSUED}
+    assert [c["Amount"] for c in sandbox.state.certificates] == [Decimal("150")]
+    assert journal.row(plan.batch.id, 2).content["price"] == "150"
 
 
 def test_rejected_token_stops_the_run(settings, sandbox, journal):

@@ -42,8 +42,23 @@ def test_unknown_schema_version_is_refused(tmp_path):
     db.execute("PRAGMA user_version = 99")
     db.commit()
     db.close()
-    with pytest.raises(JournalError, match="schema version 99; this flexybulk knows version 1"):
+    with pytest.raises(JournalError, match="schema version 99; this flexybulk knows version 2"):
         Journal(path)
+
+
+def test_a_version_1_ledger_is_upgraded_in_place_keeping_its_rows(tmp_path):
+    path = tmp_path / "l.sqlite3"
+    with Journal(path) as j:
+        batch = _batch(j)
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE rows DROP COLUMN commit_content")  # what version 1 looked like
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    with Journal(path) as j:
+        assert j._db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert [r.payment_id for r in j.rows(batch.id)] == ["p2", "p3"]
+        assert j.rows(batch.id)[0].commit_content is None
 
 
 def test_a_foreign_sqlite_file_or_junk_is_refused(tmp_path):
