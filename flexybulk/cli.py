@@ -234,38 +234,77 @@ def _validate(sheet: Sheet, catalogue: Any, kw: dict) -> Any:
         bar.close()
 
 
-def _result_sheet_batch(sheet: Sheet) -> str | None:
+def _result_sheet_batch(sheet: Sheet) -> tuple[str | None, dict[int, int]]:
     """For a result sheet given as input: its batch id, with each row renumbered to its input row.
 
     Rows keep the ``Row`` column's number, so a sorted or trimmed result
-    sheet still maps each line to its ledger row.
+    sheet still maps each line to its ledger row. Returns ``(batch id,
+    {input row: line in this sheet})``, or ``(None, {})`` for an ordinary input.
 
     Raises:
-        InputFileError: the sheet names more than one batch, or a ``Row`` cell is not a row number.
+        InputFileError: the sheet names more than one batch, a line has no or
+            a bad ``Row``, or two lines claim the same input row.
     """
     from .errors import InputFileError
 
     if "BatchId" not in sheet.headers or "Row" not in sheet.headers:
-        return None
+        return None, {}
     batches = {str(r.original.get("BatchId")).strip() for r in sheet.rows if r.original.get("BatchId") not in (None, "")}
     if not batches:
-        return None
+        return None, {}
     if len(batches) > 1:
         raise InputFileError(f"{sheet.where()} mixes rows of {len(batches)} batches ({', '.join(sorted(batches))}). Retry each batch's own result sheet.")
-    seen: dict[int, int] = {}
+    lines: dict[int, int] = {}
     for r in sheet.rows:
         value = r.original.get("Row")
+        if value in (None, "") and r.original.get("BatchId") in (None, ""):
+            raise InputFileError(f"{sheet.where()}, row {r.number}: this line has no Row and no BatchId, so it was not part of "
+                                 "the batch. Put new recipients in a new sheet and run flexybulk issue on that.")
         try:
             number = int(str(value).strip())
         except (TypeError, ValueError):
             raise InputFileError(f"{sheet.where()}, row {r.number}, column 'Row': '{value}' is not a row number. "
                                  "Do not edit flexybulk's Row column; copy it back from the original result sheet.") from None
-        if number in seen:
-            raise InputFileError(f"{sheet.where()}: rows {seen[number]} and {r.number} both say they are input row {number}. "
+        if number in lines:
+            raise InputFileError(f"{sheet.where()}: rows {lines[number]} and {r.number} both say they are input row {number}. "
                                  "Delete the copied line.")
-        seen[number] = r.number
+        lines[number] = r.number
         r.number = number
-    return batches.pop()
+    return batches.pop(), lines
+
+
+def _check_result_lines(sheet: Sheet, lines: dict[int, int], records: dict[int, Any]) -> None:
+    """Each line of a result sheet must be the ledger row it names (``Row``), judged by its ids.
+
+    A line whose ``Row`` was edited (or whose id cells were) would send one
+    recipient's values under another row's ids: refused, naming both lines.
+
+    Raises:
+        InputFileError: a line names a row the batch does not have, or its ids belong to another row.
+    """
+    from .errors import InputFileError
+
+    by_order = {r.sales_order_id.lower(): n for n, r in records.items()}
+    for number, line in sorted(lines.items(), key=lambda kv: kv[1]):
+        rec = records.get(number)
+        row = next(r for r in sheet.rows if r.number == number)
+        where = f"{sheet.where()}, row {line}"
+        if rec is None:
+            raise InputFileError(f"{where}, column 'Row': the batch has no input row {number}. "
+                                 "Do not edit flexybulk's Row column; copy it back from the original result sheet.")
+        order = str(row.original.get("SalesOrderId") or "").strip().lower()
+        payment = str(row.original.get("ExternalPaymentId") or "").strip().lower()
+        if order and order != rec.sales_order_id.lower():
+            owner = by_order.get(order)
+            whose = f"input row {owner}" if owner is not None else "no row of this batch"
+            raise InputFileError(f"{where}: column 'Row' says input row {number}, but its SalesOrderId {order} belongs to {whose}. "
+                                 "The Row, BatchId and id columns must not be edited: copy them back from the original result sheet.")
+        if payment and payment != rec.payment_id.lower():
+            raise InputFileError(f"{where}: its ExternalPaymentId is not the one recorded for input row {number}. "
+                                 "The Row, BatchId and id columns must not be edited: copy them back from the original result sheet.")
+        if not order and rec.step.value != "PLANNED":
+            raise InputFileError(f"{where}: input row {number} was sent as sales order {rec.sales_order_id}, but this line has no "
+                                 "SalesOrderId. The Row, BatchId and id columns must not be edited: copy them back from the original result sheet.")
 
 
 def _print_validation(validation: Any, *, limit: int = 200) -> None:
@@ -453,7 +492,7 @@ def _issue_command(file: str, kw: dict, *, command: str) -> int:
     quiet = kw["quiet"]
     with api_context(kw, workers=kw["workers"], rate=kw["rate"]) as ctx, contextlib.ExitStack() as stack:
         sheet = _read(file, kw, quiet=quiet)
-        batch_id = _result_sheet_batch(sheet)
+        batch_id, lines = _result_sheet_batch(sheet)
         if command == "retry" and batch_id is None:
             raise ConfigError(f"{Path(file).name} is not a flexybulk result sheet (no BatchId and Row columns). "
                               f"To issue a new file, run: flexybulk issue {file}")
@@ -464,7 +503,10 @@ def _issue_command(file: str, kw: dict, *, command: str) -> int:
 
         # Rows the ledger already issued are never re-sent, so edits to them cannot block a rerun.
         batch = journal.get_batch(batch_id) if batch_id else journal.find_batch_by_sha256(sheet.sha256, ctx.target)
-        issued_rows = {r.row_number for r in journal.rows(batch.id) if r.status == RowStatus.ISSUED} if batch else set()
+        known = {r.row_number: r for r in journal.rows(batch.id)} if batch else {}
+        if batch_id and batch is not None:
+            _check_result_lines(sheet, lines, known)
+        issued_rows = {n for n, r in known.items() if r.status == RowStatus.ISSUED}
         blocking = [c for c in validation.invalid if c.row.number not in issued_rows]
         if blocking and not kw["skip_invalid"]:
             validation.checks = [c for c in validation.checks if c.row.number not in issued_rows or c.valid]
@@ -558,7 +600,8 @@ def _print_plan(plan: Any, validation: Any, totals: Any) -> None:
 
 
 def _result_output(sheet: Sheet, validation: Any, plan: Any, records: dict, ledger_path: Path) -> Any:
-    from .issue import issued_totals, problems_text
+    from .issue import describe_content, issued_totals, order_content, problems_text
+    from .journal import Step
     from .results import RESULT_COLUMNS, OutputRow, OutputSheet, input_values
 
     rows = []
@@ -569,13 +612,20 @@ def _result_output(sheet: Sheet, validation: Any, plan: Any, records: dict, ledg
         error = rec.error if rec else None
         if not c.valid and status != RowStatus.ISSUED:
             status, error = RowStatus.INVALID, problems_text(c.problems)
+        if status == RowStatus.ISSUED and rec.content and (c.order is None or order_content(c.order) != rec.content):
+            # The line was edited after the issue (or a rerun used an older copy): say what was really issued.
+            note = (f"Issued as: {describe_content(rec.content)}. The values on this line differ and were not applied: "
+                    "an issued row is never sent again.")
+            error = f"{error} {note}" if error and note not in error else note
         counts[status.value] += 1
+        # Ids are shown for every row that has them in use; only a row never sent and now invalid has none to show.
+        show_ids = rec is not None and not (status == RowStatus.INVALID and rec.step == Step.PLANNED)
         extra = {
             "Status": status,
             "Error": error,
-            "CustomerId": rec.customer_id if rec and status != RowStatus.INVALID else None,
-            "SalesOrderId": rec.sales_order_id if rec and status != RowStatus.INVALID else None,
-            "ExternalPaymentId": rec.payment_id if rec and status != RowStatus.INVALID else None,
+            "CustomerId": rec.customer_id if show_ids else None,
+            "SalesOrderId": rec.sales_order_id if show_ids else None,
+            "ExternalPaymentId": rec.payment_id if show_ids else None,
             "GiftCertificateNumbers": ", ".join(rec.certificate_numbers) if rec and rec.certificate_numbers else None,
             "IssuedAt": rec.issued_at if rec else None,
             "BatchId": plan.batch.id,
@@ -616,6 +666,13 @@ def _report_outcome(plan: Any, records: dict, checks: dict, out: Path, report: A
         echo(f"Not issued: {other}.")
     echo(f"Result sheet: {out}")
     attention = [r for r in mine if r.status in (RowStatus.FAILED, RowStatus.UNKNOWN, RowStatus.PENDING)]
+    # Unfinished rows of the batch that this sheet no longer has (a line deleted from a result sheet).
+    absent = [r for n, r in sorted(records.items()) if n not in checks
+              and r.status in (RowStatus.FAILED, RowStatus.UNKNOWN, RowStatus.PENDING)]
+    for r in absent:
+        echo(f"  input row {r.row_number}: {r.status.value} in the ledger, but not in this sheet, so it was not retried. "
+             f"Retry the full result sheet, or see: flexybulk status {out}", err=True)
+    attention += absent
     for r in attention[:50]:
         echo(f"  row {r.row_number}: {r.status.value}: {r.error or 'not sent yet'}", err=True)
     if len(attention) > 50:
@@ -657,7 +714,7 @@ def status(file: str, ledger: str | None, target: str | None) -> int:
             from .sheet import ReadOptions, read_sheet
 
             sheet = read_sheet(path, ReadOptions())
-            batch_id = _result_sheet_batch(sheet)
+            batch_id, _ = _result_sheet_batch(sheet)
             if batch_id:
                 batch = journal.get_batch(batch_id)
         except FlexybulkError:

@@ -261,3 +261,81 @@ def test_ctrl_c_finishes_calls_in_flight_and_leaves_pending_rows(tmp_path, sandb
     run = flexybulk("retry", tmp_path / "mange.result.xlsx", "--yes")
     assert run.code == 0, run.output
     assert sandbox_env.state.counts()["certificates"] == 40
+
+
+def _edit_result(path: Path, edit) -> None:
+    """Open a result sheet as a user would (openpyxl), let ``edit(ws, col)`` change it, save it."""
+    wb = openpyxl.load_workbook(path)
+    ws = wb["Result"]
+    col = {cell.value: cell.column_letter for cell in ws[1]}
+    edit(ws, col)
+    wb.save(path)
+
+
+def _issue_with_unknown_rows(tmp_path, sandbox_env):
+    """The kampagne sample with rows 2-4 UNKNOWN at the customer step (nothing committed) and 5-7 ISSUED."""
+    src = shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx")
+    state = sandbox_env.state
+    real = state.put_customer
+    lost = {"mette@example.com", "soeren@example.org", "aase@example.net"}
+
+    def refusing(customer_id, body):
+        if body.get("EmailAddress") in lost:
+            raise Refusal(503, "busy")
+        return real(customer_id, body)
+
+    sandbox_env.state.put_customer = refusing
+    try:
+        run = flexybulk("issue", src, "--yes", "--max-attempts", "1")
+    finally:
+        del sandbox_env.state.put_customer
+    assert run.code == 1
+    result = tmp_path / "kampagne.result.xlsx"
+    assert [r["Status"] for r in result_rows(result)] == ["UNKNOWN"] * 3 + ["ISSUED"] * 3
+    return result
+
+
+def test_a_swapped_row_number_is_refused_and_nothing_is_sent(tmp_path, sandbox_env):
+    result = _issue_with_unknown_rows(tmp_path, sandbox_env)
+    before = sandbox_env.state.counts()
+
+    def swap(ws, col):
+        r = col["Row"]
+        ws[f"{r}2"], ws[f"{r}6"] = 6, 2  # the UNKNOWN line of row 2 and the ISSUED line of row 6 trade places
+
+    _edit_result(result, swap)
+    run = flexybulk("retry", result, "--yes")
+    assert run.code == 1
+    assert "kampagne.result.xlsx, sheet 'Result', row 2: column 'Row' says input row 6, but its SalesOrderId" in run.stderr
+    assert "belongs to input row 2" in run.stderr
+    assert sandbox_env.state.counts() == before
+
+
+def test_an_edited_issued_line_says_what_was_really_issued(tmp_path, sandbox_env):
+    result = _issue_with_unknown_rows(tmp_path, sandbox_env)
+    _edit_result(result, lambda ws, col: ws.__setitem__(f"{col['Beløb']}5", 999))
+    run = flexybulk("retry", result, "--yes")
+    assert run.code == 0, run.output
+    got = result_rows(result)
+    assert got[3]["Status"] == "ISSUED" and got[3]["Beløb"] == 999
+    assert got[3]["Error"].startswith("Issued as: Lars Eksempel, lars@example.com, 3 × 199.95 DKK Gavekort, Webshop.")
+    status = flexybulk("status", result)
+    assert "Issued: 18 gift certificates, 10,399.85 DKK." in status.stdout  # the ledger keeps the real amount
+
+
+def test_a_deleted_unfinished_line_is_reported_and_exits_1(tmp_path, sandbox_env):
+    result = _issue_with_unknown_rows(tmp_path, sandbox_env)
+    _edit_result(result, lambda ws, col: ws.delete_rows(3))  # the UNKNOWN line of input row 3
+    run = flexybulk("retry", result, "--yes")
+    assert run.code == 1
+    assert "input row 3: UNKNOWN in the ledger, but not in this sheet, so it was not retried." in run.stderr
+    assert sandbox_env.state.counts()["committed_orders"] == 5
+
+
+def test_a_line_added_to_a_result_sheet_is_refused(tmp_path, sandbox_env):
+    result = _issue_with_unknown_rows(tmp_path, sandbox_env)
+    _edit_result(result, lambda ws, col: ws.append(["Ny Person", "ny@example.com"]))
+    run = flexybulk("retry", result, "--yes")
+    assert run.code == 1
+    assert "row 8: this line has no Row and no BatchId" in run.stderr
+    assert sandbox_env.state.counts()["committed_orders"] == 3
