@@ -497,6 +497,8 @@ def _issue_command(file: str, kw: dict, *, command: str) -> int:
             raise ConfigError(f"{Path(file).name} is not a flexybulk result sheet (no BatchId and Row columns). "
                               f"To issue a new file, run: flexybulk issue {file}")
         journal = stack.enter_context(_open_journal(kw, ctx))
+        # From planning to the result sheet, this process alone issues with this ledger.
+        stack.enter_context(journal.issuing_lock(f"{command} {Path(file).name}"))
         client = stack.enter_context(FlexyboxClient(ctx.settings))
         catalogue = client.get_catalogue()
         validation = _validate(sheet, catalogue, kw)

@@ -105,6 +105,12 @@ class JournalError(FlexybulkError):
     exit_code = ExitCode.USAGE
 
 
+class LedgerBusy(JournalError):
+    """Another process is issuing with the same ledger; running both could issue rows twice."""
+
+    exit_code = ExitCode.ROWS_FAILED
+
+
 class Interrupted(FlexybulkError):
     """The run was stopped by the user (Ctrl-C) after finishing calls in flight."""
 

@@ -34,6 +34,7 @@ refused rather than misread.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -44,9 +45,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
-from .errors import JournalError
+from .errors import JournalError, LedgerBusy
 from .model import RowStatus
 
 SCHEMA_VERSION = 2
@@ -267,30 +268,69 @@ class Journal:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
-                tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-                if tables:
-                    raise JournalError(f"The ledger {self.path} is an SQLite file that flexybulk did not create. Point --ledger (or {LEDGER_ENV}) at another file.")
-                with self._tx():
+            # One write transaction: two processes opening a new ledger at once must not both create it.
+            with self._tx():
+                version = self._db.execute("PRAGMA user_version").fetchone()[0]
+                if version == 0:
+                    tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+                    if tables:
+                        raise JournalError(f"The ledger {self.path} is an SQLite file that flexybulk did not create. Point --ledger (or {LEDGER_ENV}) at another file.")
                     for stmt in _SCHEMA.split(";"):
                         if stmt.strip():
                             self._db.execute(stmt)
                     self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            elif version == 1:
-                # Version 2 records the content each commit was sent for (commit_content).
-                with self._tx():
+                elif version == 1:
+                    # Version 2 records the content each commit was sent for (commit_content).
                     self._db.execute("ALTER TABLE rows ADD COLUMN commit_content TEXT")
                     self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            elif version != SCHEMA_VERSION:
-                raise JournalError(
-                    f"The ledger {self.path} has schema version {version}; this flexybulk knows version {SCHEMA_VERSION}. "
-                    "Use the flexybulk version that wrote it (upgrade flexybulk), or point --ledger at another file."
-                )
+                elif version != SCHEMA_VERSION:
+                    raise JournalError(
+                        f"The ledger {self.path} has schema version {version}; this flexybulk knows version {SCHEMA_VERSION}. "
+                        "Use the flexybulk version that wrote it (upgrade flexybulk), or point --ledger at another file."
+                    )
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"Cannot open the ledger {self.path}: {exc}. Point --ledger (or {LEDGER_ENV}) at a writable file; do not delete a ledger that recorded issued certificates.") from None
         except OSError as exc:
             raise JournalError(f"Cannot create the ledger {self.path}: {exc.strerror}. Point --ledger (or {LEDGER_ENV}) at a writable place.") from None
+
+    @contextlib.contextmanager
+    def issuing_lock(self, what: str) -> Iterator[None]:
+        """Hold the ledger's issuing lock: one issuing process per ledger at a time.
+
+        Two runs planning at once would each see the other's rows as not yet
+        issued and issue them twice (the same file, or two files with the same
+        rows). So planning and running a batch happen under an OS file lock
+        (``filelock``) on ``<ledger>.lock``, which the OS releases when the
+        process ends, ``kill -9`` included. ``what`` (e.g. the command and
+        file) is shown to a second run that finds the lock taken.
+
+        Raises:
+            LedgerBusy: another process holds the lock.
+        """
+        import filelock
+
+        lock = filelock.FileLock(str(self.path) + ".lock", timeout=0)
+        info = Path(str(self.path) + ".lock.info")
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            try:
+                holder = info.read_text(encoding="utf-8").strip()
+            except OSError:
+                holder = "another flexybulk process"
+            raise LedgerBusy(
+                f"Another flexybulk is issuing with the ledger {self.path} right now ({holder}). "
+                "Wait for it to finish, then run again: running both at once could issue the same rows twice."
+            ) from None
+        try:
+            info.write_text(f"pid {os.getpid()}, {what}, since {utcnow()}", encoding="utf-8")
+            yield
+        finally:
+            try:
+                info.unlink()
+            except OSError:
+                pass
+            lock.release()
 
     def close(self) -> None:
         """Write any queued records (:meth:`flush`), then close the database."""
