@@ -264,34 +264,60 @@ class Journal:
         self._deferred_error: JournalError | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                # Owner-only: the ledger holds every recipient's name, email and phone number.
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
             self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            # One write transaction: two processes opening a new ledger at once must not both create it.
-            with self._tx():
-                version = self._db.execute("PRAGMA user_version").fetchone()[0]
-                if version == 0:
-                    tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-                    if tables:
-                        raise JournalError(f"The ledger {self.path} is an SQLite file that flexybulk did not create. Point --ledger (or {LEDGER_ENV}) at another file.")
-                    for stmt in _SCHEMA.split(";"):
-                        if stmt.strip():
-                            self._db.execute(stmt)
-                    self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-                elif version == 1:
-                    # Version 2 records the content each commit was sent for (commit_content).
-                    self._db.execute("ALTER TABLE rows ADD COLUMN commit_content TEXT")
-                    self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-                elif version != SCHEMA_VERSION:
-                    raise JournalError(
-                        f"The ledger {self.path} has schema version {version}; this flexybulk knows version {SCHEMA_VERSION}. "
-                        "Use the flexybulk version that wrote it (upgrade flexybulk), or point --ledger at another file."
-                    )
+            self._open_schema()
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"Cannot open the ledger {self.path}: {exc}. Point --ledger (or {LEDGER_ENV}) at a writable file; do not delete a ledger that recorded issued certificates.") from None
         except OSError as exc:
             raise JournalError(f"Cannot create the ledger {self.path}: {exc.strerror}. Point --ledger (or {LEDGER_ENV}) at a writable place.") from None
+
+    def _open_schema(self) -> None:
+        """Set the durability pragmas and create, upgrade or check the schema.
+
+        Another process opening the same new ledger at the same moment can
+        hold it while it switches to WAL, and SQLite then answers "database
+        is locked" at once instead of waiting; so these steps are retried
+        (tenacity) for up to 30 seconds.
+        """
+        import tenacity
+
+        for attempt in tenacity.Retrying(
+            stop=tenacity.stop_after_delay(30),
+            wait=tenacity.wait_random(0.01, 0.1),
+            retry=tenacity.retry_if_exception(lambda e: isinstance(e, sqlite3.OperationalError)
+                                              and ("locked" in str(e) or "busy" in str(e))),
+            reraise=True,
+        ):
+            with attempt:
+                self._setup()
+
+    def _setup(self) -> None:
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        # One write transaction: two processes opening a new ledger at once must not both create it.
+        with self._tx():
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+                if tables:
+                    raise JournalError(f"The ledger {self.path} is an SQLite file that flexybulk did not create. Point --ledger (or {LEDGER_ENV}) at another file.")
+                for stmt in _SCHEMA.split(";"):
+                    if stmt.strip():
+                        self._db.execute(stmt)
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            elif version == 1:
+                # Version 2 records the content each commit was sent for (commit_content).
+                self._db.execute("ALTER TABLE rows ADD COLUMN commit_content TEXT")
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            elif version != SCHEMA_VERSION:
+                raise JournalError(
+                    f"The ledger {self.path} has schema version {version}; this flexybulk knows version {SCHEMA_VERSION}. "
+                    "Use the flexybulk version that wrote it (upgrade flexybulk), or point --ledger at another file."
+                )
 
     @contextlib.contextmanager
     def issuing_lock(self, what: str) -> Iterator[None]:

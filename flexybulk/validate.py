@@ -13,7 +13,9 @@ Rules and their sources:
 - amount positive with at most two decimals, quantity a positive whole number
   (issue #2); upper bounds so that a typo cannot issue a fortune (issue #6);
 - currency a three-letter code (ISO 4217 shape), country a two-letter ISO
-  3166-1 code known to phonenumbers' region list (``NA`` is Namibia, pitfalls P8);
+  3166-1 code (pycountry's copy of ISO 4217 and ISO 3166; ``NA`` is Namibia, pitfalls P8);
+- a sheet without a column for a required field is refused as a whole, naming
+  the headers it has, rather than reporting the same gap on every row;
 - text sent to the API has control characters removed and bounded lengths (issue #6);
 - the same email or the same order twice in one file is a warning naming both
   rows, not an error: one person may rightly get two cards (issue #3).
@@ -31,7 +33,6 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Callable, Iterable
 
-import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from .model import Catalogue, CatalogueItem, Field, InputRow, Order, RowProblem, Sheet
@@ -52,6 +53,22 @@ MAX_LENGTHS = {  # characters, after cleaning; past these a row error, never a s
 
 _CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 _COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+
+
+@lru_cache(maxsize=512)
+def _known_currency(code: str) -> bool:
+    """An active ISO 4217 alphabetic code (pycountry's copy of the standard)."""
+    import pycountry
+
+    return bool(_CURRENCY_RE.match(code)) and pycountry.currencies.get(alpha_3=code) is not None
+
+
+@lru_cache(maxsize=512)
+def _known_country(code: str) -> bool:
+    """An ISO 3166-1 alpha-2 code (pycountry's copy of the standard); ``NA`` is Namibia (pitfalls P8)."""
+    import pycountry
+
+    return bool(_COUNTRY_RE.match(code)) and pycountry.countries.get(alpha_2=code) is not None
 _TWO_PLACES = Decimal("0.01")
 
 
@@ -298,7 +315,7 @@ class _RowChecker:
         text = clean_text(raw)
         limit = MAX_LENGTHS.get(fld)
         if limit is not None and len(text) > limit:
-            problems.append(self.problem(row, fld, f"is {len(text):,} characters long; at most {limit} are allowed. Shorten it.", text[:40] + "…"))
+            problems.append(self.problem(row, fld, f"the {_FIELD_LABELS.get(fld, fld.value)} is {len(text):,} characters long; at most {limit} are allowed. Shorten it.", text[:40] + "…"))
             return None
         return text or None
 
@@ -377,12 +394,14 @@ class _RowChecker:
             quantity = None
 
         currency = self._code(_CURRENCY, get(_CURRENCY), DEFAULT_CURRENCY)
-        if not _CURRENCY_RE.match(currency):
-            problems.append(self.problem(row, Field.CURRENCY, f"'{currency}' is not a three-letter currency code such as DKK or EUR.", currency))
+        if not _known_currency(currency):
+            typed = clean_text(get(_CURRENCY))
+            problems.append(self.problem(row, Field.CURRENCY, f"'{typed}' is not an ISO 4217 currency code such as DKK, EUR or SEK.", typed))
 
         country = self._code(_COUNTRY, get(_COUNTRY), DEFAULT_COUNTRY)
-        if not _COUNTRY_RE.match(country) or country not in phonenumbers.SUPPORTED_REGIONS:
-            problems.append(self.problem(row, Field.COUNTRY, f"'{country}' is not a two-letter country code such as DK or SE.", country))
+        if not _known_country(country):
+            typed = clean_text(get(_COUNTRY))
+            problems.append(self.problem(row, Field.COUNTRY, f"'{typed}' is not a two-letter ISO 3166 country code such as DK, SE or NO.", typed))
 
         raw = get(_PHONE)
         phone = None if raw is None else self.text(row, Field.PHONE, problems, raw)
@@ -418,7 +437,36 @@ _FIELD_LABELS = {
     Field.DEPARTMENT: "department",
     Field.CURRENCY: "currency",
     Field.COUNTRY: "country",
+    Field.PHONE: "phone number",
+    Field.ADDRESS: "address",
+    Field.POSTAL_CODE: "postal code",
+    Field.CITY: "city",
 }
+
+
+def check_columns(sheet: Sheet, default_department: str | None = None) -> None:
+    """Refuse a sheet that has no column for a required field (name, email, type, amount, department).
+
+    Raises:
+        InputFileError: naming the missing fields and the headers found, and how to map one.
+    """
+    have = set(sheet.column_map)
+    missing = []
+    if not have & {Field.NAME.value, Field.FIRST_NAME.value, Field.LAST_NAME.value}:
+        missing.append("the recipient's name (Navn/Name)")
+    for fld, example in ((Field.EMAIL, "E-mail"), (Field.TYPE, "Gavekorttype/Type"), (Field.AMOUNT, "Beløb/Amount")):
+        if fld.value not in have:
+            missing.append(f"the {_FIELD_LABELS[fld]} ({example})")
+    if Field.DEPARTMENT.value not in have and default_department is None:
+        missing.append("the department (Afdeling/Department, or --department for all rows)")
+    if missing:
+        from .errors import InputFileError
+
+        found = ", ".join(f"'{h}'" for h in sheet.headers) or "nothing"
+        raise InputFileError(
+            f"{sheet.where()}: no column for {'; '.join(missing)}. The header on row {sheet.header_row} has {found}. "
+            "Name the columns as shown, or map one with --column, e.g. --column amount=\"Værdi i kr\"."
+        )
 
 
 def validate(sheet: Sheet, catalogue: Catalogue, *, default_department: str | None = None,
@@ -435,7 +483,11 @@ def validate(sheet: Sheet, catalogue: Catalogue, *, default_department: str | No
     Returns:
         A :class:`Validation` with one :class:`RowCheck` per row, in input
         order. Repeats within the file are added as warnings naming both rows.
+
+    Raises:
+        InputFileError: a required field has no column at all (:func:`check_columns`).
     """
+    check_columns(sheet, default_department)
     checker = _RowChecker(sheet, catalogue, default_department)
     checks = []
     # The checks and orders made here form no reference cycles, but creating hundreds of thousands of
@@ -466,9 +518,9 @@ def _warn_repeats(checker: _RowChecker, checks: list[RowCheck]) -> None:
         email = c.order.email.casefold()
         if c.fingerprint in first_by_print:
             other = first_by_print[c.fingerprint]
-            c.warnings.append(checker.problem(c.row, Field.EMAIL, f"the same gift certificate as row {other} (same email, type, department, amount and quantity). Both will be issued; delete one if that is a mistake.", c.order.email))
+            c.warnings.append(checker.problem(c.row, Field.EMAIL, f"the same gift certificate as row {other} (same email, type, department, amount and quantity). Both rows are kept; delete one if that is a mistake.", c.order.email))
         elif email in first_by_email:
             other = first_by_email[email]
-            c.warnings.append(checker.problem(c.row, Field.EMAIL, f"{c.order.email} also appears in row {other}. Both rows will be issued.", c.order.email))
+            c.warnings.append(checker.problem(c.row, Field.EMAIL, f"{c.order.email} also appears in row {other}; both rows are kept and share one customer.", c.order.email))
         first_by_email.setdefault(email, c.row.number)
         first_by_print.setdefault(c.fingerprint, c.row.number)

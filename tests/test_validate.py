@@ -65,13 +65,27 @@ def test_reader_problems_are_kept_and_not_duplicated(catalogue):
 
 
 def test_department_option_fills_missing_department(catalogue):
+    from flexybulk.errors import InputFileError
+
     sheet = make_sheet([{"name": "A", "email": "a@example.com", "type": "Gavekort", "amount": "100"}],
                        fields=["name", "email", "type", "amount"])
-    assert "the department is missing" in validate(sheet, catalogue).messages()[0]
+    with pytest.raises(InputFileError) as err:
+        validate(sheet, catalogue)
+    assert str(err.value) == ("liste.xlsx, sheet 'Ark1': no column for the department (Afdeling/Department, or --department "
+                              "for all rows). The header on row 1 has 'Navn', 'E-mail', 'Gavekorttype', 'Beløb'. Name the "
+                              "columns as shown, or map one with --column, e.g. --column amount=\"Værdi i kr\".")
     v = validate(sheet, catalogue, default_department="odense")
     assert v.checks[0].order.department.id == 4
     bad = validate(sheet, catalogue, default_department="Mars")
     assert bad.messages() == ["liste.xlsx, sheet 'Ark1', row 2, column '--department': Unknown department 'Mars'. Known: Webshop, København, Aarhus, Odense."]
+
+
+def test_a_sheet_without_required_columns_is_refused_once(catalogue):
+    from flexybulk.errors import InputFileError
+
+    sheet = make_sheet([{"email": "a@example.com"}], fields=["email"])
+    with pytest.raises(InputFileError, match=r"no column for the recipient's name \(Navn/Name\); the gift certificate type"):
+        validate(sheet, catalogue)
 
 
 def test_country_and_currency_codes(catalogue):
@@ -81,8 +95,11 @@ def test_country_and_currency_codes(catalogue):
     assert v.checks[0].order.country == "NA"  # Namibia, not "missing" (pitfalls P8)
     assert v.checks[0].order.currency == "EUR"
     msgs = v.messages()
-    assert any("row 3, column 'Land' (G): 'DANMARK' is not a two-letter country code" in m for m in msgs)
-    assert any("row 3, column 'Valuta' (H): 'KRONER' is not a three-letter currency code" in m for m in msgs)
+    assert any("row 3, column 'Land' (G): 'Danmark' is not a two-letter ISO 3166 country code" in m for m in msgs)
+    assert any("row 3, column 'Valuta' (H): 'kroner' is not an ISO 4217 currency code" in m for m in msgs)
+    bad = validate(make_sheet([person(0, currency="XYZ", country="XX")], fields=["name", "email", "type", "amount", "quantity",
+                                                                                "department", "country", "currency"]), catalogue)
+    assert [p.value for p in bad.checks[0].problems] == ["XYZ", "XX"]
 
 
 def test_bounds_and_control_characters(catalogue):
@@ -91,7 +108,7 @@ def test_bounds_and_control_characters(catalogue):
     v = validate(sheet, catalogue)
     assert v.checks[0].order.name == "Anna Hansen"
     msgs = v.messages()
-    assert any("row 3, column 'Navn' (A): is 10,000 characters long; at most 200 are allowed" in m for m in msgs)
+    assert any("row 3, column 'Navn' (A): the name is 10,000 characters long; at most 200 are allowed" in m for m in msgs)
     assert any("row 4, column 'Beløb' (D): 250,000.00 is more than the 100,000.00 allowed" in m for m in msgs)
     assert any("row 5, column 'Antal' (E): 5,000 is more than the 1,000 allowed" in m for m in msgs)
 
@@ -102,8 +119,8 @@ def test_repeats_within_a_file_are_warnings_naming_both_rows(catalogue):
     assert all(c.valid for c in v.checks)
     warnings = v.warning_messages()
     assert len(warnings) == 2
-    assert "row 4, column 'E-mail' (B): the same gift certificate as row 2" in warnings[0]
-    assert "row 5, column 'E-mail' (B): PERSON.1@example.com also appears in row 3. Both rows will be issued." in warnings[1]
+    assert "row 4, column 'E-mail' (B): the same gift certificate as row 2 (same email, type, department, amount and quantity). Both rows are kept" in warnings[0]
+    assert "row 5, column 'E-mail' (B): PERSON.1@example.com also appears in row 3; both rows are kept and share one customer." in warnings[1]
 
 
 def test_summary_per_type_and_department(catalogue):
