@@ -318,9 +318,10 @@ class FlexyboxClient:
                 prepared, timeout=(self.settings.connect_timeout, self.settings.read_timeout),
                 allow_redirects=False, stream=False, **self._environment(url[: len(url) - len(path)]),
             )
-        except requests.exceptions.ConnectTimeout as exc:
+        except requests.exceptions.ConnectTimeout:
             self._record(CallRecord(method, path, None, time.monotonic() - started, attempt, "connect timeout"))
-            raise _Retryable(f"{where}: could not connect within {self.settings.connect_timeout:g} s.", method=method, url=url, outcome_unknown=False) from None
+            raise _Retryable(f"{where}: could not connect to {_host(url)} within {self.settings.connect_timeout:g} s. {_CHECK}",
+                             method=method, url=url, outcome_unknown=False, not_sent=True) from None
         except requests.exceptions.Timeout:
             self._record(CallRecord(method, path, None, time.monotonic() - started, attempt, "read timeout"))
             raise _Retryable(f"{where}: no answer within {self.settings.read_timeout:g} s.", method=method, url=url, outcome_unknown=True) from None
@@ -330,7 +331,8 @@ class FlexyboxClient:
             never_sent = _caused_by(exc, NewConnectionError)
             reason = "could not connect" if never_sent else "the connection closed before an answer arrived"
             self._record(CallRecord(method, path, None, time.monotonic() - started, attempt, reason))
-            raise _Retryable(f"{where}: {reason}.", method=method, url=url, outcome_unknown=not never_sent) from None
+            text = f"{where}: could not connect to {_host(url)}. {_CHECK}" if never_sent else f"{where}: {reason}."
+            raise _Retryable(text, method=method, url=url, outcome_unknown=not never_sent, not_sent=never_sent) from None
         except requests.exceptions.RequestException as exc:
             self._record(CallRecord(method, path, None, time.monotonic() - started, attempt, type(exc).__name__))
             raise ApiError(f"{where}: {type(exc).__name__}.", method=method, url=url, outcome_unknown=True) from None
@@ -385,7 +387,8 @@ class FlexyboxClient:
         except _Retryable as exc:
             suffix = f" (gave up after {attempts} attempt{'s' if attempts != 1 else ''})"
             raise ApiError(str(exc) + suffix, status=exc.status, server_message=exc.server_message,
-                           method=exc.method, url=exc.url, outcome_unknown=exc.outcome_unknown) from None
+                           method=exc.method, url=exc.url, outcome_unknown=exc.outcome_unknown,
+                           not_sent=exc.not_sent) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- the vendor's calls ------------------------------------------------
@@ -475,6 +478,16 @@ class FlexyboxClient:
             ]
         }
         return self._call("POST", self.settings.pos_url, COMMIT_PATH.format(sales_order_id=sales_order_id), body)
+
+
+_CHECK = "Check the network and the base URLs (FLEXYBOX_CRM_URL, FLEXYBOX_POS_URL, FLEXYBOX_API_URL)."
+
+
+def _host(url: str) -> str:
+    """``https://pos.flexybox.com/api/...`` -> ``pos.flexybox.com`` (with a port if there is one)."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).netloc or url
 
 
 def _caused_by(exc: BaseException, kind: type) -> bool:

@@ -65,6 +65,8 @@ class ApiError(FlexybulkError):
             by the server although no answer arrived (timeout, dropped
             connection, 5xx after the body was sent): a rerun with the same
             ids settles it.
+        not_sent: ``True`` when the request certainly never reached the
+            server (connection refused, name not found, connect timeout).
     """
 
     def __init__(
@@ -76,8 +78,10 @@ class ApiError(FlexybulkError):
         method: str | None = None,
         url: str | None = None,
         outcome_unknown: bool = False,
+        not_sent: bool = False,
     ) -> None:
         super().__init__(message)
+        self.not_sent = not_sent
         self.status = status
         self.server_message = server_message
         self.method = method

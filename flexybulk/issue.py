@@ -335,6 +335,10 @@ class BatchRunner:
         self.progress = progress or (lambda status: None)
         self._stop = threading.Event()
         self._fatal: FlexybulkError | None = None
+        # Rows in a row whose calls could not even reach Flexybox: past a few, it is down, and
+        # grinding through every remaining row's back-off would only waste the user's time.
+        self._unreachable = 0
+        self._unreachable_lock = threading.Lock()
 
     def stop(self) -> None:
         """Stop taking new rows; rows in flight finish."""
@@ -420,6 +424,14 @@ class BatchRunner:
         except Exception as exc:  # one row's surprise must not stop the batch or lose its record
             outcome = _Outcome(RowStatus.UNKNOWN, f"Unexpected error ({type(exc).__name__}: {exc}). A rerun settles this row safely with the same ids.")
         status = outcome.status
+        with self._unreachable_lock:
+            self._unreachable = self._unreachable + 1 if outcome.unreachable else 0
+            if self._unreachable >= max(3, self.workers) and self._fatal is None:
+                self._fatal = ApiError(
+                    f"Stopped: Flexybox could not be reached for {self._unreachable} rows in a row. Check the network and "
+                    "the base URLs. The rows not sent are PENDING in the result sheet; run flexybulk retry on it when "
+                    "Flexybox can be reached again.")
+                self._stop.set()
         # The outcome precedes no call, so the worker goes on at once; the record reaches the disk with this
         # worker's next step record (same transaction) or at the end of run() (Journal.flush).
         self.journal.finish_row(rec.batch_id, rec.row_number, status, error=outcome.error,
@@ -478,6 +490,10 @@ class BatchRunner:
         except AuthError:
             raise
         except ApiError as exc:
+            if exc.not_sent:
+                # Never reached Flexybox: not a refusal, nothing to correct. The row simply is not finished.
+                return _Outcome(RowStatus.PENDING, f"Not sent: {exc} Nothing was issued for this row; "
+                                "rerun (flexybulk retry on the result sheet) when Flexybox can be reached.", unreachable=True)
             if exc.outcome_unknown:
                 if step == "commit":
                     text = (f"The commit's outcome is unknown: {exc}. The gift certificates may or may not exist. "
@@ -498,3 +514,4 @@ class _Outcome:
     error: str | None = None
     numbers: list[str] = field(default_factory=list)
     content: dict | None = None
+    unreachable: bool = False

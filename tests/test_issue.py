@@ -263,3 +263,32 @@ def test_server_refusal_is_failed_and_the_run_goes_on(settings, sandbox, journal
     failed = journal.row(plan.batch.id, 3)
     assert failed.error.startswith("Flexybox refused the customer: PUT /api/v2/customers/")
     assert "EmailAddress" in failed.error and "Nothing was issued for this row" in failed.error
+
+
+def test_flexybox_going_down_stops_the_run_and_leaves_rows_pending(tmp_path, journal):
+    from flexybulk.sandbox import Sandbox
+    from flexybulk.settings import Settings
+
+    rows = [person(i) for i in range(40)]
+    sheet = make_sheet(rows)
+    sb = Sandbox(port=0).start()
+    settings = Settings(token=Secret(sb.token), crm_url=sb.url, pos_url=sb.url, api_url=sb.url,
+                        max_attempts=2, backoff=0.01, max_backoff=0.02, connect_timeout=2)
+    with FlexyboxClient(settings) as client:
+        validation = validate(sheet, client.get_catalogue())
+        plan = plan_batch(journal, validation, input_path="x", target="t", options={})
+        done = []
+
+        def progress(status):
+            done.append(status)
+            if len(done) == 5:
+                sb.stop()  # Flexybox goes down mid-run
+
+        report = BatchRunner(client, journal, workers=2, progress=progress).run(plan)
+    assert report.fatal is not None and "could not be reached for" in str(report.fatal)
+    statuses = Counter(r.status for r in journal.rows(plan.batch.id))
+    assert statuses[RowStatus.FAILED] == 0  # nothing was refused
+    assert statuses[RowStatus.PENDING] >= 30  # it stopped instead of trying every row
+    unreachable = [r for r in journal.rows(plan.batch.id) if r.error and r.error.startswith("Not sent:")]
+    assert unreachable and "could not connect to 127.0.0.1:" in unreachable[0].error
+    assert len(report.outcomes) < 20  # rows after the stop were never taken
