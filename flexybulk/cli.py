@@ -13,7 +13,6 @@ import contextlib
 import os
 import stat
 import sys
-import tempfile
 import time
 import traceback
 from collections import Counter
@@ -56,6 +55,11 @@ def redact(text: str) -> str:
 def echo(message: str = "", *, err: bool = False) -> None:
     """Print a line (redacted)."""
     click.echo(redact(message), err=err)
+
+
+def plural(n: int, word: str) -> str:
+    """``plural(1, "row")`` -> ``"1 row"``; ``plural(2, "row")`` -> ``"2 rows"``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def warn(message: str) -> None:
@@ -180,10 +184,10 @@ def api_context(kw: dict, *, workers: int = 4, rate: float | None = None) -> Ite
             url = sandbox.url
             settings = Settings(token=Secret(sandbox.token), crm_url=url, pos_url=url, api_url=url,
                                 read_timeout=kw["timeout"], max_attempts=kw["max_attempts"], workers=workers, rate=rate)
-            # The in-process sandbox forgets everything when the command ends; so must its ledger,
-            # or a later real run would skip rows "already issued" in a sandbox that no longer exists.
-            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="flexybulk-sandbox-"))
-            yield Context(settings, "sandbox", sandbox, Path(tmp) / "ledger.sqlite3")
+            # Sandbox runs keep their own ledger (and target), apart from the record of real money.
+            from .journal import default_ledger_path
+
+            yield Context(settings, "sandbox", sandbox, default_ledger_path(sandbox=True))
             return
         token, warnings = read_token(kw.get("token"), kw.get("token_file"))
         for w in warnings:
@@ -204,7 +208,6 @@ def _read(path: str, kw: dict, *, quiet: bool = False) -> Sheet:
     from .sheet import ReadOptions, read_sheet
 
     opts = ReadOptions(sheet=kw.get("sheet_name"), columns=_parse_columns(kw.get("columns") or ()),
-                       default_department=kw.get("department"),
                        max_file_size=kw["max_file_size"] * 1024 * 1024, max_rows=kw["max_rows"])
     sheet = read_sheet(Path(path), opts)
     if not sheet.rows:
@@ -317,10 +320,10 @@ def _print_validation(validation: Any, *, limit: int = 200) -> None:
             echo(f"By {title}:")
             width = max(len(k) for k in groups)
             for name, t in groups.items():
-                echo(f"  {name:<{width}}  {t.rows:>6,} rows  {t.certificates:>7,} certificates  {t.money():>18}")
+                echo(f"  {name:<{width}}  {plural(t.rows, 'row'):>10}  {plural(t.certificates, 'certificate'):>17}  {t.money():>18}")
     problems = validation.messages()
     if problems:
-        echo(f"{len(validation.invalid):,} invalid rows, {len(problems):,} problems:", err=True)
+        echo(f"{plural(len(validation.invalid), 'invalid row')}, {plural(len(problems), 'problem')}:", err=True)
         for line in problems[:limit]:
             echo(f"  {line}", err=True)
         if len(problems) > limit:
@@ -345,7 +348,7 @@ def _validation_output(validation: Any) -> "Any":
         }
         rows.append(OutputRow(c.row.number, input_values(sheet, c.row.original), extra))
     totals = validation.totals()
-    summary = [("Input file", str(sheet.path)), ("Sheet", sheet.sheet_name), ("SHA-256", sheet.sha256),
+    summary = [("Input file", str(sheet.path.resolve())), ("Sheet", sheet.sheet_name), ("SHA-256 of the input file", sheet.sha256),
                ("Rows", len(validation.checks)), ("Valid rows", len(validation.valid)),
                ("Invalid rows", len(validation.invalid)), ("Gift certificates", totals.certificates)]
     summary += [(f"Total {cur}", amount) for cur, amount in sorted(totals.amounts.items())]
@@ -375,6 +378,7 @@ def cli() -> None:
       flexybulk issue kampagne.xlsx           # issues, writes kampagne.result.xlsx
       flexybulk retry kampagne.result.xlsx    # reruns the rows that failed, never twice
       flexybulk status kampagne.xlsx          # what the ledger knows about the batch
+      flexybulk template modtagere.xlsx       # an empty sheet with dropdowns from the catalogue
 
     Add --sandbox to any command to try it against a built-in local Flexybox.
     """
@@ -416,13 +420,22 @@ def validate(file: str, output: str | None, **kw: Any) -> int:
         return ExitCode.OK
 
 
+def _check_payment_type(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    text = (value or "").strip()
+    if not 1 <= len(text) <= 40 or not text.isprintable():
+        raise click.BadParameter("give a short payment type such as Mastercard or Invoice (1-40 printable characters).")
+    return text
+
+
 def _issue_options(func: Callable) -> Callable:
     options = [
-        click.option("--output", "-o", type=click.Path(dir_okay=False), help="Result sheet, .xlsx or .csv [default: FILE.result.xlsx]."),
+        click.option("--output", "-o", type=click.Path(dir_okay=False),
+                     help="Result sheet, .xlsx or .csv [default: FILE.result.xlsx next to FILE; a result sheet given as FILE is updated in place]."),
         click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation before issuing."),
         click.option("--skip-invalid", is_flag=True, help="Issue the valid rows even if some rows are invalid."),
         click.option("--allow-reissue", is_flag=True, help="Issue rows that an earlier batch already issued (asks to confirm)."),
-        click.option("--payment-type", default="Mastercard", show_default=True, help="The external payment's Type."),
+        click.option("--payment-type", default="Mastercard", show_default=True, callback=_check_payment_type,
+                     help="The external payment's Type (1-40 characters)."),
         click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True, help="Rows issued at the same time."),
         click.option("--rate", type=click.FloatRange(min=0.01), default=None, help="At most this many calls per second (all workers together)."),
         click.option("--ledger", type=click.Path(dir_okay=False), envvar="FLEXYBULK_LEDGER", show_envvar=True,
@@ -546,12 +559,14 @@ def _issue_command(file: str, kw: dict, *, command: str) -> int:
                 echo(f"  row {r.row_number}: {r.message}")
             # Always asked, even with --yes: issuing the same gift certificate twice must be a decision.
             if not click.confirm(f"{len(reissue)} rows were already issued by an earlier batch. Issue them AGAIN?", default=False, err=True):
+                _discard_if_new(journal, plan)
                 raise click.Abort()
         if to_send and not kw["yes"]:
             question = f"Issue {totals.certificates:,} gift certificates worth {totals.money()} for {len(to_send):,} rows"
             if ctx.target == "sandbox":
                 question += " on the sandbox"
             if not click.confirm(question + "?", default=False, err=True):
+                _discard_if_new(journal, plan)
                 raise click.Abort()
 
         for r in plan.rows:
@@ -582,6 +597,12 @@ def _issue_command(file: str, kw: dict, *, command: str) -> int:
             counts = Counter(r.status.value for n, r in records.items() if n in checks)
             audit.close(**{k.lower(): v for k, v in counts.items()})
         return _report_outcome(plan, records, checks, out, report)
+
+
+def _discard_if_new(journal: Any, plan: Any) -> None:
+    """A batch planned by this run and declined at the prompt leaves nothing behind (it sent nothing)."""
+    if not plan.resumed:
+        journal.discard_unsent_batch(plan.batch.id)
 
 
 def _print_plan(plan: Any, validation: Any, totals: Any) -> None:
@@ -638,20 +659,20 @@ def _result_output(sheet: Sheet, validation: Any, plan: Any, records: dict, ledg
 
     summary: list[tuple[str, Any]] = [
         ("Batch", plan.batch.id), ("Input file", plan.batch.input_path), ("Sheet", sheet.sheet_name),
-        ("SHA-256", sheet.sha256), ("Target", plan.batch.target), ("Written at (UTC)", utcnow()),
+        ("SHA-256 of the input file", sheet.sha256), ("Target", plan.batch.target), ("Written at (UTC)", utcnow()),
         ("Rows", len(validation.checks)),
     ]
     summary += [(f"Rows {k}", v) for k, v in sorted(counts.items())]
     issued = issued_totals(records[c.row.number] for c in validation.checks if c.row.number in records)
     summary += [("Gift certificates issued", issued.certificates)]
     summary += [(f"Total issued {cur}", v) for cur, v in sorted(issued.amounts.items())]
-    summary += [("Ledger", str(ledger_path))]
+    summary += [("Ledger", str(Path(ledger_path).resolve()))]
     return OutputSheet(sheet.headers, RESULT_COLUMNS, rows, header_row=sheet.header_row, summary=summary,
                        sheet_name="Result", csv_delimiter=sheet.csv_delimiter or ",")
 
 
 def _report_outcome(plan: Any, records: dict, checks: dict, out: Path, report: Any) -> int:
-    from .issue import issued_totals
+    from .issue import issued_totals, row_state_text
 
     mine = [records[n] for n in checks if n in records]
     counts = Counter(r.status for r in mine)
@@ -659,9 +680,12 @@ def _report_outcome(plan: Any, records: dict, checks: dict, out: Path, report: A
     invalid = sum(1 for n, c in checks.items() if not c.valid and (n not in records or records[n].status != RowStatus.ISSUED))
     sent = report.outcomes if report is not None else {}
     now = issued_totals(records[n] for n, st in sent.items() if st == RowStatus.ISSUED and n in records)
-    echo(f"Issued now: {now.rows:,} rows, {now.certificates:,} gift certificates, {now.money()}.")
+    if now.rows:
+        echo(f"Issued now: {plural(now.rows, 'row')}, {plural(now.certificates, 'gift certificate')}, {now.money()}.")
+    else:
+        echo("Issued now: nothing.")
     if issued.rows != now.rows:
-        echo(f"Issued in this batch in all: {issued.rows:,} rows, {issued.certificates:,} gift certificates, {issued.money()}.")
+        echo(f"Issued in this batch in all: {plural(issued.rows, 'row')}, {plural(issued.certificates, 'gift certificate')}, {issued.money()}.")
     echo(f"Batch: {plan.batch.id}")
     other = ", ".join(f"{s.value}: {n:,}" for s, n in sorted(counts.items(), key=lambda kv: kv[0].value) if s != RowStatus.ISSUED)
     if other:
@@ -676,7 +700,7 @@ def _report_outcome(plan: Any, records: dict, checks: dict, out: Path, report: A
              f"Retry the full result sheet, or see: flexybulk status {out}", err=True)
     attention += absent
     for r in attention[:50]:
-        echo(f"  row {r.row_number}: {r.status.value}: {r.error or 'not sent yet'}", err=True)
+        echo(f"  row {r.row_number}: {r.status.value}: {row_state_text(r)}", err=True)
     if len(attention) > 50:
         echo(f"  … and {len(attention) - 50:,} more: see the result sheet.", err=True)
     if report is not None and report.fatal is not None:
@@ -693,7 +717,8 @@ def _report_outcome(plan: Any, records: dict, checks: dict, out: Path, report: A
 @click.option("--ledger", type=click.Path(dir_okay=False), envvar="FLEXYBULK_LEDGER", show_envvar=True,
               help="The ledger database [default: in the user's data folder].")
 @click.option("--target", default=None, help="Which Flexybox the batch went to (a POS URL, or 'sandbox') [default: any].")
-def status(file: str, ledger: str | None, target: str | None) -> int:
+@click.option("--sandbox", is_flag=True, help="Look in the ledger of --sandbox runs.")
+def status(file: str, ledger: str | None, target: str | None, sandbox: bool) -> int:
     """Show what the ledger knows about an input file's or result sheet's batch.
 
     Counts by status, the total issued per currency, and the rows that need
@@ -709,7 +734,7 @@ def status(file: str, ledger: str | None, target: str | None) -> int:
     from .journal import Journal, default_ledger_path
 
     path = Path(file)
-    journal = Journal(Path(ledger).expanduser() if ledger else default_ledger_path())
+    journal = Journal(Path(ledger).expanduser() if ledger else default_ledger_path(sandbox=sandbox))
     with journal:
         batch = None
         try:
@@ -733,7 +758,7 @@ def status(file: str, ledger: str | None, target: str | None) -> int:
         echo(f"Created {batch.created_at} by {batch.os_user or 'unknown user'}; last change {batch.updated_at}.")
         counts = Counter(r.status.value for r in rows)
         echo("Rows: " + ", ".join(f"{k}: {v:,}" for k, v in sorted(counts.items())) + f" (of {len(rows):,}).")
-        from .issue import issued_totals
+        from .issue import issued_totals, row_state_text
 
         issued = issued_totals(rows)
         echo(f"Issued: {issued.certificates:,} gift certificates, {issued.money()}.")
@@ -741,7 +766,7 @@ def status(file: str, ledger: str | None, target: str | None) -> int:
         if attention:
             echo(f"Needing attention: {len(attention):,} rows")
             for r in attention[:100]:
-                echo(f"  row {r.row_number}: {r.status.value}: {r.error or 'not sent yet'}")
+                echo(f"  row {r.row_number}: {r.status.value}: {row_state_text(r)}")
             return ExitCode.ROWS_FAILED
         echo("No rows need attention.")
         return ExitCode.OK
@@ -830,7 +855,8 @@ def _run(argv: list[str] | None) -> int:
         if _STATE.debug:
             echo("".join(traceback.format_exception(exc)), err=True)
         echo(f"Error: unexpected {type(exc).__name__}: {redact(str(exc))}. "
-             "Nothing already issued is lost (the ledger has it). Run again with --debug and report the output.", err=True)
+             "This is a fault in flexybulk, not in your file; anything already issued is recorded in the ledger. "
+             + ("Report the output above." if _STATE.debug else "Run again with --debug and report the output."), err=True)
         return ExitCode.ROWS_FAILED
 
 

@@ -82,6 +82,18 @@ def describe_content(content: dict) -> str:
             f"{content['type_name']}, {content['department_name']}")
 
 
+def row_state_text(rec: RowRecord) -> str:
+    """What an unfinished row's ledger record means, in plain words (its error, else its step)."""
+    if rec.error:
+        return rec.error
+    return {
+        Step.PLANNED: "not sent yet.",
+        Step.CUSTOMER: "interrupted while saving the customer; no gift certificate can have been issued. A rerun finishes it with the same ids.",
+        Step.ORDER: "interrupted while saving the sales order; no gift certificate can have been issued. A rerun finishes it with the same ids.",
+        Step.COMMIT: "interrupted while committing: the gift certificates may or may not exist. A rerun settles it with the same payment id, so it cannot issue twice.",
+    }.get(rec.step, "not finished.")
+
+
 def problems_text(problems: list[RowProblem]) -> str:
     """All of a row's problems in one cell: ``"E-mail (B): ...; Beløb (F): ..."``."""
     parts = []
@@ -266,7 +278,7 @@ def _decide_duplicates(journal: Journal, batch: BatchRecord, candidates: list[Ro
             text = (f"Already issued on {when} in batch {prev.batch_id} (row {prev.row_number}, "
                     f"sales order {prev.sales_order_id}).")
             if allow_reissue:
-                decided[rec.row_number] = PlannedRow(rec.row_number, "reissue", text + " Issued again (--allow-reissue).", prev)
+                decided[rec.row_number] = PlannedRow(rec.row_number, "reissue", text + " To be issued again (--allow-reissue), if you confirm.", prev)
             else:
                 decided[rec.row_number] = PlannedRow(rec.row_number, "skip", text + " Not issued again; use --allow-reissue to issue it anyway.", prev)
             continue

@@ -126,14 +126,21 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def default_ledger_path() -> Path:
-    """``$FLEXYBULK_LEDGER``, else ``ledger.sqlite3`` in the user's data folder (platformdirs)."""
+def default_ledger_path(sandbox: bool = False) -> Path:
+    """``$FLEXYBULK_LEDGER``, else a file in the user's data folder (platformdirs).
+
+    The built-in sandbox's runs go to ``sandbox-ledger.sqlite3``, real runs
+    to ``ledger.sqlite3``, so that trying things out never mixes with the
+    record of real money (batches also carry their target, for the case
+    where both share ``$FLEXYBULK_LEDGER``).
+    """
     env = os.environ.get(LEDGER_ENV)
     if env:
         return Path(env).expanduser()
     import platformdirs
 
-    return Path(platformdirs.user_data_dir("flexybulk", appauthor=False)) / "ledger.sqlite3"
+    name = "sandbox-ledger.sqlite3" if sandbox else "ledger.sqlite3"
+    return Path(platformdirs.user_data_dir("flexybulk", appauthor=False)) / name
 
 
 @dataclass
@@ -521,6 +528,21 @@ class Journal:
                   r.customer_id, r.sales_order_id, r.payment_id, None, None, None, r.error, None, now, now, None)
                  for r in rows],
             )
+
+    def discard_unsent_batch(self, batch_id: str) -> bool:
+        """Delete a batch none of whose rows was ever sent (declined at the prompt). Returns whether it was deleted.
+
+        A batch with any row past PLANNED (sent, or adopted from an earlier
+        batch) is kept: its ids may be in use.
+        """
+        with self._tx() as db:
+            sent = db.execute("SELECT count(*) FROM rows WHERE batch_id = ? AND (step != ? OR status = ?)",
+                              (batch_id, Step.PLANNED.value, RowStatus.ISSUED.value)).fetchone()[0]
+            if sent:
+                return False
+            for table, column in (("events", "batch_id"), ("rows", "batch_id"), ("batches", "id")):
+                db.execute(f"DELETE FROM {table} WHERE {column} = ?", (batch_id,))
+            return True
 
     def get_batch(self, batch_id: str) -> BatchRecord | None:
         """The batch with this id, or ``None``."""

@@ -163,10 +163,12 @@ def _write_xlsx(sheet: OutputSheet, fh: Any) -> None:
         ws.append([])
     ws.append([_xlsx_cell(ws, h, bold=True) for h in headers])
     current = sheet.header_row
+    # Keep every row on its input row number (blank lines stay blank), as long as the rows are in
+    # input order; a sorted result sheet given back is written line after line in its own order.
+    numbers = [row.number for row in sheet.rows]
+    in_order = all(a < b for a, b in zip(numbers, numbers[1:]))
     for row in sheet.rows:
-        # Keep every row on its input row number (blank lines stay blank); past a
-        # sort or a CSV input, fall back to the next line.
-        while current + 1 < row.number:
+        while in_order and current + 1 < row.number:
             ws.append([])
             current += 1
         values = {**row.input_values, **row.extra}

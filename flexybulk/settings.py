@@ -9,6 +9,7 @@ variables (``FLEXYBOX_TOKEN``, ``FLEXYBOX_CRM_URL``, ``FLEXYBOX_POS_URL``,
 from __future__ import annotations
 
 import ipaddress
+import math
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -126,7 +127,8 @@ class Settings:
             raise ConfigError("--max-attempts must be at least 1.")
         if self.workers < 1:
             raise ConfigError("--workers must be at least 1.")
-        if self.rate is not None and self.rate <= 0:
-            raise ConfigError("--rate must be a positive number of calls per second.")
-        if self.connect_timeout <= 0 or self.read_timeout <= 0:
-            raise ConfigError("--timeout must be a positive number of seconds.")
+        if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
+            raise ConfigError("--rate must be a positive number of calls per second, such as 10.")
+        for timeout in (self.connect_timeout, self.read_timeout):
+            if not (math.isfinite(timeout) and 0 < timeout <= 3600):
+                raise ConfigError("--timeout must be a number of seconds between 0 and 3600, such as 60.")

@@ -57,8 +57,6 @@ class ReadOptions:
         columns: ``--column`` overrides, field name -> header text
             (``{"amount": "Værdi i kr"}``); the header is matched after the
             same normalisation as the built-in names (pitfalls P15).
-        default_department: the department for rows whose department cell is
-            empty or whose sheet has no department column (``--department``).
         max_file_size: bytes; larger files are refused before reading (issue #6).
         max_rows: data rows (non-empty rows below the header); more are
             refused with both counts (pitfalls P10, P11).
@@ -66,7 +64,6 @@ class ReadOptions:
 
     sheet: str | None = None
     columns: Mapping[str, str] = field(default_factory=dict)
-    default_department: str | None = None
     max_file_size: int = 50 * 1024 * 1024
     max_rows: int = 100_000
 
@@ -1361,7 +1358,6 @@ def _build_sheet(
     field_names = [(c.field.value, idx) for idx, c in enumerate(columns) if c.field is not None]
     has_name = Field.NAME.value in column_map
     join_names = not has_name and (Field.FIRST_NAME.value in column_map or Field.LAST_NAME.value in column_map)
-    department = V.clean_text(ctx.opts.default_department)
 
     # Assemble rows column-wise in C-level loops: one dict per row, no per-cell Python branches.
     originals_by_row = [dict(zip(headers, values)) for values in zip(*originals)] if columns else [{} for _ in rows]
@@ -1375,14 +1371,12 @@ def _build_sheet(
         ]
     else:
         fields_by_row = [{} for _ in rows]
-    if join_names or department is not None:
+    # --department is applied by the validator, which can then name the option, not a column, in its messages.
+    if join_names:
         for fields in fields_by_row:
-            if join_names:
-                full = " ".join(p for p in (fields.get("first_name"), fields.get("last_name")) if p)
-                if full:
-                    fields["name"] = full
-            if department is not None and "department" not in fields:
-                fields["department"] = department
+            full = " ".join(p for p in (fields.get("first_name"), fields.get("last_name")) if p)
+            if full:
+                fields["name"] = full
     row_problems = [problems[i] if i in problems else [] for i in range(len(numbers))]
     result_rows = list(map(InputRow, numbers, fields_by_row, originals_by_row, row_problems))
     if hidden_by_formulas:

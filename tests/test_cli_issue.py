@@ -68,7 +68,7 @@ def test_issue_shared_inputs(tmp_path, sandbox_env, name, rows, certificates, to
 
     again = flexybulk("issue", src, "--yes")
     assert again.code == 0, again.output
-    assert "Issued now: 0 rows, 0 gift certificates, 0.00." in again.stdout
+    assert "Issued now: nothing." in again.stdout
     assert f"Already issued in this batch: {rows} rows (skipped)." in again.stdout
     assert sandbox_env.state.counts()["certificates"] == certificates  # nothing twice
 
@@ -101,13 +101,18 @@ def test_plain_http_url_is_refused(tmp_path, monkeypatch):
 
 def test_sandbox_flag_runs_the_quick_start(tmp_path, monkeypatch):
     monkeypatch.delenv("FLEXYBULK_LEDGER")
-    monkeypatch.setenv("HOME", str(tmp_path))  # the default ledger must not be touched
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
     src = shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx")
     run = flexybulk("issue", src, "--sandbox", "--yes")
     assert run.code == 0, run.output
     assert "Issued now: 6 rows, 18 gift certificates, 10,399.85 DKK." in run.stdout
     assert [r["Status"] for r in result_rows(tmp_path / "kampagne.result.xlsx")] == ["ISSUED"] * 6
-    assert not list(tmp_path.glob(".local/share/flexybulk/*"))  # the sandbox's ledger was temporary
+    data = tmp_path / ".local" / "share" / "flexybulk"
+    assert (data / "sandbox-ledger.sqlite3").exists() and not (data / "ledger.sqlite3").exists()  # kept apart from real runs
+    status = flexybulk("status", tmp_path / "kampagne.result.xlsx", "--sandbox")
+    assert status.code == 0 and "Rows: ISSUED: 6 (of 6)." in status.stdout
+    assert "no batch" in flexybulk("status", tmp_path / "kampagne.result.xlsx").stdout  # the real ledger knows nothing
 
 
 def test_invalid_rows_stop_before_any_call_unless_skip_invalid(tmp_path, sandbox_env):
@@ -135,6 +140,7 @@ def test_confirmation_is_asked_and_no_means_nothing_issued(tmp_path, sandbox_env
     assert "Issue 18 gift certificates worth 10,399.85 DKK for 6 rows?" in run.stderr
     assert "Aborted" in run.stderr
     assert sandbox_env.state.counts()["customers"] == 0
+    assert "no batch" in flexybulk("status", src).stdout  # a declined run leaves no batch behind
     run = flexybulk("issue", src, input="y\n")
     assert run.code == 0, run.output
     assert sandbox_env.state.counts()["certificates"] == 18
@@ -193,7 +199,7 @@ def test_retry_reissues_a_corrected_failed_row_and_never_an_issued_one(tmp_path,
     wb.save(result)
     run = flexybulk("retry", result, "--yes")
     assert run.code == 0, run.output
-    assert "Issued now: 1 rows, 3 gift certificates, 599.85 DKK." in run.stdout
+    assert "Issued now: 1 row, 3 gift certificates, 599.85 DKK." in run.stdout
     after = Counter(c["SalesOrderId"] for c in state.certificates)
     assert sum(after.values()) == 18
     assert {k: v for k, v in after.items() if k in before} == before  # the issued rows were not touched

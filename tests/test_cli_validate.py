@@ -81,3 +81,21 @@ def test_sandbox_command_prints_url_and_token_and_serves_until_ctrl_c(tmp_path):
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "Stopped." in out and "Traceback" not in err
+
+
+def test_an_unknown_department_option_is_blamed_on_the_option(tmp_path, sandbox_env):
+    src = tmp_path / "uden-afdeling.csv"
+    src.write_text("Navn;E-mail;Gavekorttype;Beløb\nA;a@example.com;Gavekort;100\n", encoding="utf-8")
+    run = flexybulk("validate", src, "--department", "Nope")
+    assert run.code == 1
+    assert "uden-afdeling.csv, row 2, column '--department': Unknown department 'Nope'." in run.stderr
+    assert flexybulk("validate", src, "--department", "aarhus").code == 0
+
+
+def test_non_finite_or_odd_option_values_are_usage_errors(tmp_path, sandbox_env):
+    for args, text in ((["--timeout", "nan"], "--timeout must be"), (["--timeout", "inf"], "--timeout must be"),
+                       (["--rate", "inf"], "--rate must be"), (["--payment-type", ""], "payment type")):
+        run = flexybulk("issue", SAMPLES / "kampagne.xlsx", "--yes", *args)
+        assert run.code == 2, (args, run.output)
+        assert text in run.output and "Traceback" not in run.output and "unexpected" not in run.output
+    assert sandbox_env.state.counts()["customers"] == 0

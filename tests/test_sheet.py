@@ -96,7 +96,7 @@ def test_firmagaver_da_csv_reads_8_rows_34_certificates_67249_40_dkk():
 
 def test_read_options_defaults():
     opts = ReadOptions()
-    assert (opts.sheet, dict(opts.columns), opts.default_department) == (None, {}, None)
+    assert (opts.sheet, dict(opts.columns)) == (None, {})
     assert (opts.max_file_size, opts.max_rows) == (50 * 1024 * 1024, 100_000)
 
 
@@ -172,10 +172,11 @@ def test_first_and_last_name_are_joined_only_without_a_name_column(tmp_path):
     assert read_sheet(both).rows[0].fields["name"] == "Fuldt Navn"
 
 
-def test_defaults_for_quantity_country_and_currency_are_not_applied_but_the_department_option_is(tmp_path):
+def test_no_defaults_are_applied_by_the_reader(tmp_path):
+    # Quantity, country, currency and --department defaults belong to the validator, which names their source.
     path = write_csv(tmp_path / "min.csv", "Navn;E-mail;Afdeling\nA;a@example.com;\nB;b@example.com;Aarhus\n")
-    rows = read_sheet(path, ReadOptions(default_department="Webshop")).rows
-    assert rows[0].fields == {"name": "A", "email": "a@example.com", "department": "Webshop"}
+    rows = read_sheet(path).rows
+    assert rows[0].fields == {"name": "A", "email": "a@example.com"}
     assert rows[1].fields["department"] == "Aarhus"
     assert rows[0].original["Afdeling"] is None
 
