@@ -1128,6 +1128,12 @@ def _decode(data: bytes, name: str) -> tuple[str, str]:
 
 
 def _nul_message(name: str, line: int) -> str:
+    if name.rstrip("'").lower().endswith((".xlsx", ".xlsm", ".xls", ".ods")):
+        # Named as a workbook but neither a zip nor an OLE2 file: damaged, or not a spreadsheet at all.
+        return (
+            f"{name} is not a readable spreadsheet: it is neither an Excel/LibreOffice workbook nor a text file. "
+            "Ask the sender for the file again, or open it in Excel or LibreOffice and save it as .xlsx"
+        )
     return (
         f"{name} line {line}: contains a NUL byte — it is not a text/CSV file (or it is UTF-16 without "
         "a byte-order mark). Save the list as .xlsx or 'CSV UTF-8' and try again"

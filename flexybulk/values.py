@@ -307,11 +307,14 @@ def parse_amount(value: Any, convention: AmountConvention = AmountConvention.UNK
         # never has three decimals, so only a column that shows the separator is a
         # thousands mark settles it (pitfalls P1, input B).
         mark = core.lstrip("+-")[-4]
-        decimal_reading = core.lstrip("+-").replace(mark, ".")
-        raise CellValueError(
-            f"'{text}' could mean {sign}{whole} or {sign}{decimal_reading} — "
-            f"write {sign}{whole} or {sign}{_danish_thousands(whole)},00"
-        )
+        small = Decimal(core.lstrip("+-").replace(mark, "."))
+        shown = format(small.normalize(), "f")
+        # Offer one unambiguous spelling for each reading, so either meaning can be written down.
+        thousands = f"write {sign}{whole} (or {sign}{_danish_thousands(whole)},00) if you mean {sign}{whole}"
+        if small != small.quantize(Decimal("0.01")):
+            raise CellValueError(f"'{text}' could mean {sign}{whole} or {sign}{shown} (three decimals, which no price has) — {thousands}")
+        two_places = f"{small:.2f}".replace(".", mark)
+        raise CellValueError(f"'{text}' could mean {sign}{whole} or {sign}{shown} — {thousands}, or {sign}{two_places} if you mean {sign}{shown}")
     return Decimal(f"{sign}{whole}.{frac}" if frac else f"{sign}{whole}")
 
 

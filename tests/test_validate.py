@@ -59,9 +59,9 @@ def test_every_problem_of_every_row_is_reported_with_row_and_column(catalogue):
 
 def test_reader_problems_are_kept_and_not_duplicated(catalogue):
     sheet = make_sheet([person(0, amount=None)])
-    sheet.rows[0].problems.append(RowProblem(2, "Beløb", "'1.000' could mean 1000 or 1.000", "1.000", "D"))
+    sheet.rows[0].problems.append(RowProblem(2, "Beløb", "'1.000' could mean 1000 or 1 ", "1.000", "D"))
     v = validate(sheet, catalogue)
-    assert [p.message for p in v.checks[0].problems] == ["'1.000' could mean 1000 or 1.000"]
+    assert [p.message for p in v.checks[0].problems] == ["'1.000' could mean 1000 or 1 "]
 
 
 def test_department_option_fills_missing_department(catalogue):
