@@ -506,13 +506,7 @@ class Journal:
                 "INSERT INTO batches (id, input_path, input_sha256, target, sheet_name, os_user, options, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
                 (batch_id, input_path, input_sha256, target, sheet_name, user, json.dumps(options, sort_keys=True, default=str), now, now),
             )
-            db.executemany(
-                f"INSERT INTO rows ({_ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(batch_id, r.row_number, r.status.value, Step.PLANNED.value, r.fingerprint,
-                  json.dumps(r.content, sort_keys=True) if r.content is not None else None,
-                  r.customer_id, r.sales_order_id, r.payment_id, None, None, None, r.error, None, now, now, None)
-                 for r in rows],
-            )
+            _insert_rows(db, batch_id, rows, now)
             db.execute("INSERT INTO events (batch_id, row_number, at, step, detail) VALUES (?,?,?,?,?)",
                        (batch_id, None, now, "BATCH_CREATED", json.dumps({"input": input_path, "sha256": input_sha256})))
         return self.get_batch(batch_id)
@@ -521,13 +515,7 @@ class Journal:
         """Record rows that a batch did not have yet (a result sheet with extra rows)."""
         now = utcnow()
         with self._tx() as db:
-            db.executemany(
-                f"INSERT INTO rows ({_ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(batch_id, r.row_number, r.status.value, Step.PLANNED.value, r.fingerprint,
-                  json.dumps(r.content, sort_keys=True) if r.content is not None else None,
-                  r.customer_id, r.sales_order_id, r.payment_id, None, None, None, r.error, None, now, now, None)
-                 for r in rows],
-            )
+            _insert_rows(db, batch_id, rows, now)
 
     def discard_unsent_batch(self, batch_id: str) -> bool:
         """Delete a batch none of whose rows was ever sent (declined at the prompt). Returns whether it was deleted.
@@ -700,6 +688,17 @@ class Journal:
 
         self._commit(write, wait=wait)
         return issued_at
+
+
+def _insert_rows(db: sqlite3.Connection, batch_id: str, rows: Iterable[NewRow], now: str) -> None:
+    """Insert planned rows (with their chosen ids) into ``batch_id``, inside the caller's transaction."""
+    db.executemany(
+        f"INSERT INTO rows ({_ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        [(batch_id, r.row_number, r.status.value, Step.PLANNED.value, r.fingerprint,
+          json.dumps(r.content, sort_keys=True) if r.content is not None else None,
+          r.customer_id, r.sales_order_id, r.payment_id, None, None, None, r.error, None, now, now, None)
+         for r in rows],
+    )
 
 
 def _os_user() -> str | None:
