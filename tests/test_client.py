@@ -206,3 +206,14 @@ def test_settings_refuse_plain_http_except_loopback_and_need_a_token():
     ok = Settings(token=Secret("s3cr3t-token"), pos_url="http://127.0.0.1:8765/", crm_url="http://localhost:1")
     assert ok.pos_url == "http://127.0.0.1:8765"
     assert "s3cr3t" not in repr(ok) and str(ok.token) == "***"
+
+
+def test_tls_verification_stays_on_and_honours_requests_ca_bundle(monkeypatch, tmp_path):
+    bundle = tmp_path / "company-ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    client = FlexyboxClient(Settings(token=Secret("t"), pos_url=BASE))
+    assert client._environment(BASE)["verify"] == str(bundle)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    assert FlexyboxClient(Settings(token=Secret("t"), pos_url=BASE))._environment(BASE)["verify"] is True
