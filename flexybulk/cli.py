@@ -537,7 +537,12 @@ def _issue_command(file: str, kw: dict, *, command: str) -> int:
                    "rate": kw["rate"], "sheet": sheet.sheet_name, "target": ctx.target}
         plan = plan_batch(journal, validation, input_path=str(Path(file).resolve()), target=ctx.target,
                           options=options, batch_id=batch_id, allow_reissue=kw["allow_reissue"])
-        out = Path(kw["output"]) if kw.get("output") else default_output_path(Path(file), "result")
+        if kw.get("output"):
+            out = Path(kw["output"])
+        elif batch_id:
+            out = Path(file)  # a result sheet, whatever its name, is updated in place
+        else:
+            out = default_output_path(Path(file), "result")
 
         to_send = plan.to_send
         checks = {c.row.number: c for c in validation.checks}

@@ -345,3 +345,16 @@ def test_a_line_added_to_a_result_sheet_is_refused(tmp_path, sandbox_env):
     assert run.code == 1
     assert "row 8: this line has no Row and no BatchId" in run.stderr
     assert sandbox_env.state.counts()["committed_orders"] == 3
+
+
+def test_a_csv_result_sheet_of_any_name_is_retried_and_updated_in_place(tmp_path, sandbox_env):
+    src = shutil.copy(SAMPLES / "firmagaver.csv", tmp_path / "firmagaver.csv")
+    out = tmp_path / "svar.csv"
+    assert flexybulk("issue", src, "--yes", "-o", out).code == 0
+    first = out.read_text(encoding="utf-8-sig")
+    assert first.splitlines()[2].startswith("Lærke Ødegaard;laerke@example.org;Firmagavekort;1.250,50;1;Webshop;DK;ISSUED;")
+    run = flexybulk("retry", out, "--yes")
+    assert run.code == 0, run.output
+    assert f"Result sheet: {out}" in run.stdout and not list(tmp_path.glob("svar.result.*"))
+    assert [l.split(";")[7] for l in out.read_text(encoding="utf-8-sig").splitlines()[1:]] == ["ISSUED"] * 4
+    assert sandbox_env.state.counts()["certificates"] == 8
