@@ -237,6 +237,9 @@ def _validate(sheet: Sheet, catalogue: Any, kw: dict) -> Any:
         bar.close()
 
 
+_DO_NOT_EDIT = "The Row, BatchId and id columns must not be edited: copy them back from the original result sheet."
+
+
 def _result_sheet_batch(sheet: Sheet) -> tuple[str | None, dict[int, int]]:
     """For a result sheet given as input: its batch id, with each row renumbered to its input row.
 
@@ -266,8 +269,7 @@ def _result_sheet_batch(sheet: Sheet) -> tuple[str | None, dict[int, int]]:
         try:
             number = int(str(value).strip())
         except (TypeError, ValueError):
-            raise InputFileError(f"{sheet.where()}, row {r.number}, column 'Row': '{value}' is not a row number. "
-                                 "Do not edit flexybulk's Row column; copy it back from the original result sheet.") from None
+            raise InputFileError(f"{sheet.where()}, row {r.number}, column 'Row': '{value}' is not a row number. {_DO_NOT_EDIT}") from None
         if number in lines:
             raise InputFileError(f"{sheet.where()}: rows {lines[number]} and {r.number} both say they are input row {number}. "
                                  "Delete the copied line.")
@@ -286,28 +288,28 @@ def _check_result_lines(sheet: Sheet, lines: dict[int, int], records: dict[int, 
         InputFileError: a line names a row the batch does not have, or its ids belong to another row.
     """
     from .errors import InputFileError
+    from .journal import Step
 
     by_order = {r.sales_order_id.lower(): n for n, r in records.items()}
+    rows = {r.number: r for r in sheet.rows}
     for number, line in sorted(lines.items(), key=lambda kv: kv[1]):
         rec = records.get(number)
-        row = next(r for r in sheet.rows if r.number == number)
+        row = rows[number]
         where = f"{sheet.where()}, row {line}"
         if rec is None:
-            raise InputFileError(f"{where}, column 'Row': the batch has no input row {number}. "
-                                 "Do not edit flexybulk's Row column; copy it back from the original result sheet.")
+            raise InputFileError(f"{where}, column 'Row': the batch has no input row {number}. {_DO_NOT_EDIT}")
         order = str(row.original.get("SalesOrderId") or "").strip().lower()
         payment = str(row.original.get("ExternalPaymentId") or "").strip().lower()
         if order and order != rec.sales_order_id.lower():
             owner = by_order.get(order)
             whose = f"input row {owner}" if owner is not None else "no row of this batch"
             raise InputFileError(f"{where}: column 'Row' says input row {number}, but its SalesOrderId {order} belongs to {whose}. "
-                                 "The Row, BatchId and id columns must not be edited: copy them back from the original result sheet.")
+                                 + _DO_NOT_EDIT)
         if payment and payment != rec.payment_id.lower():
-            raise InputFileError(f"{where}: its ExternalPaymentId is not the one recorded for input row {number}. "
-                                 "The Row, BatchId and id columns must not be edited: copy them back from the original result sheet.")
-        if not order and rec.step.value != "PLANNED":
+            raise InputFileError(f"{where}: its ExternalPaymentId is not the one recorded for input row {number}. {_DO_NOT_EDIT}")
+        if not order and rec.step != Step.PLANNED:
             raise InputFileError(f"{where}: input row {number} was sent as sales order {rec.sales_order_id}, but this line has no "
-                                 "SalesOrderId. The Row, BatchId and id columns must not be edited: copy them back from the original result sheet.")
+                                 f"SalesOrderId. {_DO_NOT_EDIT}")
 
 
 def _print_validation(validation: Any, *, limit: int = 200) -> None:
