@@ -29,7 +29,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from .client import FlexyboxClient, certificate_numbers
-from .errors import ApiError, AuthError, ConflictError, FlexybulkError
+from .errors import ApiError, AuthError, ConflictError, FlexybulkError, JournalError
 from .journal import BatchRecord, Journal, NewRow, RowRecord, Step, new_id
 from .model import Order, RowProblem, RowStatus
 from .validate import RowCheck, Totals, Validation, fingerprint
@@ -174,8 +174,6 @@ def plan_batch(journal: Journal, validation: Validation, *, input_path: str, tar
     sheet = validation.sheet
     if not sheet.sha256:
         # Resume and duplicate protection key on the file's bytes; without them two files would look alike.
-        from .errors import JournalError
-
         raise JournalError(f"Internal error: no SHA-256 for {sheet.path.name}; nothing was issued.")
     if batch_id:
         batch = journal.get_batch(batch_id)
@@ -185,8 +183,6 @@ def plan_batch(journal: Journal, validation: Validation, *, input_path: str, tar
     else:
         batch = journal.find_batch_by_sha256(sheet.sha256, target)
     if batch_id and batch is None:
-        from .errors import JournalError
-
         raise JournalError(
             f"{sheet.path.name} names batch {batch_id}, which is not in the ledger {journal.path}. "
             "Run it with the ledger that issued it (--ledger or FLEXYBULK_LEDGER)."
