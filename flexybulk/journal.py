@@ -3,12 +3,15 @@
 Why it exists (issue #3): a gift certificate is money, and the vendor gives
 us exactly-once only if we keep our promises about identifiers. The client
 chooses the customer id, the sales order GUID and the external payment id;
-the ledger records them **before** the first call that uses them, and records
-each step before it is sent, so that after a crash, a lost response or a
-``kill -9`` the next run repeats the same calls with the same ids. The
-customer and sales order PUTs are idempotent by id; a repeated commit with the
-same payment id is ignored by the vendor (the help article: "duplicate posts
-with the same Id will be ignored").
+the ledger records them **before** the first call that uses them (at
+planning), and records the commit step, with the payment amount and the
+content being committed, on disk before the commit is sent, so that after a
+crash, a lost response or a ``kill -9`` the next run repeats the same calls
+with the same ids and never commits different content under them. The
+customer and sales order PUTs are idempotent by id, so their step records are
+written but not waited for (lost in a crash, a rerun repeats those PUTs); a
+repeated commit with the same payment id is ignored by the vendor (the help
+article: "duplicate posts with the same Id will be ignored").
 
 Durability: WAL journal mode with ``synchronous=FULL``, so a committed step
 survives a process kill and a power loss. Concurrency: one connection guarded
@@ -19,9 +22,9 @@ Group commit (issue #4): the per-row writes of concurrent workers
 (:meth:`Journal.set_step`, :meth:`Journal.finish_row`) queue up while a
 transaction is being written; the next worker to find no transaction in
 progress writes everything queued in one transaction, with one sync, and
-every worker whose record was in it then goes on. A step record is still on
-disk (``synchronous=FULL``) before its call is sent; a worker only waits
-less, because one sync serves several workers. A row's *outcome* record
+every worker whose record was in it then goes on. A commit step record is
+still on disk (``synchronous=FULL``) before the commit is sent; a worker only
+waits less, because one sync serves several workers. A row's *outcome* record
 (``finish_row(..., wait=False)``) precedes no call, so the runner does not
 wait for it: it goes to disk in the same transaction as that worker's next
 step record, or at :meth:`Journal.flush` at the end of the run. Losing it in
@@ -617,10 +620,13 @@ class Journal:
                        (batch_id, row_number, now, "PLAN", json.dumps(detail)))
 
     def set_step(self, batch_id: str, row_number: int, step: Step, *, payment_amount: str | None = None,
-                 commit_content: dict | None = None) -> None:
+                 commit_content: dict | None = None, wait: bool = True) -> None:
         """Record that ``step``'s call is about to be sent; returns once the record is on disk, so the call may go.
 
         Several workers' step records may share one transaction (group commit, see the module docstring).
+        With ``wait=False`` the record is queued like an outcome (see :meth:`finish_row`): for a step
+        whose call is idempotent by ids already on disk, so that losing the record in a crash only
+        makes a rerun repeat the call (the runner's customer and sales order steps).
         """
         now = utcnow()
 
@@ -637,7 +643,7 @@ class Journal:
             db.execute("INSERT INTO events (batch_id, row_number, at, step, detail) VALUES (?,?,?,?,?)",
                        (batch_id, row_number, now, step.value, payment_amount))
 
-        self._commit(write)
+        self._commit(write, wait=wait)
 
     def finish_row(self, batch_id: str, row_number: int, status: RowStatus, *, error: str | None = None,
                    certificate_numbers: list[str] | None = None, settles: str | None = None,

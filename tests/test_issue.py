@@ -292,3 +292,38 @@ def test_flexybox_going_down_stops_the_run_and_leaves_rows_pending(tmp_path, jou
     unreachable = [r for r in journal.rows(plan.batch.id) if r.error and r.error.startswith("Not sent:")]
     assert unreachable and "could not connect to 127.0.0.1:" in unreachable[0].error
     assert len(report.outcomes) < 20  # rows after the stop were never taken
+
+
+def test_the_commit_step_is_on_disk_before_each_commit_is_sent(settings, sandbox, journal):
+    """Only the commit's record must precede its call on disk (issue #3); the customer and order PUTs are
+    idempotent by ids written at planning, so the runner does not wait for their step records (issue #4)."""
+    import sqlite3
+
+    rows = [person(i, quantity=1 + i % 3) for i in range(12)]
+    seen: dict[str, tuple] = {}
+
+    class Spy(FlexyboxClient):
+        def commit_sales_order(self, sales_order_id, **kw):
+            db = sqlite3.connect(journal.path)  # what a rerun would read after a crash at this moment
+            try:
+                seen[sales_order_id] = db.execute(
+                    "SELECT step, payment_amount, commit_content, customer_id, payment_id FROM rows WHERE sales_order_id = ?",
+                    (sales_order_id,)).fetchone()
+            finally:
+                db.close()
+            assert kw["payment_id"] == seen[sales_order_id][4]
+            return super().commit_sales_order(sales_order_id, **kw)
+
+    sheet = make_sheet(rows)
+    with Spy(settings) as client:
+        validation = validate(sheet, client.get_catalogue())
+        plan = plan_batch(journal, validation, input_path=str(sheet.path), target="t", options={})
+        BatchRunner(client, journal, workers=4).run(plan)
+    recs = journal.rows(plan.batch.id)
+    assert len(seen) == 12 == sum(r.status == RowStatus.ISSUED for r in recs)
+    for rec in recs:
+        step, amount, content, customer_id, payment_id = seen[rec.sales_order_id]
+        assert step == Step.COMMIT.value
+        assert Decimal(amount) == Decimal(rec.content["price"]) * rec.content["quantity"]
+        assert content is not None and customer_id == rec.customer_id
+    assert len(sandbox.state.certificates) == sum(r["quantity"] for r in rows)

@@ -63,8 +63,8 @@ def test_sixteen_workers_every_record_lands_in_order(tmp_path):
                     i = next(rows, None)
                 if i is None:
                     return
-                j.set_step(b.id, i, Step.CUSTOMER)
-                j.set_step(b.id, i, Step.ORDER)
+                j.set_step(b.id, i, Step.CUSTOMER, wait=False)  # as the runner: only the commit step waits
+                j.set_step(b.id, i, Step.ORDER, wait=False)
                 j.set_step(b.id, i, Step.COMMIT, payment_amount="10.00")
                 if i % 40 == 0:  # the commit step is on disk before the commit call would go
                     seen_before_call.append(_other_connection_sees(path, b.id, i))
