@@ -310,13 +310,19 @@ class FlexyboxClient:
         session = self._session()
         started = time.monotonic()
         try:
-            # Prepared here rather than by Session.request, which would merge the session's (empty)
-            # cookies, auth and hooks into every call: less CPU per call, so more workers per GIL (issue #4).
+            # Prepared here rather than by Session.request, and sent through the session's transport
+            # adapter (requests' documented transport API) rather than Session.send: the session's
+            # cookies, auth and hooks are empty, and merging, extracting and dispatching them costs CPU on
+            # every call, which under many workers is the GIL's time (issue #4). Method, URL, headers and
+            # body are prepared exactly as Session.request would; redirects are never followed either way.
             prepared = requests.PreparedRequest()
-            prepared.prepare(method=method, url=url, headers=headers, data=data)
-            resp = session.send(
+            prepared.prepare_method(method)
+            prepared.prepare_url(url, None)
+            prepared.prepare_headers(headers)
+            prepared.prepare_body(data, None)
+            resp = session.get_adapter(url).send(
                 prepared, timeout=(self.settings.connect_timeout, self.settings.read_timeout),
-                allow_redirects=False, stream=False, **self._environment(url[: len(url) - len(path)]),
+                stream=False, **self._environment(url[: len(url) - len(path)]),
             )
         except requests.exceptions.ConnectTimeout:
             self._record(CallRecord(method, path, None, time.monotonic() - started, attempt, "connect timeout"))

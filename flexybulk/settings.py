@@ -71,10 +71,15 @@ def check_base_url(name: str, url: str) -> str:
 
     Rule (issue #6): ``https://`` is required, except for loopback hosts
     (the sandbox), which may use ``http://``. The URL must have a host and
-    no query or fragment.
+    no query, fragment or user part (credentials there would be sent in
+    place of the bearer token, or logged).
     """
     parts = urlsplit(url.strip())
     what = f"The {name.upper()} base URL '{url}'"
+    if parts.username is not None or parts.password is not None:
+        # Said without echoing the URL: its user part may hold a password.
+        raise ConfigError(f"The {name.upper()} base URL must not contain a user name or password (user@host); "
+                          "give https://host only. Flexybox takes the bearer token from FLEXYBOX_TOKEN or --token-file.")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{what} is not an http(s) URL. Give it as https://host, e.g. {DEFAULT_POS_URL}.")
     if parts.query or parts.fragment:

@@ -144,3 +144,13 @@ def test_redaction_leaves_ordinary_words_alone(monkeypatch):
 
     monkeypatch.setattr(cli._STATE, "secrets", ["x", "abcdefgh-secret"])
     assert cli.redact("kampagne.xlsx with abcdefgh-secret") == "kampagne.xlsx with ***"
+
+
+def test_a_base_url_with_a_user_part_is_refused_without_echoing_it():
+    from flexybulk.settings import check_base_url
+
+    for url in ("https://bob:hunter2-secret@pos.example.com", "https://bob@pos.example.com", "http://:pw-only@127.0.0.1:8080"):
+        with pytest.raises(ConfigError, match="must not contain a user name or password") as err:
+            check_base_url("pos", url)
+        assert "hunter2" not in str(err.value) and "bob" not in str(err.value) and "pw-only" not in str(err.value)
+    assert check_base_url("pos", "https://pos.example.com/") == "https://pos.example.com"
