@@ -688,3 +688,26 @@ def test_decide_splits_one_draw_into_exclusive_outcomes():
 def test_impossible_faults_are_refused(kwargs):
     with pytest.raises(ValueError):
         Faults(**kwargs)
+
+
+def test_state_answers_are_copies_and_an_answer_leaves_in_one_segment(sandbox, api):
+    """The sandbox's cheaper copies (issue #4) are still deep: editing an answer changes nothing inside."""
+    import socket
+
+    from flexybulk.sandbox.state import SandboxState
+
+    state = SandboxState()
+    state.put_customer("c1", {"FullName": "A B", "EmailAddress": "a@example.com"})
+    state.customers["c1"]["FullName"] = "changed"
+    types = state.types
+    types[0]["Name"] = "changed"
+    assert state.customers["c1"]["FullName"] == "A B" and state.types[0]["Name"] != "changed"
+    # Status line, headers and body go out in one write (buffered), so one recv sees the whole answer.
+    host, port = sandbox.url[7:].split(":")
+    with socket.create_connection((host, int(port))) as s:
+        s.sendall(f"GET /api/v2/departments HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {DEFAULT_TOKEN}\r\n\r\n".encode())
+        s.settimeout(5)
+        data = s.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int([h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")][0].split(b":")[1])
+    assert head.startswith(b"HTTP/1.1 200") and len(body) == length and json.loads(body) == default_catalogue()["departments"]
