@@ -113,11 +113,13 @@ def check_email(address: str) -> tuple[str | None, str | None]:
     return result.normalized, None
 
 
-def fingerprint(email: str, type_id: Any, department_id: Any, price: Decimal, quantity: int, currency: str) -> str:
+def fingerprint(email: str, type_id: Any, department_id: Any, price: Decimal, quantity: int, currency: str,
+                *, _tail: bool = False) -> str:
     """A stable hash of what makes two rows "the same issue" (issue #3).
 
     Normalised email (case-folded), gift certificate type id, department id,
     amount (to two decimals), quantity and currency. Hex SHA-256.
+    (``_tail``: the text hashed, without the email and its separator; for :class:`_RowChecker`.)
     """
     parts = [
         email.casefold(),
@@ -127,6 +129,8 @@ def fingerprint(email: str, type_id: Any, department_id: Any, price: Decimal, qu
         str(quantity),
         currency.upper(),
     ]
+    if _tail:
+        return "\x1f".join(parts[1:])
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
 
 
@@ -286,6 +290,10 @@ class _RowChecker:
         self._type_cache: dict[str, tuple[CatalogueItem | None, str | None]] = {}
         self._department_cache: dict[str, tuple[CatalogueItem | None, str | None]] = {}
         self._code_cache: dict[tuple, str] = {}
+        self._print_tails: dict[tuple, str] = {}
+        # Without a currency or country column every row has the default, checked once here.
+        self._fixed_currency = DEFAULT_CURRENCY if self._header[_CURRENCY] is None else None
+        self._fixed_country = DEFAULT_COUNTRY if self._header[_COUNTRY] is None else None
 
     def _find(self, index: CatalogueIndex, cache: dict, text: str) -> tuple[CatalogueItem | None, str | None]:
         found = cache.get(text)
@@ -306,6 +314,18 @@ class _RowChecker:
                 pass
             return code
 
+    def fingerprint(self, email: str, type_id: Any, department_id: Any, price: Decimal, quantity: int, currency: str) -> str:
+        """:func:`fingerprint`, its part after the email computed once per distinct combination."""
+        # The types too: ids 1 and 1.0 (or Decimals 5 and 5.00) are equal keys; the texts differ for ids.
+        key = (type(type_id), type_id, type(department_id), department_id, price, quantity, currency)
+        try:
+            tail = self._print_tails.get(key)
+        except TypeError:  # an unhashable id: the plain way
+            return fingerprint(email, type_id, department_id, price, quantity, currency)
+        if tail is None:
+            tail = self._print_tails[key] = fingerprint("", type_id, department_id, price, quantity, currency, _tail=True)
+        return hashlib.sha256(f"{email.casefold()}\x1f{tail}".encode("utf-8")).hexdigest()
+
     def problem(self, row: InputRow, fld: Field | None, message: str, value: Any = None) -> RowProblem:
         header = self.sheet.column_map.get(fld.value) if fld is not None else None
         letter = self.sheet.column_letters.get(header) if header is not None else None
@@ -319,7 +339,10 @@ class _RowChecker:
             raw = row.fields.get(fld.value)
             if raw is None:
                 return None
-        text = clean_text(raw)
+        if raw.__class__ is str and raw.isprintable():  # clean_text's own fast path, without the call
+            text = " ".join(raw.split()) if "  " in raw else raw.strip()
+        else:
+            text = clean_text(raw)
         limit = MAX_LENGTHS.get(fld)
         if limit is not None and len(text) > limit:
             problems.append(self.problem(row, fld, f"the {_FIELD_LABELS.get(fld, fld.value)} is {len(text):,} characters long; at most {limit} are allowed. Shorten it.", text[:40] + "…"))
@@ -403,13 +426,13 @@ class _RowChecker:
             problems.append(self.problem(row, Field.QUANTITY, f"{quantity:,} is more than the {MAX_QUANTITY:,} allowed in one row. Split it over several rows.", quantity))
             quantity = None
 
-        currency = self._code(_CURRENCY, get(_CURRENCY), DEFAULT_CURRENCY)
-        if not _known_currency(currency):
+        currency = self._fixed_currency or self._code(_CURRENCY, get(_CURRENCY), DEFAULT_CURRENCY)
+        if currency is not DEFAULT_CURRENCY and not _known_currency(currency):
             typed = clean_text(get(_CURRENCY))
             problems.append(self.problem(row, Field.CURRENCY, f"'{typed}' is not an ISO 4217 currency code such as DKK, EUR or SEK.", typed))
 
-        country = self._code(_COUNTRY, get(_COUNTRY), DEFAULT_COUNTRY)
-        if not _known_country(country):
+        country = self._fixed_country or self._code(_COUNTRY, get(_COUNTRY), DEFAULT_COUNTRY)
+        if country is not DEFAULT_COUNTRY and not _known_country(country):
             typed = clean_text(get(_COUNTRY))
             problems.append(self.problem(row, Field.COUNTRY, f"'{typed}' is not a two-letter ISO 3166 country code such as DK, SE or NO.", typed))
 
@@ -429,7 +452,7 @@ class _RowChecker:
             price=price, quantity=quantity, currency=currency, country=country,
             phone=phone, address=address, postal_code=postal, city=city,
         )
-        return RowCheck(row, order, [], fingerprint=order_fingerprint(order))
+        return RowCheck(row, order, [], fingerprint=self.fingerprint(email, gtype.id, department.id, price, quantity, currency))
 
 
 # Field keys as plain strings: ``Field.X.value`` is an enum property lookup, and check() needs ~15 per row.
