@@ -22,9 +22,10 @@ Two things make it cheaper without changing a single verdict or message:
    ``tests/test_emails.py`` compares it with the plain call on tricky addresses.
 2. **Many distinct addresses are checked in parallel** (:class:`EmailVerdicts`):
    from :data:`PARALLEL_MIN` distinct addresses, worker processes (fresh
-   interpreters running this module) take chunks from the end of the sheet
-   while the calling process checks the rows from the start, taking any chunk
-   no worker has taken. If the workers cannot start or die, the calling
+   interpreters running this module) check chunks of addresses in sheet order,
+   ahead of the calling process, which checks the rows and itself checks any
+   chunk it needs that no worker has taken yet (so it never waits for a slow
+   worker, and never works on email when the workers keep ahead). If the workers cannot start or die, the calling
    process checks everything itself.
 """
 
@@ -50,6 +51,7 @@ MEMO_VERSIONS = ("2.4.",)
 PARALLEL_MIN = 20_000  # distinct addresses; below this, starting workers costs more than it saves
 CHUNK = 2_000  # addresses per piece of work handed to a worker (about 40 ms of email-validator)
 MAX_WORKERS = 4
+IN_FLIGHT = 2  # chunks handed to one worker before its first answer is read
 
 
 def _plain(address: str) -> Verdict:
@@ -150,10 +152,10 @@ class EmailVerdicts:
     ``get(address)`` returns the :class:`EmailChecker` verdict for an address
     from ``addresses`` (any other address is checked on the spot). Each worker
     is a fresh ``python -m flexybulk.emails`` child process (never a fork, and
-    never re-running the caller's ``__main__``) fed chunks from the end of the
-    list by a thread; the caller's lookups go from the start and check
-    in-process any chunk no worker has taken, so both ends stay busy and nothing
-    is waited for until they meet. Whatever goes wrong with a worker (cannot
+    never re-running the caller's ``__main__``) fed chunks by a thread, in
+    sheet order; a lookup whose chunk no worker has taken
+    yet checks that chunk in-process, so the caller waits only for a chunk a
+    worker is already checking. Whatever goes wrong with a worker (cannot
     start, dies, answers nonsense), its chunk is checked in-process: the
     verdicts never depend on the workers. Call :meth:`close` (or use ``with``).
     """
@@ -181,7 +183,7 @@ class EmailVerdicts:
             for address in piece:
                 self._chunk_of[address] = k
         self._state = [_FREE] * len(self._chunks)
-        self._tail = len(self._chunks) - 1
+        self._next = 1  # chunk 0 is the caller's at once, while the workers start
         self.parallel = True
         for _ in range(workers):
             threading.Thread(target=self._feed, name="flexybulk-email-worker", daemon=True).start()
@@ -215,19 +217,23 @@ class EmailVerdicts:
         self._state[k] = _DONE
 
     def _claim(self) -> int | None:
-        """The last chunk nobody has taken, marked as a worker's; ``None`` when none is left."""
+        """The first chunk nobody has taken, marked as a worker's; ``None`` when none is left."""
         with self._cond:
-            while not self._closed and self._tail >= 0:
-                k = self._tail
-                self._tail -= 1
+            while not self._closed and self._next < len(self._chunks):
+                k = self._next
+                self._next += 1
                 if self._state[k] == _FREE:
                     self._state[k] = _WORKER
                     return k
             return None
 
     def _feed(self) -> None:
-        """One worker thread: start a worker process, hand it chunks from the end until none is left."""
-        k = None
+        """One worker thread: start a worker process, hand it chunks in sheet order until none is left.
+
+        Two chunks are kept in flight, so the worker never idles while this thread waits for the GIL
+        (which the calling thread, busy checking rows, holds most of the time).
+        """
+        in_flight: list[int] = []
         proc = None
         try:
             proc = _start_worker()
@@ -235,22 +241,29 @@ class EmailVerdicts:
                 if self._closed:
                     return
                 self._procs.append(proc)
-            while (k := self._claim()) is not None:
-                verdicts = _ask(proc, self._chunks[k])
-                if len(verdicts) != len(self._chunks[k]):
-                    raise ValueError("worker answered the wrong number of verdicts")
+            while True:
+                while len(in_flight) < IN_FLIGHT and (k := self._claim()) is not None:
+                    _send(proc.stdin, self._chunks[k])
+                    in_flight.append(k)
+                if not in_flight:
+                    break
+                k = in_flight[0]
+                verdicts = _receive(proc.stdout)
+                if not isinstance(verdicts, list) or len(verdicts) != len(self._chunks[k]):
+                    raise ValueError("worker answered nonsense")
                 with self._cond:
                     self._done[k] = verdicts
                     self._state[k] = _DONE
                     self.chunks_by_workers += 1
                     self._cond.notify_all()
-                k = None
-        except Exception:  # the worker cannot start or failed: its chunk goes back to the caller
+                in_flight.pop(0)
+        except Exception:  # the worker cannot start or failed: its chunks go back to the caller
             pass
         finally:
             with self._cond:
-                if k is not None and self._state[k] == _WORKER:
-                    self._state[k] = _FREE
+                for k in in_flight:
+                    if self._state[k] == _WORKER:
+                        self._state[k] = _FREE
                 self._cond.notify_all()
             if proc is not None:
                 _stop_worker(proc)
@@ -312,14 +325,6 @@ def _receive(stream):
     if len(data) != size:
         raise EOFError("worker closed its output")
     return pickle.loads(data)  # our own child process's answer
-
-
-def _ask(proc: subprocess.Popen, addresses: list[str]) -> list[Verdict]:
-    _send(proc.stdin, addresses)
-    verdicts = _receive(proc.stdout)
-    if not isinstance(verdicts, list):
-        raise ValueError("worker answered nonsense")
-    return verdicts
 
 
 def _worker_main() -> None:

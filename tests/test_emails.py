@@ -114,19 +114,20 @@ def test_when_no_worker_can_start_everything_is_checked_in_process(monkeypatch):
     assert got == [plain(a) for a in addresses]
 
 
-def test_a_worker_that_fails_midway_hands_its_chunk_back(monkeypatch):
-    real_ask = emails._ask
+def test_a_worker_that_fails_midway_hands_its_chunks_back(monkeypatch):
+    real_receive = emails._receive
     calls = []
 
-    def flaky(proc, chunk):
-        calls.append(len(chunk))
+    def flaky(stream):
+        calls.append(1)
         if len(calls) == 2:
-            proc.kill()  # the worker dies while it has a chunk
+            raise EOFError("the worker died")
         if len(calls) == 3:
+            real_receive(stream)
             return [("nonsense", None)]  # the wrong number of verdicts
-        return real_ask(proc, chunk)
+        return real_receive(stream)
 
-    monkeypatch.setattr(emails, "_ask", flaky)
+    monkeypatch.setattr(emails, "_receive", flaky)
     addresses = _addresses(300)
     with emails.EmailVerdicts(addresses, parallel_min=1, workers=2, chunk=4) as verdicts:
         import time
@@ -134,6 +135,18 @@ def test_a_worker_that_fails_midway_hands_its_chunk_back(monkeypatch):
         deadline = time.monotonic() + 20
         while len(calls) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
+        got = [verdicts.get(a) for a in addresses]
+    assert got == [plain(a) for a in addresses]
+
+
+def test_a_worker_that_dies_at_once_changes_nothing(monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.setattr(emails, "_start_worker", lambda: subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.exit(3)"], stdin=subprocess.PIPE, stdout=subprocess.PIPE))
+    addresses = _addresses(300)
+    with emails.EmailVerdicts(addresses, parallel_min=1, workers=2, chunk=4) as verdicts:
         got = [verdicts.get(a) for a in addresses]
     assert got == [plain(a) for a in addresses]
 
