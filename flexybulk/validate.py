@@ -6,7 +6,9 @@ everything to fix.
 
 Rules and their sources:
 - name and email required, email syntax by email-validator without DNS
-  (RFC 5321/5322 as that library implements them), normalised as it does;
+  (RFC 5321/5322 as that library implements them), normalised as it does; a
+  sheet's addresses go through ``flexybulk.emails`` (the same verdicts, the
+  domain check once per distinct domain, worker processes for big sheets);
 - gift certificate type and department known by id or by name, names
   compared case-insensitively; an unknown name gets a "did you mean"
   suggestion (issue #2);
@@ -35,6 +37,7 @@ from typing import Any, Callable, Iterable
 
 from email_validator import EmailNotValidError, validate_email
 
+from . import emails as _emails
 from .model import Catalogue, CatalogueItem, Field, InputRow, Order, RowProblem, Sheet
 
 DEFAULT_QUANTITY = 1
@@ -99,7 +102,9 @@ def check_email(address: str) -> tuple[str | None, str | None]:
     """Check an email address's syntax with email-validator (no DNS lookups).
 
     Returns ``(normalized, None)`` or ``(None, reason)``. The normalised form
-    is email-validator's (domain lower-cased and IDNA-normalised).
+    is email-validator's (domain lower-cased and IDNA-normalised). A whole
+    sheet's addresses go through :class:`flexybulk.emails.EmailVerdicts`
+    instead, which gives the same verdicts faster.
     """
     try:
         result = validate_email(address, check_deliverability=False)
@@ -108,11 +113,13 @@ def check_email(address: str) -> tuple[str | None, str | None]:
     return result.normalized, None
 
 
-def fingerprint(email: str, type_id: Any, department_id: Any, price: Decimal, quantity: int, currency: str) -> str:
+def fingerprint(email: str, type_id: Any, department_id: Any, price: Decimal, quantity: int, currency: str,
+                *, _tail: bool = False) -> str:
     """A stable hash of what makes two rows "the same issue" (issue #3).
 
     Normalised email (case-folded), gift certificate type id, department id,
     amount (to two decimals), quantity and currency. Hex SHA-256.
+    (``_tail``: the text hashed, without the email and its separator; for :class:`_RowChecker`.)
     """
     parts = [
         email.casefold(),
@@ -122,6 +129,8 @@ def fingerprint(email: str, type_id: Any, department_id: Any, price: Decimal, qu
         str(quantity),
         currency.upper(),
     ]
+    if _tail:
+        return "\x1f".join(parts[1:])
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
 
 
@@ -264,8 +273,10 @@ class Validation:
 
 
 class _RowChecker:
-    def __init__(self, sheet: Sheet, catalogue: Catalogue, default_department: str | None) -> None:
+    def __init__(self, sheet: Sheet, catalogue: Catalogue, default_department: str | None,
+                 emails: _emails.EmailVerdicts | None = None) -> None:
         self.sheet = sheet
+        self.email_verdict = emails.get if emails is not None else check_email
         self.types = CatalogueIndex(catalogue.types, "gift certificate type")
         self.departments = CatalogueIndex(catalogue.departments, "department")
         self.default_department = default_department
@@ -279,6 +290,10 @@ class _RowChecker:
         self._type_cache: dict[str, tuple[CatalogueItem | None, str | None]] = {}
         self._department_cache: dict[str, tuple[CatalogueItem | None, str | None]] = {}
         self._code_cache: dict[tuple, str] = {}
+        self._print_tails: dict[tuple, str] = {}
+        # Without a currency or country column every row has the default, checked once here.
+        self._fixed_currency = DEFAULT_CURRENCY if self._header[_CURRENCY] is None else None
+        self._fixed_country = DEFAULT_COUNTRY if self._header[_COUNTRY] is None else None
 
     def _find(self, index: CatalogueIndex, cache: dict, text: str) -> tuple[CatalogueItem | None, str | None]:
         found = cache.get(text)
@@ -299,6 +314,18 @@ class _RowChecker:
                 pass
             return code
 
+    def fingerprint(self, email: str, type_id: Any, department_id: Any, price: Decimal, quantity: int, currency: str) -> str:
+        """:func:`fingerprint`, its part after the email computed once per distinct combination."""
+        # The types too: ids 1 and 1.0 (or Decimals 5 and 5.00) are equal keys; the texts differ for ids.
+        key = (type(type_id), type_id, type(department_id), department_id, price, quantity, currency)
+        try:
+            tail = self._print_tails.get(key)
+        except TypeError:  # an unhashable id: the plain way
+            return fingerprint(email, type_id, department_id, price, quantity, currency)
+        if tail is None:
+            tail = self._print_tails[key] = fingerprint("", type_id, department_id, price, quantity, currency, _tail=True)
+        return hashlib.sha256(f"{email.casefold()}\x1f{tail}".encode("utf-8")).hexdigest()
+
     def problem(self, row: InputRow, fld: Field | None, message: str, value: Any = None) -> RowProblem:
         header = self.sheet.column_map.get(fld.value) if fld is not None else None
         letter = self.sheet.column_letters.get(header) if header is not None else None
@@ -312,14 +339,17 @@ class _RowChecker:
             raw = row.fields.get(fld.value)
             if raw is None:
                 return None
-        text = clean_text(raw)
+        if raw.__class__ is str and raw.isprintable():  # clean_text's own fast path, without the call
+            text = " ".join(raw.split()) if "  " in raw else raw.strip()
+        else:
+            text = clean_text(raw)
         limit = MAX_LENGTHS.get(fld)
         if limit is not None and len(text) > limit:
             problems.append(self.problem(row, fld, f"the {_FIELD_LABELS.get(fld, fld.value)} is {len(text):,} characters long; at most {limit} are allowed. Shorten it.", text[:40] + "…"))
             return None
         return text or None
 
-    def check(self, row: InputRow) -> RowCheck:
+    def check(self, row: InputRow, cleaned_email: str | None = None) -> RowCheck:
         problems = list(row.problems)
         get = row.fields.get
         header = self._header
@@ -330,12 +360,15 @@ class _RowChecker:
 
         email = None
         raw_email = get(_EMAIL)
-        cleaned = clean_text(raw_email) if raw_email is not None else ""
+        if cleaned_email is not None:
+            cleaned = cleaned_email
+        else:
+            cleaned = clean_text(raw_email) if raw_email is not None else ""
         if not cleaned:
             if not any(p.column == header[_EMAIL] for p in problems):
                 problems.append(self.problem(row, Field.EMAIL, "the email address is missing. Fill it in."))
         else:
-            email, why = check_email(cleaned)
+            email, why = self.email_verdict(cleaned)
             if email is None:
                 problems.append(self.problem(row, Field.EMAIL, f"'{raw_email}' is not a valid email address: {why} Correct it.", raw_email))
 
@@ -393,13 +426,13 @@ class _RowChecker:
             problems.append(self.problem(row, Field.QUANTITY, f"{quantity:,} is more than the {MAX_QUANTITY:,} allowed in one row. Split it over several rows.", quantity))
             quantity = None
 
-        currency = self._code(_CURRENCY, get(_CURRENCY), DEFAULT_CURRENCY)
-        if not _known_currency(currency):
+        currency = self._fixed_currency or self._code(_CURRENCY, get(_CURRENCY), DEFAULT_CURRENCY)
+        if currency is not DEFAULT_CURRENCY and not _known_currency(currency):
             typed = clean_text(get(_CURRENCY))
             problems.append(self.problem(row, Field.CURRENCY, f"'{typed}' is not an ISO 4217 currency code such as DKK, EUR or SEK.", typed))
 
-        country = self._code(_COUNTRY, get(_COUNTRY), DEFAULT_COUNTRY)
-        if not _known_country(country):
+        country = self._fixed_country or self._code(_COUNTRY, get(_COUNTRY), DEFAULT_COUNTRY)
+        if country is not DEFAULT_COUNTRY and not _known_country(country):
             typed = clean_text(get(_COUNTRY))
             problems.append(self.problem(row, Field.COUNTRY, f"'{typed}' is not a two-letter ISO 3166 country code such as DK, SE or NO.", typed))
 
@@ -419,7 +452,7 @@ class _RowChecker:
             price=price, quantity=quantity, currency=currency, country=country,
             phone=phone, address=address, postal_code=postal, city=city,
         )
-        return RowCheck(row, order, [], fingerprint=order_fingerprint(order))
+        return RowCheck(row, order, [], fingerprint=self.fingerprint(email, gtype.id, department.id, price, quantity, currency))
 
 
 # Field keys as plain strings: ``Field.X.value`` is an enum property lookup, and check() needs ~15 per row.
@@ -488,7 +521,10 @@ def validate(sheet: Sheet, catalogue: Catalogue, *, default_department: str | No
         InputFileError: a required field has no column at all (:func:`check_columns`).
     """
     check_columns(sheet, default_department)
-    checker = _RowChecker(sheet, catalogue, default_department)
+    rows = sheet.rows
+    # Every row's cleaned address first, so that email-validator can work through the distinct ones
+    # in worker processes while this one checks the rows (flexybulk.emails, issue #4).
+    cleaned_emails = [clean_text(raw) if raw is not None else "" for raw in (row.fields.get(_EMAIL) for row in rows)]
     checks = []
     # The checks and orders made here form no reference cycles, but creating hundreds of thousands of
     # objects makes the cyclic GC rescan the whole sheet again and again (over a third of the time spent
@@ -496,10 +532,13 @@ def validate(sheet: Sheet, catalogue: Catalogue, *, default_department: str | No
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for i, row in enumerate(sheet.rows, 1):
-            checks.append(checker.check(row))
-            if progress is not None and i % 1000 == 0:
-                progress(i)
+        with _emails.EmailVerdicts(filter(None, cleaned_emails), parallel_min=_emails.PARALLEL_MIN,
+                                    chunk=_emails.CHUNK) as verdicts:
+            checker = _RowChecker(sheet, catalogue, default_department, verdicts)
+            for i, row in enumerate(rows, 1):
+                checks.append(checker.check(row, cleaned_emails[i - 1]))
+                if progress is not None and i % 1000 == 0:
+                    progress(i)
         if progress is not None:
             progress(len(checks))
         _warn_repeats(checker, checks)

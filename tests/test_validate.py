@@ -153,3 +153,16 @@ def test_names_compare_with_folded_spaces_and_active_items_win():
     sheet = make_sheet([person(0), person(1, type="jule gavekort"), person(2, type=" JULE   GAVEKORT ")])
     v = validate(sheet, catalogue)
     assert [c.order.type.id for c in v.checks] == ["new", "j", "j"]
+
+
+def test_row_fingerprints_equal_the_public_fingerprint_function(catalogue):
+    from flexybulk.validate import order_fingerprint
+
+    sheet = make_sheet([person(i, email=e, amount=a, quantity=q, department=d)
+                        for i, (e, a, q, d) in enumerate([("Anna@Example.COM", "500", 1, "2"), ("anna@example.com", "500.00", 1, "KØBENHAVN"),
+                                                          ("bo@example.com", "499.95", 3, "3"), ("Bo@EXAMPLE.com", "499.95", 3, "3"),
+                                                          ("søren@københavn.dk", "1", 1000, "2")])])
+    v = validate(sheet, catalogue)
+    assert all(c.valid for c in v.checks)
+    assert [c.fingerprint for c in v.checks] == [order_fingerprint(c.order) for c in v.checks]
+    assert v.checks[0].fingerprint == v.checks[1].fingerprint and v.checks[2].fingerprint == v.checks[3].fingerprint
