@@ -17,7 +17,7 @@ Two things make it cheaper without changing a single verdict or message:
    as one checker (one sheet), so a change to email-validator's module
    settings (e.g. ``SPECIAL_USE_DOMAIN_NAMES``) between sheets is honoured.
    This relies on email-validator internals, so it is used only for the
-   versions it was verified on (:data:`MEMO_VERSIONS`, pinned in setup.cfg);
+   versions it was verified on (:data:`MEMO_VERSIONS`);
    with any other version the plain ``validate_email`` runs.
    ``tests/test_emails.py`` compares it with the plain call on tricky addresses.
 2. **Many distinct addresses are checked in parallel** (:class:`EmailVerdicts`):
