@@ -4,7 +4,9 @@ The flow per row (vendor help article, ``shared/flexybox-api.md`` part A):
 PUT the customer -> PUT the sales order -> POST the commit with one external
 payment. Every id is chosen and recorded in the ledger before the first call
 that uses it (``journal.Journal.create_batch``), and each step is recorded
-before its call is sent (``Journal.set_step``).
+(``Journal.set_step``): the commit step, with the payment amount and the
+content committed, is on disk before the commit is sent; the customer and
+sales order steps, whose PUTs are idempotent by those ids, are not waited for.
 
 Exactly once, by construction:
 
@@ -322,7 +324,8 @@ class BatchRunner:
     """Runs a plan's rows through the vendor's flow, ``workers`` rows at a time.
 
     Each row's three calls run in order on one worker thread; rows run
-    concurrently. The ledger records each step before its call. A failure in
+    concurrently. The ledger records each step; the commit's record is on disk
+    before the commit is sent (see the module docstring). A failure in
     one row is recorded and the run goes on; a rejected token
     (:class:`~flexybulk.errors.AuthError`) stops taking new rows at once.
 
