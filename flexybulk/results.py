@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import openpyxl
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 
 from .errors import InputFileError
@@ -135,19 +135,34 @@ def _remove(path: str) -> None:
 
 
 def _xlsx_cell(ws: Any, value: Any, bold: bool = False) -> Any:
+    """What to append for one cell: the plain value where openpyxl stores it as it is, else a styled cell.
+
+    A plain value is cheaper by far: openpyxl's write-only sheet reuses one
+    cell object for plain values, while each cell object passed in costs it a
+    failed conversion (and a ``repr``) - most of the time of writing a
+    100,000-row result sheet (issue #4). Text becomes a cell object only where
+    openpyxl would not store it as text: starting with ``=`` (a formula) or
+    equal to an error code such as ``#N/A``, and where the quote prefix guards a
+    formula-like start (issue #6).
+    """
     if isinstance(value, RowStatus):
         value = value.value
     if isinstance(value, Decimal):
         # A number, not text: the spreadsheet can sum it. Decimals are stored by value, as Excel stores numbers.
         value = int(value) if value == value.to_integral_value() else value
     if isinstance(value, bool) or value is None or isinstance(value, (int, Decimal, float, datetime, date)):
+        if not bold:
+            return value
         cell = WriteOnlyCell(ws, value=value)
     else:
         # XML 1.0 cannot hold most control characters; show where one was rather than fail the whole sheet.
         text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", str(value))
+        dangerous = is_dangerous(text)
+        if not (bold or dangerous or text.startswith("=") or text in ERROR_CODES):
+            return text  # openpyxl stores it as a shared string, as the cell below would
         cell = WriteOnlyCell(ws, value=text)
-        cell.data_type = "s"  # never a formula, whatever the text starts with
-        if is_dangerous(text):
+        cell.data_type = "s"  # never a formula or an error value, whatever the text is
+        if dangerous:
             cell.quotePrefix = True
     if bold:
         cell.font = Font(bold=True)

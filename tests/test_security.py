@@ -154,3 +154,27 @@ def test_a_base_url_with_a_user_part_is_refused_without_echoing_it():
             check_base_url("pos", url)
         assert "hunter2" not in str(err.value) and "bob" not in str(err.value) and "pw-only" not in str(err.value)
     assert check_base_url("pos", "https://pos.example.com/") == "https://pos.example.com"
+
+
+def test_every_text_cell_of_an_xlsx_output_is_text_with_the_right_prefix(tmp_path):
+    """Plain values go to openpyxl as values (issue #4: far faster); text that openpyxl would read as a
+    formula or an error value is still written as text, and formula-like text gets the quote prefix (issue #6)."""
+    from decimal import Decimal
+
+    from flexybulk.model import RowStatus
+    from flexybulk.results import OutputRow, OutputSheet, write_output
+
+    texts = ["plain", "=1+1", "=", "+45 1234", "-5", "@SUM(A1)", "#N/A", "#DIV/0!", "#n/a", "tab\there", "nul\x00x", " =x"]
+    headers = ["Text", "Amount", "Status"]
+    rows = [OutputRow(number=i + 2, input_values={"Text": t, "Amount": Decimal("12.50") if i % 2 else Decimal("3")},
+                      extra={"Status": RowStatus.ISSUED}) for i, t in enumerate(texts)]
+    path = write_output(OutputSheet(input_headers=["Text", "Amount"], own_columns=["Status"], rows=rows,
+                                    summary=[("Rows", 12)]), tmp_path / "out.xlsx")
+    ws = openpyxl.load_workbook(path)["Result"]
+    assert [c.value for c in ws[1]] == headers and all(c.font.b for c in ws[1])
+    got = [(c.value, c.data_type, bool(c.quotePrefix)) for c in ws["A"][1:]]
+    dangerous = {"=1+1", "=", "+45 1234", "-5", "@SUM(A1)"}
+    expected = [(t.replace("\x00", "\ufffd"), "s", t in dangerous) for t in texts]
+    assert got == expected
+    assert [c.value for c in ws["B"][1:]] == [3, 12.5] * 6 and all(c.data_type == "n" for c in ws["B"][1:])
+    assert {c.value for c in ws["C"][1:]} == {"ISSUED"} and not any(c.font.b for c in ws["C"][1:])
