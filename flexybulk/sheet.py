@@ -37,6 +37,8 @@ import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import compress, count as _indices, repeat
+from operator import is_
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Mapping
 
@@ -1371,10 +1373,14 @@ def _build_sheet(
     if names:
         field_columns = [parsed[idx] for _, idx in field_names]
         # dict(zip()) runs in C; only rows with an absent field need the filtering comprehension.
-        fields_by_row = [
-            {k: v for k, v in zip(names, vals) if v is not None} if None in vals else dict(zip(names, vals))
-            for vals in zip(*field_columns)
-        ]
+        # Absent fields are found by identity, per column, in C (`None in vals` would compare each value).
+        fields_by_row = list(map(dict, map(zip, repeat(names), zip(*field_columns))))
+        absent: set[int] = set()
+        for values in field_columns:
+            if any(map(is_, values, repeat(None))):
+                absent.update(compress(_indices(), map(is_, values, repeat(None))))
+        for i in absent:
+            fields_by_row[i] = {k: v for k, v in fields_by_row[i].items() if v is not None}
     else:
         fields_by_row = [{} for _ in rows]
     # --department is applied by the validator, which can then name the option, not a column, in its messages.
@@ -1652,6 +1658,7 @@ def _rows_only_formulas(
 
 
 _SLOW = object()  # "this cell needs the full parser" in the vectorised first pass
+_FAST_PATHS = True  # tests switch this off to compare the fast paths with the per-cell parsers
 _TEXT_FIELDS = (Field.NAME, Field.FIRST_NAME, Field.LAST_NAME, Field.TYPE, Field.DEPARTMENT,
                 Field.ADDRESS, Field.CITY)
 
@@ -1665,6 +1672,8 @@ def _fast_column(fld: Field, values: list[Any], countries: list[Any] | None, pad
     Keeps the 100,000-row case near calamine's own read time (issue #6, P11).
     """
     S = _SLOW
+    if not _FAST_PATHS:
+        return [None if v is None else S for v in values]
     if fld in _TEXT_FIELDS:
         # Plain text: ASCII, or composed (NFC) text without invisible characters or NBSP.
         odd, nfc = _ODD_CHARACTER.search, unicodedata.is_normalized
@@ -1691,11 +1700,19 @@ def _fast_column(fld: Field, values: list[Any], countries: list[Any] | None, pad
     if fld is Field.QUANTITY:
         return [None if v is None else (v if v.__class__ is int else S) for v in values]
     if fld is Field.PHONE and not padded:
+        # An 8-digit integer, or ASCII text that normalize_phone's Danish fast path takes
+        # (the same two patterns: punctuation dropped, then +45/0045/45 and 8 digits).
+        dk, punct = V._DK_FAST.match, V._PHONE_PUNCTUATION.sub
         if countries is None:
-            return [None if v is None else (("+45%d" % v) if v.__class__ is int and 10_000_000 <= v <= 99_999_999
-                                            else S) for v in values]
-        return [None if v is None else (("+45%d" % v) if v.__class__ is int and 10_000_000 <= v <= 99_999_999
-                                        and (c is None or c == "DK") else S) for v, c in zip(values, countries)]
+            return [None if v is None else (
+                ("+45%d" % v) if v.__class__ is int and 10_000_000 <= v <= 99_999_999
+                else ("+45" + m.group(1)) if v.__class__ is str and v.isascii() and (m := dk(punct("", v))) else S
+            ) for v in values]
+        return [None if v is None else (
+            S if c is not None and c != "DK"
+            else ("+45%d" % v) if v.__class__ is int and 10_000_000 <= v <= 99_999_999
+            else ("+45" + m.group(1)) if v.__class__ is str and v.isascii() and (m := dk(punct("", v))) else S
+        ) for v, c in zip(values, countries)]
     if fld is Field.POSTAL_CODE and not padded:
         return [None if v is None else (str(v) if v.__class__ is int and v >= 1000 else S) for v in values]
     return [None if v is None else S for v in values]
@@ -1745,11 +1762,13 @@ def _parse_fields(
         col_abs = first_col + column.index
         padded = bool(formats) and fld in (Field.PHONE, Field.POSTAL_CODE)
         out = _fast_column(fld, values, countries, padded)
-        if fld is Field.AMOUNT:
+        # Found by identity in C: `_SLOW in out` would compare every cell (slow for Decimals).
+        slow = list(compress(_indices(), map(is_, out, repeat(_SLOW)))) if any(map(is_, out, repeat(_SLOW))) else ()
+        if fld is Field.AMOUNT and slow:
+            # Only text cells carry a convention, and text cells are never on the fast path.
             convention = V.amount_convention(values)
         column_blocked = blocked.get(k, ())
         problems = per_column[k]
-        slow = [i for i, x in enumerate(out) if x is _SLOW] if _SLOW in out else ()
         for i in slow:
             value = values[i]
             out[i] = None
