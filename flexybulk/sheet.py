@@ -1341,9 +1341,16 @@ def _build_sheet(
     columns = _map_columns(grid, header_index, header_cells, rows, numbers, width, filled, ctx, overrides)
     column_values = list(zip(*rows)) if rows else [() for _ in range(width)]
 
-    originals: list[list[Any]] = []
+    # Per column: its text joined once when every cell is text (None otherwise), for the
+    # whole-column checks of the fast paths; a plain text column is its own original.
+    originals: list[list[Any] | tuple[Any, ...]] = []
+    joined: list[str | None] = []
     for col in columns:
-        originals.append(_original_column(column_values[col.index] if rows else ()))
+        values = column_values[col.index] if rows else ()
+        text = _joined_text(values)
+        plain = text is not None and _plain_original(text)
+        originals.append(values if plain else _original_column(values))
+        joined.append(text if plain else None)
 
     # Formula cells without a cached value and error cells (pitfalls P9); 0000 formats (P5).
     issues: dict[tuple[int, int], tuple[str, str]] = {}
@@ -1357,7 +1364,7 @@ def _build_sheet(
         if want:
             formats = _xls_number_formats(ctx, want)
 
-    parsed, problems = _parse_fields(columns, originals, numbers, grid.first_col, issues, formats)
+    parsed, problems = _parse_fields(columns, originals, numbers, grid.first_col, issues, formats, joined)
     hidden_by_formulas = _rows_only_formulas(issues, columns, numbers, first_data, grid.first_col)
 
     headers = [c.header for c in columns]
@@ -1524,6 +1531,28 @@ def _original_column(values: Iterable[Any]) -> list[Any]:
     ]
 
 
+def _joined_text(values: Iterable[Any]) -> str | None:
+    """The column's cells joined with ``"\\n"`` when every one is ``str`` (one pass in C), else ``None``.
+
+    A check over the joined text holds for every cell: ASCII, no invisible
+    characters, NFC (``"\\n"`` never composes with a neighbour, so the joined
+    text is NFC exactly when every cell is).
+    """
+    if not _FAST_PATHS:
+        return None
+    try:
+        return "\n".join(values)
+    except TypeError:  # a number, date, bool or empty (None) cell: the per-cell path decides
+        return None
+
+
+def _plain_original(joined: str) -> bool:
+    """True when no cell of a joined text column is empty or starts with ``'``: the column
+    is then its own ``InputRow.original`` (conservative: a line break inside a cell may say no)."""
+    return bool(joined) and joined[0] not in "'\n" and joined[-1] != "\n" and "\n\n" not in joined \
+        and "\n'" not in joined
+
+
 def _original_value(value: Any) -> Any:
     cls = value.__class__
     if cls is str:
@@ -1663,7 +1692,9 @@ _TEXT_FIELDS = (Field.NAME, Field.FIRST_NAME, Field.LAST_NAME, Field.TYPE, Field
                 Field.ADDRESS, Field.CITY)
 
 
-def _fast_column(fld: Field, values: list[Any], countries: list[Any] | None, padded: bool) -> list[Any]:
+def _fast_column(
+    fld: Field, values: list[Any], countries: list[Any] | None, padded: bool, joined: str | None = None
+) -> list[Any]:
     """The common cells of a column parsed in one comprehension; ``_SLOW`` for the rest.
 
     Every fast branch gives exactly what the matching :mod:`flexybulk.values`
@@ -1677,6 +1708,10 @@ def _fast_column(fld: Field, values: list[Any], countries: list[Any] | None, pad
     if fld in _TEXT_FIELDS:
         # Plain text: ASCII, or composed (NFC) text without invisible characters or NBSP.
         odd, nfc = _ODD_CHARACTER.search, unicodedata.is_normalized
+        if joined is not None and (joined.isascii() or (not odd(joined) and nfc("NFC", joined))):
+            # Every cell is plain text (checked once over the joined column): strip them in C.
+            out = list(map(str.strip, values))
+            return out if all(out) else [v or None for v in out]
         return [
             None if v is None else (
                 (v.strip() or None) if v.__class__ is str and (v.isascii() or (not odd(v) and nfc("NFC", v))) else S
@@ -1725,6 +1760,7 @@ def _parse_fields(
     first_col: int,
     issues: dict[tuple[int, int], tuple[str, str]],
     formats: dict[tuple[int, int], str],
+    joined: list[str | None] | None = None,
 ) -> tuple[list[list[Any] | None], dict[int, list[RowProblem]]]:
     """Parse each mapped column once (column conventions are per column: pitfalls P1).
 
@@ -1748,6 +1784,8 @@ def _parse_fields(
             per_column[k].append((i, _issue_problem(columns[k], row, col, kind, text)))
             blocked.setdefault(k, set()).add(i)
             if kind == "error":
+                if originals[k].__class__ is not list:  # a plain text column shared with the grid
+                    originals[k] = list(originals[k])
                 originals[k][i] = text
 
     # Country first: phones and postal codes depend on the row's country.
@@ -1761,7 +1799,9 @@ def _parse_fields(
         values = originals[k]
         col_abs = first_col + column.index
         padded = bool(formats) and fld in (Field.PHONE, Field.POSTAL_CODE)
-        out = _fast_column(fld, values, countries, padded)
+        out = _fast_column(fld, values, countries, padded, joined[k] if joined and k not in blocked else None)
+        if fld is Field.POSTAL_CODE and values.__class__ is not list:
+            values = originals[k] = list(values)  # a padded code is written back below
         # Found by identity in C: `_SLOW in out` would compare every cell (slow for Decimals).
         slow = list(compress(_indices(), map(is_, out, repeat(_SLOW)))) if any(map(is_, out, repeat(_SLOW))) else ()
         if fld is Field.AMOUNT and slow:
