@@ -1320,7 +1320,12 @@ def _build_sheet(
     filled = grid.filled or set()
 
     # Data rows: keep the real row numbers, drop fully empty rows (pitfalls P10).
-    kept: list[int] = [i for i, row in enumerate(body) if not _is_blank_row(row)]
+    # A first cell with a value settles it without a call; only the others get the full check.
+    kept: list[int] = [
+        i for i, row in enumerate(body)
+        if row and ((v := row[0]).__class__ is str and v and not v.isspace() or v is not None and v.__class__ is not str)
+        or not _is_blank_row(row)
+    ]
     count = len(kept) + grid.uncounted_rows
     if count > ctx.opts.max_rows:
         raise ctx.error(
@@ -1396,7 +1401,9 @@ def _build_sheet(
             full = " ".join(p for p in (fields.get("first_name"), fields.get("last_name")) if p)
             if full:
                 fields["name"] = full
-    row_problems = [problems[i] if i in problems else [] for i in range(len(numbers))]
+    row_problems: list[list[RowProblem]] = [[] for _ in numbers]
+    for i, found in problems.items():
+        row_problems[i] = found
     result_rows = list(map(InputRow, numbers, fields_by_row, originals_by_row, row_problems))
     if hidden_by_formulas:
         result_rows = sorted(result_rows + hidden_by_formulas, key=lambda r: r.number)
@@ -1524,9 +1531,13 @@ def _original_column(values: Iterable[Any]) -> list[Any]:
     ``int``/``Decimal``, never ``float`` (P1, P7); dates stay dates (P18);
     empty cells are ``None`` (never ``"nan"``, P7).
     """
+    # Fractional floats repeat (prices): each distinct one becomes a Decimal once (Decimals are immutable).
+    decimals: dict[float, Any] = {}
+    get = decimals.get
     return [
         v if v.__class__ is str and v and v[0] != "'"
-        else (int(v) if v.__class__ is float and v.is_integer() else _original_value(v))
+        else (int(v) if v.is_integer() else (get(v) or decimals.setdefault(v, V.number_from_float(v))))
+        if v.__class__ is float else _original_value(v)
         for v in values
     ]
 

@@ -144,3 +144,20 @@ def test_amount_convention_still_decides_text_amounts_next_to_numbers(tmp_path, 
     assert fast == general
     amounts = [r.fields.get("amount") for r in read_sheet(path).rows]
     assert amounts == [Decimal("250"), Decimal("1000"), Decimal("1234.50"), Decimal("499.95")]
+
+
+def test_original_column_gives_what_the_per_cell_rule_gives():
+    cells = [499.95, 499.95, 1.0, -0.0, 0.1, 1e20, float("inf"), 149.5, "", " ", "'=x", "'hej", "tekst", None, True,
+             0, 12, Decimal("1.10"), dt.date(2024, 3, 5)]
+    expected = [sheet_module._original_value(v) if not isinstance(v, float) or not v.is_integer() else int(v)
+                for v in cells]
+    got = sheet_module._original_column(cells)
+    assert [(type(v), repr(v)) for v in got] == [(type(v), repr(v)) for v in expected]
+    assert got[0] == Decimal("499.95") and got[7] == Decimal("149.5") and got[1] is got[0]
+
+
+def test_rows_whose_first_cell_is_blank_are_kept_when_another_cell_has_a_value(tmp_path):
+    path = tmp_path / "blanks.csv"
+    path.write_text("Navn;E-mail;Beløb\n;a@example.com;100\n \t;;\n;;\n\nB;b@example.com;200\n  ;;0\n", encoding="utf-8")
+    sheet = read_sheet(path)
+    assert [r.number for r in sheet.rows] == [2, 6, 7]
