@@ -1379,8 +1379,9 @@ def _build_sheet(
     has_name = Field.NAME.value in column_map
     join_names = not has_name and (Field.FIRST_NAME.value in column_map or Field.LAST_NAME.value in column_map)
 
-    # Assemble rows column-wise in C-level loops: one dict per row, no per-cell Python branches.
-    originals_by_row = [dict(zip(headers, values)) for values in zip(*originals)] if columns else [{} for _ in rows]
+    # Assemble rows column-wise in C-level loops (map, not a comprehension): one dict per row,
+    # no per-cell Python branches.
+    originals_by_row = list(map(dict, map(zip, repeat(headers), zip(*originals)))) if columns else [{} for _ in rows]
     names = [fname for fname, _ in field_names]
     if names:
         field_columns = [parsed[idx] for _, idx in field_names]
