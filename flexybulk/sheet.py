@@ -37,7 +37,7 @@ import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from decimal import Decimal
-from itertools import compress, count as _indices, repeat
+from itertools import chain, compress, count as _indices, repeat
 from operator import is_
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Mapping
@@ -1344,33 +1344,55 @@ def _build_sheet(
                 row[:] = (row + [""] * width)[:width]
 
     columns = _map_columns(grid, header_index, header_cells, rows, numbers, width, filled, ctx, overrides)
-    column_values = list(zip(*rows)) if rows else [() for _ in range(width)]
+    # The cells are worked on in blocks of rows, so that the several passes over a block's
+    # cells find them still in the CPU cache (issue #4: the passes over 100,000 rows were
+    # bound by memory, not by the Python code). Every rule below is per cell, per row or
+    # per whole column, whatever the block size.
+    size = max(1, _BLOCK_ROWS)
+    spans = [(start, min(start + size, len(rows))) for start in range(0, len(rows), size)] or [(0, 0)]
 
     # Per column: its text joined once when every cell is text (None otherwise), for the
     # whole-column checks of the fast paths; a plain text column is its own original.
-    originals: list[list[Any] | tuple[Any, ...]] = []
-    joined: list[str | None] = []
-    for col in columns:
-        values = column_values[col.index] if rows else ()
-        text = _joined_text(values)
-        plain = text is not None and _plain_original(text)
-        originals.append(values if plain else _original_column(values))
-        joined.append(text if plain else None)
+    block_originals: list[list[list[Any] | tuple[Any, ...]]] = []
+    block_joined: list[list[str | None]] = []
+    for start, end in spans:
+        part = rows[start:end]
+        column_values = list(zip(*part)) if part else [() for _ in range(width)]
+        originals: list[list[Any] | tuple[Any, ...]] = []
+        joined: list[str | None] = []
+        for col in columns:
+            values = column_values[col.index] if part else ()
+            text = _joined_text(values)
+            plain = text is not None and _plain_original(text)
+            originals.append(values if plain else _original_column(values))
+            joined.append(text if plain else None)
+        block_originals.append(originals)
+        block_joined.append(joined)
+
+    def whole(k: int) -> Iterable[Any]:
+        """Column k's originals from top to bottom, across the blocks."""
+        return chain.from_iterable(block[k] for block in block_originals)
 
     # Formula cells without a cached value and error cells (pitfalls P9); 0000 formats (P5).
     issues: dict[tuple[int, int], tuple[str, str]] = {}
     formats: dict[tuple[int, int], str] = {}
     if xlsx is not None:
-        issues, formats = _xlsx_extras(xlsx, columns, originals, numbers, grid.first_col)
+        issues, formats = _xlsx_extras(xlsx, columns, [whole(k) for k in range(len(columns))], numbers, grid.first_col)
         _warn_hidden(xlsx, columns, numbers, grid.first_col, ctx)
     elif ctx.format == "xls":
         below = {Field.POSTAL_CODE: 1000, Field.PHONE: 10_000_000}
-        want = _numeric_cells(columns, originals, numbers, grid.first_col, below)
+        want = _numeric_cells(columns, [whole(k) for k in range(len(columns))], numbers, grid.first_col, below)
         if want:
             formats = _xls_number_formats(ctx, want)
 
-    parsed, problems = _parse_fields(columns, originals, numbers, grid.first_col, issues, formats, joined)
-    hidden_by_formulas = _rows_only_formulas(issues, columns, numbers, first_data, grid.first_col)
+    # The amount column's convention comes from all its text cells (pitfalls P1), so it is
+    # decided over the whole column, once, when some block has a text amount.
+    conventions: list[V.AmountConvention] = []
+
+    def amount_convention(k: int) -> V.AmountConvention:
+        if not conventions:
+            conventions.append(V.amount_convention(whole(k)))
+        return conventions[0]
 
     headers = [c.header for c in columns]
     letters = {c.header: c.letter for c in columns}
@@ -1378,34 +1400,45 @@ def _build_sheet(
     field_names = [(c.field.value, idx) for idx, c in enumerate(columns) if c.field is not None]
     has_name = Field.NAME.value in column_map
     join_names = not has_name and (Field.FIRST_NAME.value in column_map or Field.LAST_NAME.value in column_map)
-
-    # Assemble rows column-wise in C-level loops (map, not a comprehension): one dict per row,
-    # no per-cell Python branches.
-    originals_by_row = list(map(dict, map(zip, repeat(headers), zip(*originals)))) if columns else [{} for _ in rows]
     names = [fname for fname, _ in field_names]
-    if names:
-        field_columns = [parsed[idx] for _, idx in field_names]
-        # dict(zip()) runs in C; only rows with an absent field need the filtering comprehension.
-        # Absent fields are found by identity, per column, in C (`None in vals` would compare each value).
-        fields_by_row = list(map(dict, map(zip, repeat(names), zip(*field_columns))))
-        absent: set[int] = set()
-        for values in field_columns:
-            if any(map(is_, values, repeat(None))):
-                absent.update(compress(_indices(), map(is_, values, repeat(None))))
-        for i in absent:
-            fields_by_row[i] = {k: v for k, v in fields_by_row[i].items() if v is not None}
-    else:
-        fields_by_row = [{} for _ in rows]
-    # --department is applied by the validator, which can then name the option, not a column, in its messages.
-    if join_names:
-        for fields in fields_by_row:
-            full = " ".join(p for p in (fields.get("first_name"), fields.get("last_name")) if p)
-            if full:
-                fields["name"] = full
-    row_problems: list[list[RowProblem]] = [[] for _ in numbers]
-    for i, found in problems.items():
-        row_problems[i] = found
-    result_rows = list(map(InputRow, numbers, fields_by_row, originals_by_row, row_problems))
+
+    result_rows: list[InputRow] = []
+    for (start, end), originals, joined in zip(spans, block_originals, block_joined):
+        block_numbers = numbers[start:end]
+        parsed, problems = _parse_fields(
+            columns, originals, block_numbers, grid.first_col, issues, formats, joined, amount_convention
+        )
+        # Assemble rows column-wise in C-level loops (map, not a comprehension): one dict per row,
+        # no per-cell Python branches.
+        if columns:
+            originals_by_row = list(map(dict, map(zip, repeat(headers), zip(*originals))))
+        else:
+            originals_by_row = [{} for _ in block_numbers]
+        if names:
+            field_columns = [parsed[idx] for _, idx in field_names]
+            # dict(zip()) runs in C; only rows with an absent field need the filtering comprehension.
+            # Absent fields are found by identity, per column, in C (`None in vals` would compare each value).
+            fields_by_row = list(map(dict, map(zip, repeat(names), zip(*field_columns))))
+            absent: set[int] = set()
+            for values in field_columns:
+                if any(map(is_, values, repeat(None))):
+                    absent.update(compress(_indices(), map(is_, values, repeat(None))))
+            for i in absent:
+                fields_by_row[i] = {k: v for k, v in fields_by_row[i].items() if v is not None}
+        else:
+            fields_by_row = [{} for _ in block_numbers]
+        # --department is applied by the validator, which can then name the option, not a column, in its messages.
+        if join_names:
+            for fields in fields_by_row:
+                full = " ".join(p for p in (fields.get("first_name"), fields.get("last_name")) if p)
+                if full:
+                    fields["name"] = full
+        row_problems: list[list[RowProblem]] = [[] for _ in block_numbers]
+        for i, found in problems.items():
+            row_problems[i] = found
+        result_rows += map(InputRow, block_numbers, fields_by_row, originals_by_row, row_problems)
+
+    hidden_by_formulas = _rows_only_formulas(issues, columns, numbers, first_data, grid.first_col)
     if hidden_by_formulas:
         result_rows = sorted(result_rows + hidden_by_formulas, key=lambda r: r.number)
 
@@ -1699,6 +1732,7 @@ def _rows_only_formulas(
 
 
 _SLOW = object()  # "this cell needs the full parser" in the vectorised first pass
+_BLOCK_ROWS = 1024  # rows worked on together in _build_sheet (tests make it small)
 _FAST_PATHS = True  # tests switch this off to compare the fast paths with the per-cell parsers
 _TEXT_FIELDS = (Field.NAME, Field.FIRST_NAME, Field.LAST_NAME, Field.TYPE, Field.DEPARTMENT,
                 Field.ADDRESS, Field.CITY)
@@ -1773,12 +1807,16 @@ def _parse_fields(
     issues: dict[tuple[int, int], tuple[str, str]],
     formats: dict[tuple[int, int], str],
     joined: list[str | None] | None = None,
+    amount_convention: Callable[[int], V.AmountConvention] | None = None,
 ) -> tuple[list[list[Any] | None], dict[int, list[RowProblem]]]:
     """Parse each mapped column once (column conventions are per column: pitfalls P1).
 
     Returns ``(parsed, problems)``: ``parsed[k][i]`` is column k's value for
     data row i (``None`` when absent; ``parsed[k]`` is ``None`` for an unmapped
     column); ``problems[i]`` lists row i's problems in column order.
+    ``joined[k]``: column k's cells joined (:func:`_joined_text`) when it is a plain
+    text column, else ``None``. ``amount_convention(k)``: the convention of the whole
+    amount column when these rows are one block of it; ``None`` decides it from ``originals``.
     """
     parsed: list[list[Any] | None] = [None] * len(columns)
     per_column: list[list[tuple[int, RowProblem]]] = [[] for _ in columns]
@@ -1818,7 +1856,7 @@ def _parse_fields(
         slow = list(compress(_indices(), map(is_, out, repeat(_SLOW)))) if any(map(is_, out, repeat(_SLOW))) else ()
         if fld is Field.AMOUNT and slow:
             # Only text cells carry a convention, and text cells are never on the fast path.
-            convention = V.amount_convention(values)
+            convention = amount_convention(k) if amount_convention else V.amount_convention(values)
         column_blocked = blocked.get(k, ())
         problems = per_column[k]
         for i in slow:

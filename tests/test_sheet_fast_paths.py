@@ -6,6 +6,10 @@ sends every cell through the per-cell parsers; each sheet here is read both
 ways (and through both engines) and must give the same sheet, compared with
 types (``1`` is not ``1.0``, ``Decimal('1.0')`` is not ``Decimal('1')``).
 
+The rows are worked on in blocks (``sheet._BLOCK_ROWS``); the fast reads here use
+blocks of 3 rows, so that block edges, and a column's convention decided over all
+its blocks, are exercised too.
+
 Each tricky value is put into a sheet of otherwise plain columns, once in every
 column, so a check that decides for a whole column must notice the one odd cell.
 """
@@ -63,9 +67,14 @@ def snapshot(sheet: Sheet):
 
 
 def both_ways(path: Path, monkeypatch: pytest.MonkeyPatch, **options):
-    fast = snapshot(read_sheet(path, sheet_module.ReadOptions(**options)))
+    """The sheet read on the fast paths, in blocks of 3 rows (any odd cell lands in some blocks
+    and not in others), and read cell by cell in one block: they must be the same."""
+    with monkeypatch.context() as m:
+        m.setattr(sheet_module, "_BLOCK_ROWS", 3)
+        fast = snapshot(read_sheet(path, sheet_module.ReadOptions(**options)))
     with monkeypatch.context() as m:
         m.setattr(sheet_module, "_FAST_PATHS", False)
+        m.setattr(sheet_module, "_BLOCK_ROWS", 10**9)
         general = snapshot(read_sheet(path, sheet_module.ReadOptions(**options)))
     return fast, general
 
@@ -161,3 +170,20 @@ def test_rows_whose_first_cell_is_blank_are_kept_when_another_cell_has_a_value(t
     path.write_text("Navn;E-mail;Beløb\n;a@example.com;100\n \t;;\n;;\n\nB;b@example.com;200\n  ;;0\n", encoding="utf-8")
     sheet = read_sheet(path)
     assert [r.number for r in sheet.rows] == [2, 6, 7]
+
+
+@pytest.mark.parametrize("block", [1, 2, 5, 1024])
+def test_block_size_never_changes_the_sheet(tmp_path, monkeypatch, block):
+    rows = [HEAD + ["Land"]] + [plain_row(i) + ["DK"] for i in range(30)]
+    rows[4][8] = "1.000"  # ambiguous alone; the column's "1.234,50" below makes it Danish
+    rows[25][8] = "1.234,50"
+    rows[7][4] = "#N/A"
+    rows[9] = [None] * len(rows[9])  # a blank row between blocks
+    rows[12][2], rows[12][11] = "12 34 56 78", "SE"
+    path = write_xlsx(tmp_path / "blocks.xlsx", rows)
+    expected = snapshot(read_sheet(path))
+    monkeypatch.setattr(sheet_module, "_BLOCK_ROWS", block)
+    got = snapshot(read_sheet(path))
+    assert got == expected
+    amounts = {number: fields for number, fields, *_ in got[-1]}
+    assert ("amount", "Decimal", "Decimal('1000')") in amounts[5]
