@@ -37,6 +37,8 @@ import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import chain, compress, count as _indices, repeat
+from operator import is_
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Mapping
 
@@ -1318,7 +1320,12 @@ def _build_sheet(
     filled = grid.filled or set()
 
     # Data rows: keep the real row numbers, drop fully empty rows (pitfalls P10).
-    kept: list[int] = [i for i, row in enumerate(body) if not _is_blank_row(row)]
+    # A first cell with a value settles it without a call; only the others get the full check.
+    kept: list[int] = [
+        i for i, row in enumerate(body)
+        if row and ((v := row[0]).__class__ is str and v and not v.isspace() or v is not None and v.__class__ is not str)
+        or not _is_blank_row(row)
+    ]
     count = len(kept) + grid.uncounted_rows
     if count > ctx.opts.max_rows:
         raise ctx.error(
@@ -1337,26 +1344,55 @@ def _build_sheet(
                 row[:] = (row + [""] * width)[:width]
 
     columns = _map_columns(grid, header_index, header_cells, rows, numbers, width, filled, ctx, overrides)
-    column_values = list(zip(*rows)) if rows else [() for _ in range(width)]
+    # The cells are worked on in blocks of rows, so that the several passes over a block's
+    # cells find them still in the CPU cache (issue #4: the passes over 100,000 rows were
+    # bound by memory, not by the Python code). Every rule below is per cell, per row or
+    # per whole column, whatever the block size.
+    size = max(1, _BLOCK_ROWS)
+    spans = [(start, min(start + size, len(rows))) for start in range(0, len(rows), size)] or [(0, 0)]
 
-    originals: list[list[Any]] = []
-    for col in columns:
-        originals.append(_original_column(column_values[col.index] if rows else ()))
+    # Per column: its text joined once when every cell is text (None otherwise), for the
+    # whole-column checks of the fast paths; a plain text column is its own original.
+    block_originals: list[list[list[Any] | tuple[Any, ...]]] = []
+    block_joined: list[list[str | None]] = []
+    for start, end in spans:
+        part = rows[start:end]
+        column_values = list(zip(*part)) if part else [() for _ in range(width)]
+        originals: list[list[Any] | tuple[Any, ...]] = []
+        joined: list[str | None] = []
+        for col in columns:
+            values = column_values[col.index] if part else ()
+            text = _joined_text(values)
+            plain = text is not None and _plain_original(text)
+            originals.append(values if plain else _original_column(values))
+            joined.append(text if plain else None)
+        block_originals.append(originals)
+        block_joined.append(joined)
+
+    def whole(k: int) -> Iterable[Any]:
+        """Column k's originals from top to bottom, across the blocks."""
+        return chain.from_iterable(block[k] for block in block_originals)
 
     # Formula cells without a cached value and error cells (pitfalls P9); 0000 formats (P5).
     issues: dict[tuple[int, int], tuple[str, str]] = {}
     formats: dict[tuple[int, int], str] = {}
     if xlsx is not None:
-        issues, formats = _xlsx_extras(xlsx, columns, originals, numbers, grid.first_col)
+        issues, formats = _xlsx_extras(xlsx, columns, [whole(k) for k in range(len(columns))], numbers, grid.first_col)
         _warn_hidden(xlsx, columns, numbers, grid.first_col, ctx)
     elif ctx.format == "xls":
         below = {Field.POSTAL_CODE: 1000, Field.PHONE: 10_000_000}
-        want = _numeric_cells(columns, originals, numbers, grid.first_col, below)
+        want = _numeric_cells(columns, [whole(k) for k in range(len(columns))], numbers, grid.first_col, below)
         if want:
             formats = _xls_number_formats(ctx, want)
 
-    parsed, problems = _parse_fields(columns, originals, numbers, grid.first_col, issues, formats)
-    hidden_by_formulas = _rows_only_formulas(issues, columns, numbers, first_data, grid.first_col)
+    # The amount column's convention comes from all its text cells (pitfalls P1), so it is
+    # decided over the whole column, once, when some block has a text amount.
+    conventions: list[V.AmountConvention] = []
+
+    def amount_convention(k: int) -> V.AmountConvention:
+        if not conventions:
+            conventions.append(V.amount_convention(whole(k)))
+        return conventions[0]
 
     headers = [c.header for c in columns]
     letters = {c.header: c.letter for c in columns}
@@ -1364,27 +1400,45 @@ def _build_sheet(
     field_names = [(c.field.value, idx) for idx, c in enumerate(columns) if c.field is not None]
     has_name = Field.NAME.value in column_map
     join_names = not has_name and (Field.FIRST_NAME.value in column_map or Field.LAST_NAME.value in column_map)
-
-    # Assemble rows column-wise in C-level loops: one dict per row, no per-cell Python branches.
-    originals_by_row = [dict(zip(headers, values)) for values in zip(*originals)] if columns else [{} for _ in rows]
     names = [fname for fname, _ in field_names]
-    if names:
-        field_columns = [parsed[idx] for _, idx in field_names]
-        # dict(zip()) runs in C; only rows with an absent field need the filtering comprehension.
-        fields_by_row = [
-            {k: v for k, v in zip(names, vals) if v is not None} if None in vals else dict(zip(names, vals))
-            for vals in zip(*field_columns)
-        ]
-    else:
-        fields_by_row = [{} for _ in rows]
-    # --department is applied by the validator, which can then name the option, not a column, in its messages.
-    if join_names:
-        for fields in fields_by_row:
-            full = " ".join(p for p in (fields.get("first_name"), fields.get("last_name")) if p)
-            if full:
-                fields["name"] = full
-    row_problems = [problems[i] if i in problems else [] for i in range(len(numbers))]
-    result_rows = list(map(InputRow, numbers, fields_by_row, originals_by_row, row_problems))
+
+    result_rows: list[InputRow] = []
+    for (start, end), originals, joined in zip(spans, block_originals, block_joined):
+        block_numbers = numbers[start:end]
+        parsed, problems = _parse_fields(
+            columns, originals, block_numbers, grid.first_col, issues, formats, joined, amount_convention
+        )
+        # Assemble rows column-wise in C-level loops (map, not a comprehension): one dict per row,
+        # no per-cell Python branches.
+        if columns:
+            originals_by_row = list(map(dict, map(zip, repeat(headers), zip(*originals))))
+        else:
+            originals_by_row = [{} for _ in block_numbers]
+        if names:
+            field_columns = [parsed[idx] for _, idx in field_names]
+            # dict(zip()) runs in C; only rows with an absent field need the filtering comprehension.
+            # Absent fields are found by identity, per column, in C (`None in vals` would compare each value).
+            fields_by_row = list(map(dict, map(zip, repeat(names), zip(*field_columns))))
+            absent: set[int] = set()
+            for values in field_columns:
+                if any(map(is_, values, repeat(None))):
+                    absent.update(compress(_indices(), map(is_, values, repeat(None))))
+            for i in absent:
+                fields_by_row[i] = {k: v for k, v in fields_by_row[i].items() if v is not None}
+        else:
+            fields_by_row = [{} for _ in block_numbers]
+        # --department is applied by the validator, which can then name the option, not a column, in its messages.
+        if join_names:
+            for fields in fields_by_row:
+                full = " ".join(p for p in (fields.get("first_name"), fields.get("last_name")) if p)
+                if full:
+                    fields["name"] = full
+        row_problems: list[list[RowProblem]] = [[] for _ in block_numbers]
+        for i, found in problems.items():
+            row_problems[i] = found
+        result_rows += map(InputRow, block_numbers, fields_by_row, originals_by_row, row_problems)
+
+    hidden_by_formulas = _rows_only_formulas(issues, columns, numbers, first_data, grid.first_col)
     if hidden_by_formulas:
         result_rows = sorted(result_rows + hidden_by_formulas, key=lambda r: r.number)
 
@@ -1511,11 +1565,37 @@ def _original_column(values: Iterable[Any]) -> list[Any]:
     ``int``/``Decimal``, never ``float`` (P1, P7); dates stay dates (P18);
     empty cells are ``None`` (never ``"nan"``, P7).
     """
+    # Fractional floats repeat (prices): each distinct one becomes a Decimal once (Decimals are immutable).
+    decimals: dict[float, Any] = {}
+    get = decimals.get
     return [
         v if v.__class__ is str and v and v[0] != "'"
-        else (int(v) if v.__class__ is float and v.is_integer() else _original_value(v))
+        else (int(v) if v.is_integer() else (get(v) or decimals.setdefault(v, V.number_from_float(v))))
+        if v.__class__ is float else _original_value(v)
         for v in values
     ]
+
+
+def _joined_text(values: Iterable[Any]) -> str | None:
+    """The column's cells joined with ``"\\n"`` when every one is ``str`` (one pass in C), else ``None``.
+
+    A check over the joined text holds for every cell: ASCII, no invisible
+    characters, NFC (``"\\n"`` never composes with a neighbour, so the joined
+    text is NFC exactly when every cell is).
+    """
+    if not _FAST_PATHS:
+        return None
+    try:
+        return "\n".join(values)
+    except TypeError:  # a number, date, bool or empty (None) cell: the per-cell path decides
+        return None
+
+
+def _plain_original(joined: str) -> bool:
+    """True when no cell of a joined text column is empty or starts with ``'``: the column
+    is then its own ``InputRow.original`` (conservative: a line break inside a cell may say no)."""
+    return bool(joined) and joined[0] not in "'\n" and joined[-1] != "\n" and "\n\n" not in joined \
+        and "\n'" not in joined
 
 
 def _original_value(value: Any) -> Any:
@@ -1652,11 +1732,15 @@ def _rows_only_formulas(
 
 
 _SLOW = object()  # "this cell needs the full parser" in the vectorised first pass
+_BLOCK_ROWS = 1024  # rows worked on together in _build_sheet (tests make it small)
+_FAST_PATHS = True  # tests switch this off to compare the fast paths with the per-cell parsers
 _TEXT_FIELDS = (Field.NAME, Field.FIRST_NAME, Field.LAST_NAME, Field.TYPE, Field.DEPARTMENT,
                 Field.ADDRESS, Field.CITY)
 
 
-def _fast_column(fld: Field, values: list[Any], countries: list[Any] | None, padded: bool) -> list[Any]:
+def _fast_column(
+    fld: Field, values: list[Any], countries: list[Any] | None, padded: bool, joined: str | None = None
+) -> list[Any]:
     """The common cells of a column parsed in one comprehension; ``_SLOW`` for the rest.
 
     Every fast branch gives exactly what the matching :mod:`flexybulk.values`
@@ -1665,9 +1749,15 @@ def _fast_column(fld: Field, values: list[Any], countries: list[Any] | None, pad
     Keeps the 100,000-row case near calamine's own read time (issue #6, P11).
     """
     S = _SLOW
+    if not _FAST_PATHS:
+        return [None if v is None else S for v in values]
     if fld in _TEXT_FIELDS:
         # Plain text: ASCII, or composed (NFC) text without invisible characters or NBSP.
         odd, nfc = _ODD_CHARACTER.search, unicodedata.is_normalized
+        if joined is not None and (joined.isascii() or (not odd(joined) and nfc("NFC", joined))):
+            # Every cell is plain text (checked once over the joined column): strip them in C.
+            out = list(map(str.strip, values))
+            return out if all(out) else [v or None for v in out]
         return [
             None if v is None else (
                 (v.strip() or None) if v.__class__ is str and (v.isascii() or (not odd(v) and nfc("NFC", v))) else S
@@ -1675,6 +1765,12 @@ def _fast_column(fld: Field, values: list[Any], countries: list[Any] | None, pad
             for v in values
         ]
     if fld is Field.EMAIL:
+        if joined is not None and joined.isascii() and "mailto:" not in joined.lower():
+            # All ASCII text and no mailto: anywhere: strip and lower-case in C, then check the
+            # cells in C; any cell that fails a check sends the column to the comprehension below.
+            out = list(map(str.lower, map(str.strip, values)))
+            if all(out) and set(map(str.count, out, repeat("@"))) == {1} and not any(map(str.endswith, out, repeat("."))):
+                return out
         return [
             None if v is None else (
                 e if v.__class__ is str and v.isascii() and (e := v.strip().lower()) and e.count("@") == 1
@@ -1691,11 +1787,19 @@ def _fast_column(fld: Field, values: list[Any], countries: list[Any] | None, pad
     if fld is Field.QUANTITY:
         return [None if v is None else (v if v.__class__ is int else S) for v in values]
     if fld is Field.PHONE and not padded:
+        # An 8-digit integer, or ASCII text that normalize_phone's Danish fast path takes
+        # (the same two patterns: punctuation dropped, then +45/0045/45 and 8 digits).
+        dk, punct = V._DK_FAST.match, V._PHONE_PUNCTUATION.sub
         if countries is None:
-            return [None if v is None else (("+45%d" % v) if v.__class__ is int and 10_000_000 <= v <= 99_999_999
-                                            else S) for v in values]
-        return [None if v is None else (("+45%d" % v) if v.__class__ is int and 10_000_000 <= v <= 99_999_999
-                                        and (c is None or c == "DK") else S) for v, c in zip(values, countries)]
+            return [None if v is None else (
+                ("+45%d" % v) if v.__class__ is int and 10_000_000 <= v <= 99_999_999
+                else ("+45" + m.group(1)) if v.__class__ is str and v.isascii() and (m := dk(punct("", v))) else S
+            ) for v in values]
+        return [None if v is None else (
+            S if c is not None and c != "DK"
+            else ("+45%d" % v) if v.__class__ is int and 10_000_000 <= v <= 99_999_999
+            else ("+45" + m.group(1)) if v.__class__ is str and v.isascii() and (m := dk(punct("", v))) else S
+        ) for v, c in zip(values, countries)]
     if fld is Field.POSTAL_CODE and not padded:
         return [None if v is None else (str(v) if v.__class__ is int and v >= 1000 else S) for v in values]
     return [None if v is None else S for v in values]
@@ -1708,12 +1812,17 @@ def _parse_fields(
     first_col: int,
     issues: dict[tuple[int, int], tuple[str, str]],
     formats: dict[tuple[int, int], str],
+    joined: list[str | None] | None = None,
+    amount_convention: Callable[[int], V.AmountConvention] | None = None,
 ) -> tuple[list[list[Any] | None], dict[int, list[RowProblem]]]:
     """Parse each mapped column once (column conventions are per column: pitfalls P1).
 
     Returns ``(parsed, problems)``: ``parsed[k][i]`` is column k's value for
     data row i (``None`` when absent; ``parsed[k]`` is ``None`` for an unmapped
     column); ``problems[i]`` lists row i's problems in column order.
+    ``joined[k]``: column k's cells joined (:func:`_joined_text`) when it is a plain
+    text column, else ``None``. ``amount_convention(k)``: the convention of the whole
+    amount column when these rows are one block of it; ``None`` decides it from ``originals``.
     """
     parsed: list[list[Any] | None] = [None] * len(columns)
     per_column: list[list[tuple[int, RowProblem]]] = [[] for _ in columns]
@@ -1731,6 +1840,8 @@ def _parse_fields(
             per_column[k].append((i, _issue_problem(columns[k], row, col, kind, text)))
             blocked.setdefault(k, set()).add(i)
             if kind == "error":
+                if originals[k].__class__ is not list:  # a plain text column shared with the grid
+                    originals[k] = list(originals[k])
                 originals[k][i] = text
 
     # Country first: phones and postal codes depend on the row's country.
@@ -1744,12 +1855,16 @@ def _parse_fields(
         values = originals[k]
         col_abs = first_col + column.index
         padded = bool(formats) and fld in (Field.PHONE, Field.POSTAL_CODE)
-        out = _fast_column(fld, values, countries, padded)
-        if fld is Field.AMOUNT:
-            convention = V.amount_convention(values)
+        out = _fast_column(fld, values, countries, padded, joined[k] if joined and k not in blocked else None)
+        if fld is Field.POSTAL_CODE and values.__class__ is not list:
+            values = originals[k] = list(values)  # a padded code is written back below
+        # Found by identity in C: `_SLOW in out` would compare every cell (slow for Decimals).
+        slow = list(compress(_indices(), map(is_, out, repeat(_SLOW)))) if any(map(is_, out, repeat(_SLOW))) else ()
+        if fld is Field.AMOUNT and slow:
+            # Only text cells carry a convention, and text cells are never on the fast path.
+            convention = amount_convention(k) if amount_convention else V.amount_convention(values)
         column_blocked = blocked.get(k, ())
         problems = per_column[k]
-        slow = [i for i, x in enumerate(out) if x is _SLOW] if _SLOW in out else ()
         for i in slow:
             value = values[i]
             out[i] = None
