@@ -278,6 +278,7 @@ class _RowChecker:
                  emails: _emails.EmailVerdicts | None = None) -> None:
         self.sheet = sheet
         self.email_verdict = emails.get if emails is not None else check_email
+        self.known_emails: dict = emails.results if emails is not None else {}  # verdicts already known, by address
         self.types = CatalogueIndex(catalogue.types, "gift certificate type")
         self.departments = CatalogueIndex(catalogue.departments, "department")
         self.default_department = default_department
@@ -465,7 +466,7 @@ class _RowChecker:
         becomes its order here; any other row, and any row a cheap check is unsure of, goes through
         :meth:`check` itself, so every problem and message is :meth:`check`'s own (issue #4).
         """
-        check, verdict, sha256 = self.check, self.email_verdict, hashlib.sha256
+        check, verdict, known_email, sha256 = self.check, self.email_verdict, self.known_emails.get, hashlib.sha256
         name_cache, phone_cache, address_cache, postal_cache, city_cache, combos = {}, {}, {}, {}, {}, {}
         text_verdict, combo_verdict, make_order = self._text_verdict, self._combo_verdict, _make_order
         fixed_currency, fixed_country = self._fixed_currency, self._fixed_country
@@ -488,7 +489,7 @@ class _RowChecker:
                     name = text_verdict(name_cache, raw, name_limit)
                 if name is None or name is bad:
                     raise _Slow
-                email = verdict(email)[0]
+                email = (known_email(email) or verdict(email))[0]
                 if email is None:
                     raise _Slow
                 currency = fixed_currency or code(_CURRENCY, get(_CURRENCY), DEFAULT_CURRENCY)
@@ -681,7 +682,11 @@ def validate(sheet: Sheet, catalogue: Catalogue, *, default_department: str | No
     rows = sheet.rows
     # Every row's cleaned address first, so that email-validator can work through the distinct ones
     # in worker processes while this one checks the rows (flexybulk.emails, issue #4).
-    cleaned_emails = [clean_text(raw) if raw is not None else "" for raw in (row.fields.get(_EMAIL) for row in rows)]
+    raw_emails = [row.fields.get(_EMAIL) for row in rows]
+    cleaned_emails = [(" ".join(raw.split()) if "  " in raw else raw.strip())  # clean_text's fast path, inline
+                      if raw.__class__ is str and raw.isprintable() else clean_text(raw) if raw is not None else ""
+                      for raw in raw_emails]
+    del raw_emails
     # The checks and orders made here form no reference cycles, but creating hundreds of thousands of
     # objects makes the cyclic GC rescan the whole sheet again and again (over a third of the time spent
     # outside email-validator on a 100,000-row sheet, issue #4); it is off for the loop, as read_sheet does.
@@ -702,17 +707,22 @@ def validate(sheet: Sheet, catalogue: Catalogue, *, default_department: str | No
 
 
 def _warn_repeats(checker: _RowChecker, checks: list[RowCheck]) -> None:
+    """Warn on each valid row whose order (fingerprint) or else email came in an earlier row, naming that row."""
     first_by_email: dict[str, int] = {}
     first_by_print: dict[str, int] = {}
     for c in checks:
-        if c.order is None:
+        order = c.order
+        if order is None:
             continue
-        email = c.order.email.casefold()
-        if c.fingerprint in first_by_print:
-            other = first_by_print[c.fingerprint]
-            c.warnings.append(checker.problem(c.row, Field.EMAIL, f"the same gift certificate as row {other} (same email, type, department, amount and quantity). Both rows are kept; delete one if that is a mistake.", c.order.email))
-        elif email in first_by_email:
-            other = first_by_email[email]
-            c.warnings.append(checker.problem(c.row, Field.EMAIL, f"{c.order.email} also appears in row {other}; both rows are kept and share one customer.", c.order.email))
-        first_by_email.setdefault(email, c.row.number)
-        first_by_print.setdefault(c.fingerprint, c.row.number)
+        other = first_by_print.get(c.fingerprint)
+        if other is not None:
+            c.warnings.append(checker.problem(c.row, Field.EMAIL, f"the same gift certificate as row {other} (same email, type, department, amount and quantity). Both rows are kept; delete one if that is a mistake.", order.email))
+            continue  # its email is known already: the row it repeats has the same (the fingerprint hashes it)
+        number = c.row.number
+        first_by_print[c.fingerprint] = number
+        email = order.email.casefold()
+        other = first_by_email.get(email)
+        if other is None:
+            first_by_email[email] = number
+        else:
+            c.warnings.append(checker.problem(c.row, Field.EMAIL, f"{order.email} also appears in row {other}; both rows are kept and share one customer.", order.email))

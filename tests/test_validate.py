@@ -276,3 +276,33 @@ def test_progress_is_called_every_thousand_rows_and_at_the_end(catalogue):
         seen = []
         validate(make_sheet([person(i) for i in range(n)]), catalogue, progress=seen.append)
         assert seen == want
+
+
+def _reference_warnings(checks):
+    """The repeat warnings as first written (before issue #4): (row, other row, kind) per warning."""
+    first_by_email, first_by_print, out = {}, {}, []
+    for c in checks:
+        if c.order is None:
+            continue
+        email = c.order.email.casefold()
+        if c.fingerprint in first_by_print:
+            out.append((c.row.number, first_by_print[c.fingerprint], "same order"))
+        elif email in first_by_email:
+            out.append((c.row.number, first_by_email[email], "same email"))
+        first_by_email.setdefault(email, c.row.number)
+        first_by_print.setdefault(c.fingerprint, c.row.number)
+    return out
+
+
+def test_repeat_warnings_equal_the_first_way_of_finding_them(catalogue):
+    emails = ["a@example.com", "A@EXAMPLE.COM", "b@example.com", "a@example.com", "c@example.com", "B@example.com"]
+    rows = [person(i, email=emails[i % 6], amount=("250", "250.00", "300")[i % 3], quantity=1 + i % 2,
+                   department=("Webshop", "1", "Aarhus")[i % 3 // 2], type=(None if i == 7 else "Gavekort")) for i in range(40)]
+    v = validate(make_sheet(rows), catalogue)
+    got = []
+    for c in v.checks:
+        for w in c.warnings:
+            other = int(w.message.split("row ")[1].split(" ")[0].rstrip(";"))
+            got.append((c.row.number, other, "same order" if w.message.startswith("the same gift") else "same email"))
+    assert got == _reference_warnings(v.checks)
+    assert {k for *_, k in got} == {"same order", "same email"}
