@@ -186,8 +186,7 @@ class EmailVerdicts:
             return
         self._chunks = [distinct[i:i + chunk] for i in range(0, len(distinct), chunk)]
         for k, piece in enumerate(self._chunks):
-            for address in piece:
-                self._chunk_of[address] = k
+            self._chunk_of.update(dict.fromkeys(piece, k))
         self._state = [_FREE] * len(self._chunks)
         self._tail = len(self._chunks) - 1
         self._next = 1  # chunk 0 is the caller's at once, while the workers start
@@ -239,10 +238,8 @@ class EmailVerdicts:
         return self._tail if self._tail > k else None
 
     def _store(self, k: int, verdicts: list[Verdict]) -> None:
-        piece = self._chunks[k]
-        self.results.update(zip(piece, verdicts))
-        for address in piece:
-            del self._chunk_of[address]
+        """Chunk ``k``'s verdicts into ``results`` (which ``get`` looks in before ``_chunk_of``)."""
+        self.results.update(zip(self._chunks[k], verdicts))
         self._state[k] = _DONE
 
     def _claim(self) -> int | None:
