@@ -25,7 +25,9 @@ Two things make it cheaper without changing a single verdict or message:
    interpreters running this module) check chunks of addresses in sheet order,
    ahead of the calling process, which checks the rows and itself checks any
    chunk it needs that no worker has taken yet (so it never waits for a slow
-   worker, and never works on email when the workers keep ahead). If the workers cannot start or die, the calling
+   worker, and never works on email when the workers keep ahead). When it
+   needs a chunk a worker is still checking, it checks the last chunk nobody
+   has taken meanwhile, rather than idle. If the workers cannot start or die, the calling
    process checks everything itself.
 """
 
@@ -36,6 +38,7 @@ import pickle
 import subprocess
 import sys
 import threading
+import time
 import types
 from typing import Callable, Iterable
 
@@ -154,8 +157,9 @@ class EmailVerdicts:
     is a fresh ``python -m flexybulk.emails`` child process (never a fork, and
     never re-running the caller's ``__main__``) fed chunks by a thread, in
     sheet order; a lookup whose chunk no worker has taken
-    yet checks that chunk in-process, so the caller waits only for a chunk a
-    worker is already checking. Whatever goes wrong with a worker (cannot
+    yet checks that chunk in-process, and a lookup whose chunk a worker is
+    still checking checks the last untaken chunk meanwhile, so the caller waits
+    only when every chunk is taken (``waited``: seconds spent so). Whatever goes wrong with a worker (cannot
     start, dies, answers nonsense), its chunk is checked in-process: the
     verdicts never depend on the workers. Call :meth:`close` (or use ``with``).
     """
@@ -166,6 +170,8 @@ class EmailVerdicts:
         self.results: dict[str, Verdict] = {}
         self.parallel = False
         self.chunks_by_workers = 0
+        self.waited = 0.0  # seconds get() spent waiting for a worker's chunk
+        self.chunks_stolen = 0  # chunks checked here from the end while a worker had the one needed
         self._chunk_of: dict[str, int] = {}
         self._chunks: list[list[str]] = []
         self._state: list[int] = []
@@ -180,9 +186,9 @@ class EmailVerdicts:
             return
         self._chunks = [distinct[i:i + chunk] for i in range(0, len(distinct), chunk)]
         for k, piece in enumerate(self._chunks):
-            for address in piece:
-                self._chunk_of[address] = k
+            self._chunk_of.update(dict.fromkeys(piece, k))
         self._state = [_FREE] * len(self._chunks)
+        self._tail = len(self._chunks) - 1
         self._next = 1  # chunk 0 is the caller's at once, while the workers start
         self.parallel = True
         for _ in range(workers):
@@ -201,19 +207,39 @@ class EmailVerdicts:
         return self.results[address]
 
     def _settle(self, k: int) -> None:
-        """Make chunk ``k``'s verdicts known: a worker's if it took the chunk, else checked here."""
-        with self._cond:
-            while self._state[k] == _WORKER:
-                self._cond.wait()
-            verdicts = self._done.pop(k, None)
-            if verdicts is None:
-                self._state[k] = _MINE
-        piece = self._chunks[k]
-        if verdicts is None:
-            verdicts = [self.check(a) for a in piece]
-        self.results.update(zip(piece, verdicts))
-        for address in piece:
-            del self._chunk_of[address]
+        """Make chunk ``k``'s verdicts known: a worker's if it took the chunk, else checked here.
+
+        While a worker still has chunk ``k``, this checks the last chunk nobody has taken instead of
+        idling (the workers take chunks from the front), and waits only when no such chunk is left.
+        """
+        while True:
+            with self._cond:
+                if self._state[k] != _WORKER:
+                    verdicts = self._done.pop(k, None)
+                    if verdicts is None:
+                        self._state[k] = _MINE
+                    break
+                j = self._last_free(k)
+                if j is None:
+                    started = time.perf_counter()
+                    while self._state[k] == _WORKER:
+                        self._cond.wait()
+                    self.waited += time.perf_counter() - started
+                    continue
+                self._state[j] = _MINE
+            self._store(j, [self.check(a) for a in self._chunks[j]])
+            self.chunks_stolen += 1
+        self._store(k, verdicts if verdicts is not None else [self.check(a) for a in self._chunks[k]])
+
+    def _last_free(self, k: int) -> int | None:
+        """The last chunk after ``k`` that nobody has taken (call with the lock held)."""
+        while self._tail > k and self._state[self._tail] != _FREE:
+            self._tail -= 1
+        return self._tail if self._tail > k else None
+
+    def _store(self, k: int, verdicts: list[Verdict]) -> None:
+        """Chunk ``k``'s verdicts into ``results`` (which ``get`` looks in before ``_chunk_of``)."""
+        self.results.update(zip(self._chunks[k], verdicts))
         self._state[k] = _DONE
 
     def _claim(self) -> int | None:

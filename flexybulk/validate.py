@@ -31,6 +31,7 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Callable, Iterable
@@ -277,6 +278,7 @@ class _RowChecker:
                  emails: _emails.EmailVerdicts | None = None) -> None:
         self.sheet = sheet
         self.email_verdict = emails.get if emails is not None else check_email
+        self.known_emails: dict = emails.results if emails is not None else {}  # verdicts already known, by address
         self.types = CatalogueIndex(catalogue.types, "gift certificate type")
         self.departments = CatalogueIndex(catalogue.departments, "department")
         self.default_department = default_department
@@ -454,6 +456,162 @@ class _RowChecker:
         )
         return RowCheck(row, order, [], fingerprint=self.fingerprint(email, gtype.id, department.id, price, quantity, currency))
 
+    def check_all(self, rows: list[InputRow], cleaned_emails: list[str],
+                  progress: Callable[[int], None] | None = None) -> list[RowCheck]:
+        """:meth:`check` of every row, in order (``cleaned_emails[i]`` is row ``i``'s cleaned address).
+
+        ``progress`` is called with the number of rows checked after every 1,000th row.
+
+        A row that passes every check the cheap way (each field's distinct cell judged once, below)
+        becomes its order here; any other row, and any row a cheap check is unsure of, goes through
+        :meth:`check` itself, so every problem and message is :meth:`check`'s own (issue #4).
+        """
+        check, verdict, known_email, sha256 = self.check, self.email_verdict, self.known_emails.get, hashlib.sha256
+        name_cache, phone_cache, address_cache, postal_cache, city_cache, combos = {}, {}, {}, {}, {}, {}
+        text_verdict, combo_verdict, make_order = self._text_verdict, self._combo_verdict, _make_order
+        fixed_currency, fixed_country = self._fixed_currency, self._fixed_country
+        code, known_currency, known_country = self._code, _known_currency, _known_country
+        miss, bad, decimal = _MISS, _BAD, Decimal
+        name_limit, phone_limit, address_limit, postal_limit, city_limit = (
+            MAX_LENGTHS[Field.NAME], MAX_LENGTHS[Field.PHONE], MAX_LENGTHS[Field.ADDRESS],
+            MAX_LENGTHS[Field.POSTAL_CODE], MAX_LENGTHS[Field.CITY])
+        checks: list[RowCheck] = []
+        append = checks.append
+        for i, row in enumerate(rows):
+            email = cleaned_emails[i]
+            get = row.fields.get
+            try:
+                if row.problems or not email:
+                    raise _Slow
+                raw = get(_NAME)
+                name = name_cache.get(raw, miss)
+                if name is miss:
+                    name = text_verdict(name_cache, raw, name_limit)
+                if name is None or name is bad:
+                    raise _Slow
+                email = (known_email(email) or verdict(email))[0]
+                if email is None:
+                    raise _Slow
+                currency = fixed_currency or code(_CURRENCY, get(_CURRENCY), DEFAULT_CURRENCY)
+                if currency is not DEFAULT_CURRENCY and not known_currency(currency):
+                    raise _Slow
+                country = fixed_country or code(_COUNTRY, get(_COUNTRY), DEFAULT_COUNTRY)
+                if country is not DEFAULT_COUNTRY and not known_country(country):
+                    raise _Slow
+                # Type, department, amount and quantity in one lookup per distinct combination.
+                price = get(_AMOUNT)
+                quantity = get(_QUANTITY, DEFAULT_QUANTITY)
+                if price.__class__ is not decimal or quantity.__class__ is not int:
+                    raise _Slow
+                key = (get(_TYPE), get(_DEPARTMENT), price, quantity, currency)
+                combo = combos.get(key)
+                if combo is None:
+                    combo = combo_verdict(combos, key)
+                if combo is bad:
+                    raise _Slow
+                gtype, department, tail = combo
+                raw = get(_PHONE)
+                phone = phone_cache.get(raw, miss)
+                if phone is miss:
+                    phone = text_verdict(phone_cache, raw, phone_limit)
+                raw = get(_ADDRESS)
+                address = address_cache.get(raw, miss)
+                if address is miss:
+                    address = text_verdict(address_cache, raw, address_limit)
+                raw = get(_POSTAL_CODE)
+                postal = postal_cache.get(raw, miss)
+                if postal is miss:
+                    postal = text_verdict(postal_cache, raw, postal_limit)
+                raw = get(_CITY)
+                city = city_cache.get(raw, miss)
+                if city is miss:
+                    city = text_verdict(city_cache, raw, city_limit)
+                if phone is bad or address is bad or postal is bad or city is bad:
+                    raise _Slow
+            except (_Slow, ArithmeticError, TypeError):  # ArithmeticError, TypeError: e.g. a NaN amount; check() decides
+                append(check(row, cleaned_emails[i]))
+            else:
+                append(RowCheck(row, make_order(row.number, name, email, gtype, department, price, quantity, currency,
+                                                country, phone, address, postal, city), [],
+                                fingerprint=sha256(f"{email.casefold()}\x1f{tail}".encode("utf-8")).hexdigest()))
+            if progress is not None and (i + 1) % 1000 == 0:
+                progress(i + 1)
+        return checks
+
+    # The cheap checks of check_all. Each returns what check() would make of cells that pass, or _BAD
+    # for anything else (check() then finds the problem). Results are cached per cell value only for
+    # str cells (never 1, 1.0 and True alike), and each cache belongs to one field of one sheet.
+
+    def _text_verdict(self, cache: dict, raw: Any, limit: int) -> Any:
+        """:meth:`text` of a text cell: its cleaned text, ``None`` (empty), or ``_BAD`` (too long)."""
+        if raw is None:
+            found = None
+        else:
+            text = clean_text(raw)
+            found = _BAD if len(text) > limit else text or None
+        if raw is None or raw.__class__ is str:
+            cache[raw] = found
+        return found
+
+    def _combo_verdict(self, cache: dict, key: tuple) -> Any:
+        """``(type, department, fingerprint tail)`` for valid type, department, amount, quantity and currency, else ``_BAD``.
+
+        ``key`` is ``(type cell, department cell, amount, quantity, currency)``, the amount a
+        ``Decimal`` and the quantity an ``int`` (the caller checks their classes). Cached when both cells
+        are text (or the department cell empty): the amount and quantity tests compare values only, and
+        equal amounts make the same fingerprint tail.
+        """
+        raw_type, raw_dep, price, quantity, currency = key
+        found: Any = _BAD
+        if 0 < price <= MAX_AMOUNT and price == price.quantize(_TWO_PLACES) and 0 < quantity <= MAX_QUANTITY:
+            cleaned = clean_text(raw_type) if raw_type is not None else ""
+            gtype = self._find(self.types, self._type_cache, cleaned)[0] if cleaned else None
+            cleaned = clean_text(raw_dep) if raw_dep is not None else ""
+            if cleaned:
+                department = self._find(self.departments, self._department_cache, cleaned)[0]
+            else:
+                department = self.default_department_item if self.default_department is not None else None
+            if gtype is not None and department is not None:
+                tail = fingerprint("", gtype.id, department.id, price, quantity, currency, _tail=True)
+                found = (gtype, department, tail)
+        if raw_type.__class__ is str and (raw_dep is None or raw_dep.__class__ is str):
+            cache[key] = found
+        return found
+
+
+_ORDER_FIELDS = ("row", "name", "email", "type", "department", "price", "quantity", "currency", "country",
+                 "phone", "address", "postal_code", "city")
+
+
+def _order_by_dict(row, name, email, gtype, department, price, quantity, currency, country, phone, address, postal_code,
+                   city) -> Order:
+    """``Order(row, name, ...)``, made by filling the instance's ``__dict__`` directly (a fifth of the time)."""
+    order = _new(Order)
+    _set(order, "__dict__", {"row": row, "name": name, "email": email, "type": gtype, "department": department,
+                             "price": price, "quantity": quantity, "currency": currency, "country": country,
+                             "phone": phone, "address": address, "postal_code": postal_code, "city": city})
+    return order
+
+
+_new, _set = object.__new__, object.__setattr__
+# Only while Order is the plain dataclass this was written for (these fields, all set by __init__, nothing
+# after it, an instance __dict__); otherwise its own constructor.
+_make_order: Callable[..., Order] = (
+    _order_by_dict
+    if tuple(f.name for f in dataclass_fields(Order)) == _ORDER_FIELDS
+    and all(f.init for f in dataclass_fields(Order))
+    and not hasattr(Order, "__post_init__") and not hasattr(Order, "__slots__")
+    else Order
+)
+
+
+class _Slow(Exception):
+    """check_all: this row needs check() itself."""
+
+
+_MISS = object()  # not in a cache yet
+_BAD = object()  # a cell check_all leaves to check()
+
 
 # Field keys as plain strings: ``Field.X.value`` is an enum property lookup, and check() needs ~15 per row.
 _NAME, _EMAIL, _TYPE, _DEPARTMENT, _AMOUNT, _QUANTITY = (Field.NAME.value, Field.EMAIL.value, Field.TYPE.value,
@@ -524,8 +682,11 @@ def validate(sheet: Sheet, catalogue: Catalogue, *, default_department: str | No
     rows = sheet.rows
     # Every row's cleaned address first, so that email-validator can work through the distinct ones
     # in worker processes while this one checks the rows (flexybulk.emails, issue #4).
-    cleaned_emails = [clean_text(raw) if raw is not None else "" for raw in (row.fields.get(_EMAIL) for row in rows)]
-    checks = []
+    raw_emails = [row.fields.get(_EMAIL) for row in rows]
+    cleaned_emails = [(" ".join(raw.split()) if "  " in raw else raw.strip())  # clean_text's fast path, inline
+                      if raw.__class__ is str and raw.isprintable() else clean_text(raw) if raw is not None else ""
+                      for raw in raw_emails]
+    del raw_emails
     # The checks and orders made here form no reference cycles, but creating hundreds of thousands of
     # objects makes the cyclic GC rescan the whole sheet again and again (over a third of the time spent
     # outside email-validator on a 100,000-row sheet, issue #4); it is off for the loop, as read_sheet does.
@@ -535,10 +696,7 @@ def validate(sheet: Sheet, catalogue: Catalogue, *, default_department: str | No
         with _emails.EmailVerdicts(filter(None, cleaned_emails), parallel_min=_emails.PARALLEL_MIN,
                                     chunk=_emails.CHUNK) as verdicts:
             checker = _RowChecker(sheet, catalogue, default_department, verdicts)
-            for i, row in enumerate(rows, 1):
-                checks.append(checker.check(row, cleaned_emails[i - 1]))
-                if progress is not None and i % 1000 == 0:
-                    progress(i)
+            checks = checker.check_all(rows, cleaned_emails, progress)
         if progress is not None:
             progress(len(checks))
         _warn_repeats(checker, checks)
@@ -549,17 +707,22 @@ def validate(sheet: Sheet, catalogue: Catalogue, *, default_department: str | No
 
 
 def _warn_repeats(checker: _RowChecker, checks: list[RowCheck]) -> None:
+    """Warn on each valid row whose order (fingerprint) or else email came in an earlier row, naming that row."""
     first_by_email: dict[str, int] = {}
     first_by_print: dict[str, int] = {}
     for c in checks:
-        if c.order is None:
+        order = c.order
+        if order is None:
             continue
-        email = c.order.email.casefold()
-        if c.fingerprint in first_by_print:
-            other = first_by_print[c.fingerprint]
-            c.warnings.append(checker.problem(c.row, Field.EMAIL, f"the same gift certificate as row {other} (same email, type, department, amount and quantity). Both rows are kept; delete one if that is a mistake.", c.order.email))
-        elif email in first_by_email:
-            other = first_by_email[email]
-            c.warnings.append(checker.problem(c.row, Field.EMAIL, f"{c.order.email} also appears in row {other}; both rows are kept and share one customer.", c.order.email))
-        first_by_email.setdefault(email, c.row.number)
-        first_by_print.setdefault(c.fingerprint, c.row.number)
+        other = first_by_print.get(c.fingerprint)
+        if other is not None:
+            c.warnings.append(checker.problem(c.row, Field.EMAIL, f"the same gift certificate as row {other} (same email, type, department, amount and quantity). Both rows are kept; delete one if that is a mistake.", order.email))
+            continue  # its email is known already: the row it repeats has the same (the fingerprint hashes it)
+        number = c.row.number
+        first_by_print[c.fingerprint] = number
+        email = order.email.casefold()
+        other = first_by_email.get(email)
+        if other is None:
+            first_by_email[email] = number
+        else:
+            c.warnings.append(checker.problem(c.row, Field.EMAIL, f"{order.email} also appears in row {other}; both rows are kept and share one customer.", order.email))

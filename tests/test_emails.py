@@ -109,6 +109,38 @@ def test_the_workers_do_part_of_the_work_when_the_caller_is_slow():
     assert got == [plain(a) for a in addresses]
 
 
+def test_the_caller_checks_untaken_chunks_from_the_end_while_a_worker_has_the_one_it_needs(monkeypatch):
+    import threading
+    import time
+
+    release = threading.Event()  # the worker's answers are held back until the caller has nothing left to take
+    real_receive, real_last_free = emails._receive, emails.EmailVerdicts._last_free
+
+    def held(stream):
+        release.wait(20)
+        return real_receive(stream)
+
+    def last_free(self, k):
+        j = real_last_free(self, k)
+        if j is None:
+            release.set()
+        return j
+
+    monkeypatch.setattr(emails, "_receive", held)
+    monkeypatch.setattr(emails.EmailVerdicts, "_last_free", last_free)
+    addresses = _addresses(300)
+    with emails.EmailVerdicts(addresses, parallel_min=1, workers=1, chunk=10) as verdicts:
+        deadline = time.monotonic() + 20
+        while verdicts._state[1] != emails._WORKER and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert verdicts._state[1] == emails._WORKER
+        got = [verdicts.get(a) for a in addresses]
+        chunks = len(verdicts._chunks)
+        assert verdicts.chunks_stolen == chunks - 3  # all but chunk 0 (the caller's) and the worker's two in flight
+        assert verdicts.chunks_by_workers == 2
+    assert got == [plain(a) for a in addresses]
+
+
 def test_when_no_worker_can_start_everything_is_checked_in_process(monkeypatch):
     def no_process():
         raise OSError("no processes here")

@@ -166,3 +166,143 @@ def test_row_fingerprints_equal_the_public_fingerprint_function(catalogue):
     assert all(c.valid for c in v.checks)
     assert [c.fingerprint for c in v.checks] == [order_fingerprint(c.order) for c in v.checks]
     assert v.checks[0].fingerprint == v.checks[1].fingerprint and v.checks[2].fingerprint == v.checks[3].fingerprint
+
+
+# --- check_all's cheap path against check() itself (issue #4) ------------------------------------------
+
+ALL_FIELDS = ["name", "email", "type", "amount", "quantity", "department", "phone", "address", "postal_code", "city",
+              "country", "currency"]
+
+
+def _reference_checks(sheet, catalogue, default_department=None):
+    """Every row through ``_RowChecker.check`` (no cheap path), repeats warned as validate() does."""
+    from flexybulk import validate as V
+
+    checker = V._RowChecker(sheet, catalogue, default_department)
+    cleaned = [clean_text(r.fields["email"]) if r.fields.get("email") is not None else "" for r in sheet.rows]
+    checks = [checker.check(row, cleaned[i]) for i, row in enumerate(sheet.rows)]
+    V._warn_repeats(checker, checks)
+    return checks
+
+
+def _assert_same_as_reference(sheet, catalogue, default_department=None):
+    got = validate(sheet, catalogue, default_department=default_department).checks
+    want = _reference_checks(sheet, catalogue, default_department)
+    assert got == want
+    assert repr(got) == repr(want)  # Decimal('300') vs Decimal('300.00'), 2 vs 2.0, str vs int ids
+    for g, w in zip(got, want):
+        if w.order is not None:
+            assert [type(v) for v in vars(g.order).values()] == [type(v) for v in vars(w.order).values()]
+    return got
+
+
+def _tricky_rows():
+    base = dict(phone="+45 12 34 56 78", address="Skovvej 1", postal_code="0800", city="Aarhus C", country="DK", currency="DKK")
+    p = lambda i, **kw: person(i, **{**base, **kw})  # noqa: E731
+    return [
+        p(0), p(1, type="Gavekrot"), p(2, type="Gavekrot"),  # the same bad cell twice: each message its own row
+        p(3, name="  Anne   Hansen "), p(4, name="  Anne   Hansen "), p(5, name="Anne\u200bHansen\t"),
+        p(6, name="x" * 201), p(7, name="x" * 201), p(8, name="   "), p(9, name=5), p(10, name=None),
+        p(11, department=2), p(12, department="2"), p(13, department=Decimal("2")), p(14, department=Decimal("2.0")),
+        p(15, department=True), p(16, department="  københavn "), p(17, department="Roskilde"), p(18, department=None),
+        p(19, department="   "), p(20, type=True), p(21, type=1), p(22, type="Gammelt kort"), p(23, type="  GAVEKORT "),
+        p(24, amount=Decimal("300")), p(25, amount=Decimal("300.00")), p(26, amount=Decimal("3E+2")),
+        p(27, amount=Decimal("300.001")), p(28, amount=Decimal("0")), p(29, amount=Decimal("-1")),
+        p(30, amount=Decimal("100000")), p(31, amount=Decimal("100000.01")), p(32, amount=Decimal("100000.00")),
+        p(33, quantity=True), p(34, quantity=0), p(35, quantity=1000), p(36, quantity=1001), p(37, quantity=Decimal(2)),
+        p(38, quantity="2"), p(39, quantity=2.0),
+        p(40, phone=12345678), p(41, phone="x" * 33), p(42, phone=None), p(43, phone=""), p(44, phone="  "),
+        p(45, postal_code=800), p(46, postal_code="1" * 21), p(47, postal_code=" 0800 "), p(48, city="Aarhus\tC"),
+        p(49, city="A" * 101), p(50, address="a" * 201), p(51, address=None),
+        p(52, currency="dkk"), p(53, currency="EUR"), p(54, currency="XYZ"), p(55, currency=None), p(56, currency=""),
+        p(57, currency=1), p(58, country="dk"), p(59, country="NA"), p(60, country="XX"), p(61, country=None),
+        p(62, email=None), p(63, email=""), p(64, email="not-an-email"), p(65, email="PERSON.0@EXAMPLE.com"),
+        p(0), p(0, quantity=2), p(66, email="Person.66@Example.com "), p(67, email="mailto\u200b@x"),
+        p(68, name="Anne Hansen", type="gavekort", department="KØBENHAVN", amount="499.95", quantity=3),
+        p(69, name="Anne Hansen", type="Gavekort", department="2", amount="499.950", quantity=3, email="Person.68@example.com"),
+    ]
+
+
+def test_the_cheap_path_gives_what_check_gives_on_tricky_rows(catalogue):
+    rows = _tricky_rows() + [person(100 + i, email=f"extra.{i}@example.com") for i in range(5)]
+    sheet = make_sheet(rows, fields=ALL_FIELDS)
+    # Cells the builder would turn into Decimals, and a reader problem on an otherwise valid row.
+    for row, amount in zip(sheet.rows[-5:-1], (300, "300", 300.0, True)):
+        row.fields["amount"] = amount
+    sheet.rows[-1].problems.append(RowProblem(sheet.rows[-1].number, "Beløb", "'1.000' could mean 1000 or 1", "1.000", "D"))
+    got = _assert_same_as_reference(sheet, catalogue)
+    assert (sum(c.valid for c in got), len(got)) == (37, 77)
+    assert "row 73, column 'E-mail' (B): the same gift certificate as row 72" in " ".join(validate(sheet, catalogue).warning_messages())
+    msgs = validate(sheet, catalogue).messages()
+    assert [m for m in msgs if "Gavekrot" in m] == [
+        f"liste.xlsx, sheet 'Ark1', row {n}, column 'Gavekorttype' (C): Unknown gift certificate type 'Gavekrot'. Did you mean 'Gavekort'?"
+        for n in (3, 4)]
+    assert sum("the name is 201 characters long" in m for m in msgs) == 2
+
+
+def test_the_cheap_path_with_a_default_department_and_without_optional_columns(catalogue):
+    rows = _tricky_rows()
+    _assert_same_as_reference(make_sheet(rows, fields=ALL_FIELDS), catalogue, default_department="odense")
+    _assert_same_as_reference(make_sheet(rows, fields=ALL_FIELDS), catalogue, default_department="Mars")
+    _assert_same_as_reference(make_sheet(rows, fields=["name", "email", "type", "amount", "quantity", "department"]), catalogue)
+    no_department = [{k: v for k, v in r.items() if k != "department"} for r in rows]
+    _assert_same_as_reference(make_sheet(no_department, fields=["name", "email", "type", "amount", "quantity"]), catalogue,
+                              default_department="3")
+
+
+def test_a_cell_valid_in_one_row_and_the_same_value_of_another_class_in_another(catalogue):
+    # 2 == 2.0 == Decimal("2.0") as dict keys, but they clean to different texts: no cache may merge them.
+    sheet = make_sheet([person(0, department="2"), person(1, department=Decimal("2.0")), person(2, department=2),
+                        person(3, department=Decimal("2")), person(4, type="1"), person(5, type=True)])
+    got = _assert_same_as_reference(sheet, catalogue)
+    assert [c.valid for c in got] == [True, False, True, True, False, False]
+
+
+def test_orders_made_the_fast_way_equal_the_constructors():
+    from flexybulk.model import Order
+    from flexybulk.validate import _make_order
+
+    values = (7, "Anne", "anne@example.com", CatalogueItem("t", "T"), CatalogueItem(2, "D"), Decimal("300.00"), 2,
+              "DKK", "DK", None, "Skovvej 1", "0800", None)
+    fast, plain = _make_order(*values), Order(*values)
+    assert fast == plain and hash(fast) == hash(plain) and repr(fast) == repr(plain) and vars(fast) == vars(plain)
+    assert fast.total == Decimal("600.00")
+    with pytest.raises(Exception):
+        fast.price = Decimal(1)  # still frozen
+
+
+def test_progress_is_called_every_thousand_rows_and_at_the_end(catalogue):
+    for n, want in ((2500, [1000, 2000, 2500]), (2000, [1000, 2000, 2000]), (3, [3])):
+        seen = []
+        validate(make_sheet([person(i) for i in range(n)]), catalogue, progress=seen.append)
+        assert seen == want
+
+
+def _reference_warnings(checks):
+    """The repeat warnings as first written (before issue #4): (row, other row, kind) per warning."""
+    first_by_email, first_by_print, out = {}, {}, []
+    for c in checks:
+        if c.order is None:
+            continue
+        email = c.order.email.casefold()
+        if c.fingerprint in first_by_print:
+            out.append((c.row.number, first_by_print[c.fingerprint], "same order"))
+        elif email in first_by_email:
+            out.append((c.row.number, first_by_email[email], "same email"))
+        first_by_email.setdefault(email, c.row.number)
+        first_by_print.setdefault(c.fingerprint, c.row.number)
+    return out
+
+
+def test_repeat_warnings_equal_the_first_way_of_finding_them(catalogue):
+    emails = ["a@example.com", "A@EXAMPLE.COM", "b@example.com", "a@example.com", "c@example.com", "B@example.com"]
+    rows = [person(i, email=emails[i % 6], amount=("250", "250.00", "300")[i % 3], quantity=1 + i % 2,
+                   department=("Webshop", "1", "Aarhus")[i % 3 // 2], type=(None if i == 7 else "Gavekort")) for i in range(40)]
+    v = validate(make_sheet(rows), catalogue)
+    got = []
+    for c in v.checks:
+        for w in c.warnings:
+            other = int(w.message.split("row ")[1].split(" ")[0].rstrip(";"))
+            got.append((c.row.number, other, "same order" if w.message.startswith("the same gift") else "same email"))
+    assert got == _reference_warnings(v.checks)
+    assert {k for *_, k in got} == {"same order", "same email"}
