@@ -99,3 +99,20 @@ def test_non_finite_or_odd_option_values_are_usage_errors(tmp_path, sandbox_env)
         assert run.code == 2, (args, run.output)
         assert text in run.output and "Traceback" not in run.output and "unexpected" not in run.output
     assert sandbox_env.state.counts()["customers"] == 0
+
+
+def test_absurd_amounts_are_row_problems_not_tracebacks(tmp_path, sandbox_env):
+    """Amounts beyond the decimal context's 28 digits, and NaN/infinity, are named row by row (no traceback)."""
+    path = tmp_path / "absurd.csv"
+    path.write_text("Navn;E-mail;Gavekorttype;Afdeling;Beløb\n"
+                    "A;a@example.com;Gavekort;Webshop;1000000000000000000000000000000\n"
+                    "B;b@example.com;Gavekort;Webshop;1e400\n"
+                    "C;c@example.com;Gavekort;Webshop;NaN\n"
+                    "D;d@example.com;Gavekort;Webshop;250\n", encoding="utf-8")
+    run = flexybulk("validate", path)
+    out = run.stdout + run.stderr
+    assert run.code == 1 and "Traceback" not in out
+    assert "row 2, column 'Beløb' (E): 1.000E+30 is more than the 100,000.00 allowed per gift certificate" in out
+    assert "row 3, column 'Beløb' (E): '1e400' is not an amount" in out
+    assert "row 4, column 'Beløb' (E)" in out
+    assert "row 5" not in out

@@ -258,19 +258,6 @@ def test_a_cell_valid_in_one_row_and_the_same_value_of_another_class_in_another(
     assert [c.valid for c in got] == [True, False, True, True, False, False]
 
 
-def test_orders_made_the_fast_way_equal_the_constructors():
-    from flexybulk.model import Order
-    from flexybulk.validate import _make_order
-
-    values = (7, "Anne", "anne@example.com", CatalogueItem("t", "T"), CatalogueItem(2, "D"), Decimal("300.00"), 2,
-              "DKK", "DK", None, "Skovvej 1", "0800", None)
-    fast, plain = _make_order(*values), Order(*values)
-    assert fast == plain and hash(fast) == hash(plain) and repr(fast) == repr(plain) and vars(fast) == vars(plain)
-    assert fast.total == Decimal("600.00")
-    with pytest.raises(Exception):
-        fast.price = Decimal(1)  # still frozen
-
-
 def test_progress_is_called_every_thousand_rows_and_at_the_end(catalogue):
     for n, want in ((2500, [1000, 2000, 2500]), (2000, [1000, 2000, 2000]), (3, [3])):
         seen = []
@@ -306,3 +293,21 @@ def test_repeat_warnings_equal_the_first_way_of_finding_them(catalogue):
             got.append((c.row.number, other, "same order" if w.message.startswith("the same gift") else "same email"))
     assert got == _reference_warnings(v.checks)
     assert {k for *_, k in got} == {"same order", "same email"}
+
+
+@pytest.mark.parametrize("amount, message", [
+    (Decimal("NaN"), "is not a number."),
+    (Decimal("Infinity"), "Infinity is more than the 100,000.00 allowed per gift certificate. Check the amount."),
+    (Decimal("1E+30"), "1.000E+30 is more than the 100,000.00 allowed per gift certificate. Check the amount."),
+    (10**30, "1.000E+30 is more than the 100,000.00 allowed per gift certificate. Check the amount."),
+    (Decimal("123456789012345678901234567890.125"), "1.235E+29 is more than the 100,000.00 allowed per gift certificate. Check the amount."),
+    (Decimal("100000.001"), "100000.001 has more than two decimals. Round it to øre/cents."),
+    (Decimal("100000.01"), "100,000.01 is more than the 100,000.00 allowed per gift certificate. Check the amount."),
+    (Decimal("99999.999"), "99999.999 has more than two decimals. Round it to øre/cents."),
+])
+def test_amounts_beyond_the_decimal_context_are_row_problems(catalogue, amount, message):
+    """The 28-digit default context cannot round 10^30; such typos are problems, never a crash."""
+    v = validate(make_sheet([person(0), person(1, amount=amount)]), catalogue)
+    assert [c.valid for c in v.checks] == [True, False]
+    assert [p.message for p in v.checks[1].problems] == [message]
+    assert [p.row for p in v.checks[1].problems] == [3]
