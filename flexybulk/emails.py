@@ -316,8 +316,10 @@ def _start_worker() -> subprocess.Popen:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    # Started in the folder holding this copy: ``-m`` looks in the current folder first, and the
+    # user's folder (their Downloads, another checkout) could hold some other ``flexybulk``.
     return subprocess.Popen([sys.executable, "-m", "flexybulk.emails"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, close_fds=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, close_fds=True, cwd=root)
 
 
 def _stop_worker(proc: subprocess.Popen) -> None:

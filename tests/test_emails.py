@@ -215,3 +215,26 @@ def test_validate_gives_the_same_checks_with_and_without_workers(monkeypatch):
     assert outcome() == alone
     assert any("is not a valid email address" in m for m in alone[1])
     assert any("also appears in row" in m or "the same gift certificate" in m for m in alone[2])
+
+
+def test_a_worker_runs_this_copy_even_from_a_folder_holding_another_flexybulk(tmp_path, monkeypatch):
+    decoy = tmp_path / "flexybulk"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("")
+    # A decoy worker that would answer every address as refused.
+    (decoy / "emails.py").write_text(
+        "import pickle, sys\n"
+        "inp, out = sys.stdin.buffer, sys.stdout.buffer\n"
+        "while True:\n"
+        "    h = inp.read(8)\n"
+        "    if len(h) != 8: break\n"
+        "    a = pickle.loads(inp.read(int.from_bytes(h, 'big')))\n"
+        "    d = pickle.dumps([(None, 'decoy')] * len(a))\n"
+        "    out.write(len(d).to_bytes(8, 'big') + d); out.flush()\n")
+    monkeypatch.chdir(tmp_path)
+    proc = emails._start_worker()
+    try:
+        emails._send(proc.stdin, ["Mette@Example.COM", "bad@@x"])
+        assert emails._receive(proc.stdout) == [plain("Mette@Example.COM"), plain("bad@@x")]
+    finally:
+        emails._stop_worker(proc)
