@@ -33,8 +33,10 @@ Two things make it cheaper without changing a single verdict or message:
 
 from __future__ import annotations
 
+import collections
 import os
 import pickle
+import queue
 import subprocess
 import sys
 import threading
@@ -256,20 +258,33 @@ class EmailVerdicts:
     def _feed(self) -> None:
         """One worker thread: start a worker process, hand it chunks in sheet order until none is left.
 
-        Two chunks are kept in flight, so the worker never idles while this thread waits for the GIL
-        (which the calling thread, busy checking rows, holds most of the time).
+        ``IN_FLIGHT`` chunks are kept in flight, so the worker never idles while this thread waits for
+        the GIL (which the calling thread, busy checking rows, holds most of the time). The chunks are
+        written by a second thread: a chunk or its verdicts can be larger than a pipe's buffer, and a
+        worker blocked writing verdicts that nobody reads, while this thread is blocked writing it the
+        next chunk, would hang both for ever.
         """
-        in_flight: list[int] = []
+        in_flight: collections.deque[int] = collections.deque()
+        outbox: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         proc = None
+
+        def write() -> None:
+            try:
+                while (k := outbox.get()) is not None:
+                    _send(proc.stdin, self._chunks[k])
+            except Exception:  # the worker is gone: the reading side sees it and hands the chunks back
+                pass
+
         try:
             proc = _start_worker()
             with self._cond:
                 if self._closed:
                     return
                 self._procs.append(proc)
+            threading.Thread(target=write, name="flexybulk-email-writer", daemon=True).start()
             while True:
                 while len(in_flight) < IN_FLIGHT and (k := self._claim()) is not None:
-                    _send(proc.stdin, self._chunks[k])
+                    outbox.put(k)
                     in_flight.append(k)
                 if not in_flight:
                     break
@@ -282,17 +297,18 @@ class EmailVerdicts:
                     self._state[k] = _DONE
                     self.chunks_by_workers += 1
                     self._cond.notify_all()
-                in_flight.pop(0)
+                in_flight.popleft()
         except Exception:  # the worker cannot start or failed: its chunks go back to the caller
             pass
         finally:
+            outbox.put(None)
             with self._cond:
                 for k in in_flight:
                     if self._state[k] == _WORKER:
                         self._state[k] = _FREE
                 self._cond.notify_all()
             if proc is not None:
-                _stop_worker(proc)
+                _stop_worker(proc)  # a write still blocked on the pipe fails and ends the writer
 
     def close(self) -> None:
         """Stop the workers: no more chunks are handed out and their processes end."""

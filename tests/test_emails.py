@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import email_validator
 import pytest
 
@@ -238,3 +240,25 @@ def test_a_worker_runs_this_copy_even_from_a_folder_holding_another_flexybulk(tm
         assert emails._receive(proc.stdout) == [plain("Mette@Example.COM"), plain("bad@@x")]
     finally:
         emails._stop_worker(proc)
+
+
+def test_chunks_and_verdicts_larger_than_a_pipe_buffer_do_not_hang():
+    """A chunk (here ~190 KB) and its verdicts exceed a pipe's 64 KiB: writing the next chunk while the
+    worker writes verdicts must not deadlock (it did, with long addresses, before the writer thread)."""
+    import threading
+
+    addresses = [f"a.rather.long.local.part.number.{i:06d}@a-long-company-domain-name-{i % 40}.example.dk"
+                 for i in range(8_000)]
+    got: list = []
+
+    def run() -> None:
+        with emails.EmailVerdicts(addresses, parallel_min=1, workers=1, chunk=2_000) as verdicts:
+            time.sleep(0.5)  # the caller is busy elsewhere: the worker takes chunk after chunk
+            got.extend(verdicts.get(a) for a in addresses)
+            got.append(verdicts.chunks_by_workers)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "email verdicts hung"
+    assert got[:-1] == [plain(a) for a in addresses] and got[-1] >= 1
