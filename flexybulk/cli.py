@@ -842,8 +842,12 @@ def _run(argv: list[str] | None) -> int:
     try:
         result = cli.main(args=argv, prog_name="flexybulk", standalone_mode=False)
         return int(result) if isinstance(result, int) else ExitCode.OK
-    except click.exceptions.Abort:
-        echo("Aborted. Nothing more was issued.", err=True)
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            # Click turns a Ctrl-C (outside the runner, which handles its own) into Abort: still an interruption.
+            echo("Interrupted. Nothing more was issued.", err=True)
+            return ExitCode.INTERRUPTED
+        echo("Aborted. Nothing more was issued.", err=True)  # a declined confirmation
         return ExitCode.ROWS_FAILED
     except click.exceptions.Exit as exc:
         return exc.exit_code

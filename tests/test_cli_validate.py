@@ -116,3 +116,24 @@ def test_absurd_amounts_are_row_problems_not_tracebacks(tmp_path, sandbox_env):
     assert "row 3, column 'Beløb' (E): '1e400' is not an amount" in out
     assert "row 4, column 'Beløb' (E)" in out
     assert "row 5" not in out
+
+
+def test_ctrl_c_during_a_dry_run_exits_130_and_writes_nothing(tmp_path, sandbox_env, monkeypatch):
+    """Click turns a KeyboardInterrupt into Abort; the exit code must still say "interrupted" (README: 130)."""
+    src = tmp_path / "liste.csv"
+    src.write_text("Navn;E-mail;Gavekorttype;Afdeling;Beløb\nA;a@example.com;Gavekort;Webshop;250\n", encoding="utf-8")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    from flexybulk import validate as validate_module
+
+    real = validate_module.validate
+    monkeypatch.setattr(validate_module, "validate", interrupted)  # the CLI imports it when it validates
+    run = flexybulk("validate", src)
+    assert run.code == 130 and "Interrupted" in run.stderr and "Traceback" not in run.output
+    assert not (tmp_path / "liste.validation.xlsx").exists()
+    monkeypatch.setattr(validate_module, "validate", real)
+    # A declined confirmation is still exit 1, "Aborted".
+    declined = flexybulk("issue", src, input="n\n")
+    assert declined.code == 1 and "Aborted" in declined.stderr
