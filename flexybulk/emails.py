@@ -272,8 +272,11 @@ class EmailVerdicts:
             try:
                 while (k := outbox.get()) is not None:
                     _send(proc.stdin, self._chunks[k])
-            except Exception:  # the worker is gone: the reading side sees it and hands the chunks back
-                pass
+            except Exception:  # the worker is gone, or must go: the reading side then sees EOF and hands the chunks back
+                try:
+                    proc.kill()
+                except OSError:
+                    pass
 
         try:
             proc = _start_worker()

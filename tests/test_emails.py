@@ -262,3 +262,32 @@ def test_chunks_and_verdicts_larger_than_a_pipe_buffer_do_not_hang():
     t.join(60)
     assert not t.is_alive(), "email verdicts hung"
     assert got[:-1] == [plain(a) for a in addresses] and got[-1] >= 1
+
+
+def test_a_chunk_that_cannot_be_sent_ends_the_worker_instead_of_hanging(monkeypatch):
+    """If writing a chunk fails while the worker is alive, the worker is ended, so nobody waits for its answer."""
+    import threading
+
+    real_send = emails._send
+    calls = {"n": 0}
+
+    def failing_send(stream, obj):
+        calls["n"] += 1
+        if calls["n"] == 2 and threading.current_thread().name == "flexybulk-email-writer":
+            raise RuntimeError("cannot send this chunk")
+        return real_send(stream, obj)
+
+    monkeypatch.setattr(emails, "_send", failing_send)
+    addresses = [f"p{i}@example.com" for i in range(600)]
+    got: list = []
+
+    def run() -> None:
+        with emails.EmailVerdicts(addresses, parallel_min=1, workers=1, chunk=50) as verdicts:
+            time.sleep(0.3)
+            got.extend(verdicts.get(a) for a in addresses)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "email verdicts hung"
+    assert got == [plain(a) for a in addresses]
