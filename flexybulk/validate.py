@@ -114,25 +114,29 @@ def check_email(address: str) -> tuple[str | None, str | None]:
     return result.normalized, None
 
 
-def fingerprint(email: str, type_id: Any, department_id: Any, price: Decimal, quantity: int, currency: str,
-                *, _tail: bool = False) -> str:
+def fingerprint(email: str, type_id: Any, department_id: Any, price: Decimal, quantity: int, currency: str) -> str:
     """A stable hash of what makes two rows "the same issue" (issue #3).
 
     Normalised email (case-folded), gift certificate type id, department id,
     amount (to two decimals), quantity and currency. Hex SHA-256.
-    (``_tail``: the text hashed, without the email and its separator; for :class:`_RowChecker`.)
     """
-    parts = [
-        email.casefold(),
+    return _fingerprint_of(email, _fingerprint_tail(type_id, department_id, price, quantity, currency))
+
+
+def _fingerprint_tail(type_id: Any, department_id: Any, price: Decimal, quantity: int, currency: str) -> str:
+    """The part of :func:`fingerprint`'s hashed text after the email (the same for many rows of a sheet)."""
+    return "\x1f".join((
         repr(type_id) if not isinstance(type_id, str) else type_id.lower(),
         repr(department_id) if not isinstance(department_id, str) else department_id.lower(),
         str(price.quantize(_TWO_PLACES)),
         str(quantity),
         currency.upper(),
-    ]
-    if _tail:
-        return "\x1f".join(parts[1:])
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    ))
+
+
+def _fingerprint_of(email: str, tail: str) -> str:
+    """:func:`fingerprint` from the email and :func:`_fingerprint_tail`."""
+    return hashlib.sha256(f"{email.casefold()}\x1f{tail}".encode("utf-8")).hexdigest()
 
 
 def order_fingerprint(order: Order) -> str:
@@ -300,7 +304,6 @@ class _RowChecker:
         self._type_cache: dict[str, tuple[CatalogueItem | None, str | None]] = {}
         self._department_cache: dict[str, tuple[CatalogueItem | None, str | None]] = {}
         self._code_cache: dict[tuple, str] = {}
-        self._print_tails: dict[tuple, str] = {}
         # Without a currency or country column every row has the default, checked once here.
         self._fixed_currency = DEFAULT_CURRENCY if self._header[_CURRENCY] is None else None
         self._fixed_country = DEFAULT_COUNTRY if self._header[_COUNTRY] is None else None
@@ -324,18 +327,6 @@ class _RowChecker:
                 pass
             return code
 
-    def fingerprint(self, email: str, type_id: Any, department_id: Any, price: Decimal, quantity: int, currency: str) -> str:
-        """:func:`fingerprint`, its part after the email computed once per distinct combination."""
-        # The types too: ids 1 and 1.0 (or Decimals 5 and 5.00) are equal keys; the texts differ for ids.
-        key = (type(type_id), type_id, type(department_id), department_id, price, quantity, currency)
-        try:
-            tail = self._print_tails.get(key)
-        except TypeError:  # an unhashable id: the plain way
-            return fingerprint(email, type_id, department_id, price, quantity, currency)
-        if tail is None:
-            tail = self._print_tails[key] = fingerprint("", type_id, department_id, price, quantity, currency, _tail=True)
-        return hashlib.sha256(f"{email.casefold()}\x1f{tail}".encode("utf-8")).hexdigest()
-
     def problem(self, row: InputRow, fld: Field | None, message: str, value: Any = None) -> RowProblem:
         header = self.sheet.column_map.get(fld.value) if fld is not None else None
         letter = self.sheet.column_letters.get(header) if header is not None else None
@@ -349,10 +340,7 @@ class _RowChecker:
             raw = row.fields.get(fld.value)
             if raw is None:
                 return None
-        if raw.__class__ is str and raw.isprintable():  # clean_text's own fast path, without the call
-            text = " ".join(raw.split()) if "  " in raw else raw.strip()
-        else:
-            text = clean_text(raw)
+        text = clean_text(raw)
         limit = MAX_LENGTHS.get(fld)
         if limit is not None and len(text) > limit:
             problems.append(self.problem(row, fld, f"the {_FIELD_LABELS.get(fld, fld.value)} is {len(text):,} characters long; at most {limit} are allowed. Shorten it.", text[:40] + "…"))
@@ -464,7 +452,7 @@ class _RowChecker:
             price=price, quantity=quantity, currency=currency, country=country,
             phone=phone, address=address, postal_code=postal, city=city,
         )
-        return RowCheck(row, order, [], fingerprint=self.fingerprint(email, gtype.id, department.id, price, quantity, currency))
+        return RowCheck(row, order, [], fingerprint=order_fingerprint(order))
 
     def check_all(self, rows: list[InputRow], cleaned_emails: list[str],
                   progress: Callable[[int], None] | None = None) -> list[RowCheck]:
@@ -476,7 +464,7 @@ class _RowChecker:
         becomes its order here; any other row, and any row a cheap check is unsure of, goes through
         :meth:`check` itself, so every problem and message is :meth:`check`'s own (issue #4).
         """
-        check, verdict, known_email, sha256 = self.check, self.email_verdict, self.known_emails.get, hashlib.sha256
+        check, verdict, known_email, fingerprint_of = self.check, self.email_verdict, self.known_emails.get, _fingerprint_of
         name_cache, phone_cache, address_cache, postal_cache, city_cache, combos = {}, {}, {}, {}, {}, {}
         text_verdict, combo_verdict, make_order = self._text_verdict, self._combo_verdict, Order
         fixed_currency, fixed_country = self._fixed_currency, self._fixed_country
@@ -543,7 +531,7 @@ class _RowChecker:
             else:
                 append(RowCheck(row, make_order(row.number, name, email, gtype, department, price, quantity, currency,
                                                 country, phone, address, postal, city), [],
-                                fingerprint=sha256(f"{email.casefold()}\x1f{tail}".encode("utf-8")).hexdigest()))
+                                fingerprint=fingerprint_of(email, tail)))
             if progress is not None and (i + 1) % 1000 == 0:
                 progress(i + 1)
         return checks
@@ -582,7 +570,7 @@ class _RowChecker:
             else:
                 department = self.default_department_item if self.default_department is not None else None
             if gtype is not None and department is not None:
-                tail = fingerprint("", gtype.id, department.id, price, quantity, currency, _tail=True)
+                tail = _fingerprint_tail(gtype.id, department.id, price, quantity, currency)
                 found = (gtype, department, tail)
         if raw_type.__class__ is str and (raw_dep is None or raw_dep.__class__ is str):
             cache[key] = found
@@ -666,11 +654,7 @@ def validate(sheet: Sheet, catalogue: Catalogue, *, default_department: str | No
     rows = sheet.rows
     # Every row's cleaned address first, so that email-validator can work through the distinct ones
     # in worker processes while this one checks the rows (flexybulk.emails, issue #4).
-    raw_emails = [row.fields.get(_EMAIL) for row in rows]
-    cleaned_emails = [(" ".join(raw.split()) if "  " in raw else raw.strip())  # clean_text's fast path, inline
-                      if raw.__class__ is str and raw.isprintable() else clean_text(raw) if raw is not None else ""
-                      for raw in raw_emails]
-    del raw_emails
+    cleaned_emails = [clean_text(raw) if raw is not None else "" for raw in (row.fields.get(_EMAIL) for row in rows)]
     # The checks and orders made here form no reference cycles, but creating hundreds of thousands of
     # objects makes the cyclic GC rescan the whole sheet again and again (over a third of the time spent
     # outside email-validator on a 100,000-row sheet, issue #4); it is off for the loop, as read_sheet does.
