@@ -59,14 +59,6 @@ MAX_WORKERS = 4
 IN_FLIGHT = 2  # chunks handed to one worker before its first answer is read
 
 
-def _plain(address: str) -> Verdict:
-    try:
-        result = validate_email(address, check_deliverability=False)
-    except EmailNotValidError as exc:
-        return None, str(exc)
-    return result.normalized, None
-
-
 class EmailChecker:
     """email-validator's verdict on addresses, the domain step memoised per distinct domain.
 
@@ -126,12 +118,6 @@ def _memoised_validate_email() -> Callable | None:
     fn.__qualname__ = original.__qualname__
     fn.__doc__ = original.__doc__
     return fn
-
-
-def check_chunk(addresses: list[str]) -> list[Verdict]:
-    """:class:`EmailChecker`'s verdicts on ``addresses``, in order (what a worker process runs)."""
-    check = EmailChecker()
-    return [check(a) for a in addresses]
 
 
 def _usable_cpus() -> int:
