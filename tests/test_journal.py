@@ -17,6 +17,17 @@ def _batch(j: Journal, sha: str = "abc", target: str = "sandbox"):
     return j.create_batch(input_path="x.xlsx", input_sha256=sha, target=target, sheet_name="Ark1", options={"a": 1}, rows=rows)
 
 
+def _sql(path, *statements: str) -> None:
+    """Run statements on the file through a connection of its own, as another program would."""
+    db = sqlite3.connect(path)
+    try:
+        for statement in statements:
+            db.execute(statement)
+        db.commit()
+    finally:
+        db.close()
+
+
 def test_batch_and_ids_are_on_disk_before_any_call(tmp_path):
     path = tmp_path / "l.sqlite3"
     with Journal(path) as j:
@@ -38,10 +49,7 @@ def test_durability_settings_and_schema_version(tmp_path):
 def test_unknown_schema_version_is_refused(tmp_path):
     path = tmp_path / "l.sqlite3"
     Journal(path).close()
-    db = sqlite3.connect(path)
-    db.execute("PRAGMA user_version = 99")
-    db.commit()
-    db.close()
+    _sql(path, "PRAGMA user_version = 99")
     with pytest.raises(JournalError, match="schema version 99; this flexybulk knows version 2"):
         Journal(path)
 
@@ -50,11 +58,7 @@ def test_a_version_1_ledger_is_upgraded_in_place_keeping_its_rows(tmp_path):
     path = tmp_path / "l.sqlite3"
     with Journal(path) as j:
         batch = _batch(j)
-    db = sqlite3.connect(path)
-    db.execute("ALTER TABLE rows DROP COLUMN commit_content")  # what version 1 looked like
-    db.execute("PRAGMA user_version = 1")
-    db.commit()
-    db.close()
+    _sql(path, "ALTER TABLE rows DROP COLUMN commit_content", "PRAGMA user_version = 1")  # what version 1 looked like
     with Journal(path) as j:
         assert j._db.execute("PRAGMA user_version").fetchone()[0] == 2
         assert [r.payment_id for r in j.rows(batch.id)] == ["p2", "p3"]
@@ -63,10 +67,7 @@ def test_a_version_1_ledger_is_upgraded_in_place_keeping_its_rows(tmp_path):
 
 def test_a_foreign_sqlite_file_or_junk_is_refused(tmp_path):
     foreign = tmp_path / "other.sqlite3"
-    db = sqlite3.connect(foreign)
-    db.execute("CREATE TABLE t (a)")
-    db.commit()
-    db.close()
+    _sql(foreign, "CREATE TABLE t (a)")
     with pytest.raises(JournalError, match="did not create"):
         Journal(foreign)
     junk = tmp_path / "junk.sqlite3"
