@@ -22,6 +22,16 @@ GOOD_HEADER = "Navn;E-mail;Gavekorttype;Beløb;Antal;Afdeling"
 GOOD_ROW = "Test Person;test@example.com;Gavekort;250;1;Webshop"
 
 
+def _file(tmp: Path, name: str, content: str | bytes) -> Path:
+    """``tmp/name`` holding ``content`` (text as UTF-8)."""
+    p = tmp / name
+    if isinstance(content, str):
+        p.write_text(content, encoding="utf-8")
+    else:
+        p.write_bytes(content)
+    return p
+
+
 def _xlsx(rows: list[list], *, title: str = "Ark1") -> bytes:
     wb = openpyxl.Workbook()
     ws = wb.active
@@ -63,25 +73,19 @@ def zip_bomb(tmp: Path) -> Path:
             chunk = b"\0" * (1 << 20)
             for _ in range(300):  # 300 MB of zeros, about 300 KB packed
                 member.write(chunk)
-    p = tmp / "bombe.xlsx"
-    p.write_bytes(out.getvalue())
-    return p
+    return _file(tmp, "bombe.xlsx", out.getvalue())
 
 
 def encrypted(tmp: Path) -> Path:
     # An OLE2 compound file whose directory names an EncryptedPackage: what Excel writes for a password.
     body = bytes.fromhex("D0CF11E0A1B11AE1") + b"\0" * 504 + "EncryptedPackage".encode("utf-16-le") + b"\0" * 2048
-    p = tmp / "kodeord.xlsx"
-    p.write_bytes(body)
-    return p
+    return _file(tmp, "kodeord.xlsx", body)
 
 
 def macro(tmp: Path) -> Path:
     data = _rezip(_xlsx(GOOD_XLSX_ROWS), add={"xl/vbaProject.bin": b"\xd0\xcf\x11\xe0 not really vba"},
                   content_types=lambda b: b.replace(b"spreadsheetml.sheet.main+xml", b"sheet.macroEnabled.main+xml"))
-    p = tmp / "makro.xlsm"
-    p.write_bytes(data)
-    return p
+    return _file(tmp, "makro.xlsm", data)
 
 
 def macro_renamed(tmp: Path) -> Path:
@@ -90,120 +94,82 @@ def macro_renamed(tmp: Path) -> Path:
 
 
 def junk_xlsx(tmp: Path) -> Path:
-    p = tmp / "skrald.xlsx"
-    p.write_bytes(os.urandom(4096))
-    return p
+    return _file(tmp, "skrald.xlsx", os.urandom(4096))
 
 
 def junk_csv(tmp: Path) -> Path:
-    p = tmp / "skrald.csv"
-    p.write_bytes(bytes(range(256)) * 8)
-    return p
+    return _file(tmp, "skrald.csv", bytes(range(256)) * 8)
 
 
 def png_as_xlsx(tmp: Path) -> Path:
-    p = tmp / "billede.xlsx"
-    p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0\0\0\rIHDR" + os.urandom(200))
-    return p
+    return _file(tmp, "billede.xlsx", b"\x89PNG\r\n\x1a\n" + b"\0\0\0\rIHDR" + os.urandom(200))
 
 
 def empty_file(tmp: Path) -> Path:
-    p = tmp / "tom.csv"
-    p.write_bytes(b"")
-    return p
+    return _file(tmp, "tom.csv", b"")
 
 
 def truncated_xlsx(tmp: Path) -> Path:
-    p = tmp / "afbrudt.xlsx"
-    p.write_bytes(_xlsx(GOOD_XLSX_ROWS)[:300])
-    return p
+    return _file(tmp, "afbrudt.xlsx", _xlsx(GOOD_XLSX_ROWS)[:300])
 
 
 def html_as_xls(tmp: Path) -> Path:
-    p = tmp / "eksport.xls"
-    p.write_text("<html><body><table><tr><td>Navn</td><td>E-mail</td></tr></table></body></html>", encoding="utf-8")
-    return p
+    return _file(tmp, "eksport.xls", "<html><body><table><tr><td>Navn</td><td>E-mail</td></tr></table></body></html>")
 
 
 def xml2003_as_xls(tmp: Path) -> Path:
-    p = tmp / "gammel.xls"
-    p.write_text('<?xml version="1.0"?>\n<Workbook xmlns="urn:schemas-microsoft-com:office:spreadsheet"></Workbook>', encoding="utf-8")
-    return p
+    return _file(tmp, "gammel.xls", '<?xml version="1.0"?>\n<Workbook xmlns="urn:schemas-microsoft-com:office:spreadsheet"></Workbook>')
 
 
 def nul_in_csv(tmp: Path) -> Path:
-    p = tmp / "nul.csv"
-    p.write_bytes(f"{GOOD_HEADER}\n{GOOD_ROW}\nAnden\0Person;a@example.com;Gavekort;250;1;Webshop\n".encode())
-    return p
+    return _file(tmp, "nul.csv", f"{GOOD_HEADER}\n{GOOD_ROW}\nAnden\0Person;a@example.com;Gavekort;250;1;Webshop\n".encode())
 
 
 def undecodable_csv(tmp: Path) -> Path:
     # 0x81 and 0x8D are neither UTF-8 nor Windows-1252.
-    p = tmp / "tegn.csv"
-    p.write_bytes(f"{GOOD_HEADER}\n".encode() + b"S\x81ren;s@example.com;Gavekort;250;1;Webshop\x8d\n")
-    return p
+    return _file(tmp, "tegn.csv", f"{GOOD_HEADER}\n".encode() + b"S\x81ren;s@example.com;Gavekort;250;1;Webshop\x8d\n")
 
 
 def broken_quotes(tmp: Path) -> Path:
-    p = tmp / "citat.csv"
-    p.write_text(f'{GOOD_HEADER}\n"Test Person;test@example.com;Gavekort;250;1;Webshop\nAnden;a@example.com;Gavekort;250;1;Webshop\n', encoding="utf-8")
-    return p
+    return _file(tmp, "citat.csv", f'{GOOD_HEADER}\n"Test Person;test@example.com;Gavekort;250;1;Webshop\nAnden;a@example.com;Gavekort;250;1;Webshop\n')
 
 
 def huge_field(tmp: Path) -> Path:
-    p = tmp / "kaempe-felt.csv"
-    p.write_text(f'{GOOD_HEADER}\n"{"x" * 300_000}";t@example.com;Gavekort;250;1;Webshop\n', encoding="utf-8")
-    return p
+    return _file(tmp, "kaempe-felt.csv", f'{GOOD_HEADER}\n"{"x" * 300_000}";t@example.com;Gavekort;250;1;Webshop\n')
 
 
 def formula_without_value(tmp: Path) -> Path:
     rows = [GOOD_XLSX_ROWS[0] + ["Total"], GOOD_XLSX_ROWS[1] + ["=D2*E2"]]
-    p = tmp / "formel.xlsx"
-    p.write_bytes(_xlsx(rows))
-    return p
+    return _file(tmp, "formel.xlsx", _xlsx(rows))
 
 
 def formula_amount(tmp: Path) -> Path:
     rows = [GOOD_XLSX_ROWS[0], ["Test Person", "test@example.com", "Gavekort", "=100*2", 1, "Webshop"]]
-    p = tmp / "formel-beloeb.xlsx"
-    p.write_bytes(_xlsx(rows))
-    return p
+    return _file(tmp, "formel-beloeb.xlsx", _xlsx(rows))
 
 
 def control_characters(tmp: Path) -> Path:
-    p = tmp / "kontrol.csv"
-    p.write_text(f"{GOOD_HEADER}\n\x01\x02\x07;te\x08st@example.com;Gavekort;250;1;Webshop\n", encoding="utf-8")
-    return p
+    return _file(tmp, "kontrol.csv", f"{GOOD_HEADER}\n\x01\x02\x07;te\x08st@example.com;Gavekort;250;1;Webshop\n")
 
 
 def long_name(tmp: Path) -> Path:
-    p = tmp / "langt-navn.csv"
-    p.write_text(f"{GOOD_HEADER}\n{'Ø' * 10_000};t@example.com;Gavekort;250;1;Webshop\n{GOOD_ROW}\n", encoding="utf-8")
-    return p
+    return _file(tmp, "langt-navn.csv", f"{GOOD_HEADER}\n{'Ø' * 10_000};t@example.com;Gavekort;250;1;Webshop\n{GOOD_ROW}\n")
 
 
 def header_only(tmp: Path) -> Path:
-    p = tmp / "kun-overskrift.csv"
-    p.write_text(GOOD_HEADER + "\n", encoding="utf-8")
-    return p
+    return _file(tmp, "kun-overskrift.csv", GOOD_HEADER + "\n")
 
 
 def no_header(tmp: Path) -> Path:
-    p = tmp / "ingen-overskrift.csv"
-    p.write_text("a;b;c\n1;2;3\n4;5;6\n", encoding="utf-8")
-    return p
+    return _file(tmp, "ingen-overskrift.csv", "a;b;c\n1;2;3\n4;5;6\n")
 
 
 def duplicate_columns(tmp: Path) -> Path:
-    p = tmp / "to-email.csv"
-    p.write_text("Navn;E-mail;Email;Gavekorttype;Beløb;Afdeling\nA;a@example.com;b@example.com;Gavekort;250;Webshop\n", encoding="utf-8")
-    return p
+    return _file(tmp, "to-email.csv", "Navn;E-mail;Email;Gavekorttype;Beløb;Afdeling\nA;a@example.com;b@example.com;Gavekort;250;Webshop\n")
 
 
 def data_without_header(tmp: Path) -> Path:
-    p = tmp / "uden-overskrift.csv"
-    p.write_text(f"{GOOD_HEADER};\n{GOOD_ROW};hemmelig note\n", encoding="utf-8")
-    return p
+    return _file(tmp, "uden-overskrift.csv", f"{GOOD_HEADER};\n{GOOD_ROW};hemmelig note\n")
 
 
 def only_hidden_sheet(tmp: Path) -> Path:
@@ -233,15 +199,11 @@ def two_candidate_sheets(tmp: Path) -> Path:
 
 
 def ambiguous_amount(tmp: Path) -> Path:
-    p = tmp / "tvetydig.csv"
-    p.write_text("Navn;E-mail;Gavekorttype;Beløb;Afdeling\nA;a@example.com;Gavekort;1.000;Webshop\n", encoding="utf-8")
-    return p
+    return _file(tmp, "tvetydig.csv", "Navn;E-mail;Gavekorttype;Beløb;Afdeling\nA;a@example.com;Gavekort;1.000;Webshop\n")
 
 
 def scientific_phone(tmp: Path) -> Path:
-    p = tmp / "telefon.csv"
-    p.write_text("Navn;E-mail;Gavekorttype;Beløb;Afdeling;Telefon\nA;a@example.com;Gavekort;250;Webshop;4,51235E+09\n", encoding="utf-8")
-    return p
+    return _file(tmp, "telefon.csv", "Navn;E-mail;Gavekorttype;Beløb;Afdeling;Telefon\nA;a@example.com;Gavekort;250;Webshop;4,51235E+09\n")
 
 
 def entity_expansion(tmp: Path) -> Path:
@@ -251,9 +213,7 @@ def entity_expansion(tmp: Path) -> Path:
     base = _xlsx(GOOD_XLSX_ROWS)
     names = zipfile.ZipFile(io.BytesIO(base)).namelist()
     target = "xl/sharedStrings.xml" if "xl/sharedStrings.xml" in names else "xl/worksheets/sheet1.xml"
-    p = tmp / "entiteter.xlsx"
-    p.write_bytes(_rezip(base, replace={target: laughs}))
-    return p
+    return _file(tmp, "entiteter.xlsx", _rezip(base, replace={target: laughs}))
 
 
 def ods_with_macro(tmp: Path) -> Path:
@@ -263,9 +223,7 @@ def ods_with_macro(tmp: Path) -> Path:
         z.writestr("content.xml", "<office:document-content/>")
         z.writestr("Basic/Standard/Module1.xml", "<script:module/>")
         z.writestr("META-INF/manifest.xml", "<manifest/>")
-    p = tmp / "makro.ods"
-    p.write_bytes(out.getvalue())
-    return p
+    return _file(tmp, "makro.ods", out.getvalue())
 
 
 def too_big(tmp: Path) -> Path:
@@ -275,9 +233,7 @@ def too_big(tmp: Path) -> Path:
 
 
 def too_many_rows(tmp: Path) -> Path:
-    p = tmp / "mange.csv"
-    p.write_text(GOOD_HEADER + "\n" + "\n".join(f"P{i};p{i}@example.com;Gavekort;250;1;Webshop" for i in range(25)) + "\n", encoding="utf-8")
-    return p
+    return _file(tmp, "mange.csv", GOOD_HEADER + "\n" + "\n".join(f"P{i};p{i}@example.com;Gavekort;250;1;Webshop" for i in range(25)) + "\n")
 
 
 def directory(tmp: Path) -> Path:
