@@ -465,14 +465,15 @@ class _RowChecker:
         :meth:`check` itself, so every problem and message is :meth:`check`'s own (issue #4).
         """
         check, verdict, known_email, fingerprint_of = self.check, self.email_verdict, self.known_emails.get, _fingerprint_of
-        name_cache, phone_cache, address_cache, postal_cache, city_cache, combos = {}, {}, {}, {}, {}, {}
+        name_cache, combos = {}, {}
+        # The optional text fields: (field key, cache of verdicts by cell, length limit).
+        optional_texts = tuple((key, {}, MAX_LENGTHS[fld]) for key, fld in (
+            (_PHONE, Field.PHONE), (_ADDRESS, Field.ADDRESS), (_POSTAL_CODE, Field.POSTAL_CODE), (_CITY, Field.CITY)))
         text_verdict, combo_verdict, make_order = self._text_verdict, self._combo_verdict, Order
         fixed_currency, fixed_country = self._fixed_currency, self._fixed_country
         code, known_currency, known_country = self._code, _known_currency, _known_country
         miss, bad, decimal = _MISS, _BAD, Decimal
-        name_limit, phone_limit, address_limit, postal_limit, city_limit = (
-            MAX_LENGTHS[Field.NAME], MAX_LENGTHS[Field.PHONE], MAX_LENGTHS[Field.ADDRESS],
-            MAX_LENGTHS[Field.POSTAL_CODE], MAX_LENGTHS[Field.CITY])
+        name_limit = MAX_LENGTHS[Field.NAME]
         checks: list[RowCheck] = []
         append = checks.append
         for i, row in enumerate(rows):
@@ -508,24 +509,11 @@ class _RowChecker:
                 if combo is bad:
                     raise _Slow
                 gtype, department, tail = combo
-                raw = get(_PHONE)
-                phone = phone_cache.get(raw, miss)
-                if phone is miss:
-                    phone = text_verdict(phone_cache, raw, phone_limit)
-                raw = get(_ADDRESS)
-                address = address_cache.get(raw, miss)
-                if address is miss:
-                    address = text_verdict(address_cache, raw, address_limit)
-                raw = get(_POSTAL_CODE)
-                postal = postal_cache.get(raw, miss)
-                if postal is miss:
-                    postal = text_verdict(postal_cache, raw, postal_limit)
-                raw = get(_CITY)
-                city = city_cache.get(raw, miss)
-                if city is miss:
-                    city = text_verdict(city_cache, raw, city_limit)
-                if phone is bad or address is bad or postal is bad or city is bad:
+                texts = [cache[raw] if (raw := get(key)) in cache else text_verdict(cache, raw, limit)
+                         for key, cache, limit in optional_texts]
+                if bad in texts:
                     raise _Slow
+                phone, address, postal, city = texts
             except (_Slow, ArithmeticError, TypeError):  # ArithmeticError, TypeError: e.g. a NaN amount; check() decides
                 append(check(row, cleaned_emails[i]))
             else:
