@@ -335,29 +335,6 @@ def _print_validation(validation: Any, *, limit: int = 200) -> None:
         warn(line)
 
 
-def _validation_output(validation: Any) -> "Any":
-    from .results import VALIDATION_COLUMNS, OutputRow, OutputSheet, input_values
-    from .issue import problems_text
-
-    sheet = validation.sheet
-    rows = []
-    for c in validation.checks:
-        extra = {
-            "Status": RowStatus.VALID if c.valid else RowStatus.INVALID,
-            "Error": problems_text(c.problems) or None,
-            "Warning": problems_text(c.warnings) or None,
-            "Row": c.row.number,
-        }
-        rows.append(OutputRow(c.row.number, input_values(sheet, c.row.original), extra))
-    totals = validation.totals()
-    summary = [("Input file", str(sheet.path.resolve())), ("Sheet", sheet.sheet_name), ("SHA-256 of the input file", sheet.sha256),
-               ("Rows", len(validation.checks)), ("Valid rows", len(validation.valid)),
-               ("Invalid rows", len(validation.invalid)), ("Gift certificates", totals.certificates)]
-    summary += [(f"Total {cur}", amount) for cur, amount in sorted(totals.amounts.items())]
-    return OutputSheet(sheet.headers, VALIDATION_COLUMNS, rows, header_row=sheet.header_row, summary=summary,
-                       sheet_name="Validation", csv_delimiter=sheet.csv_delimiter or ",")
-
-
 def _progress_bar(total: int, quiet: bool, desc: str) -> Any:
     from tqdm import tqdm
 
@@ -404,7 +381,7 @@ def validate(file: str, output: str | None, **kw: Any) -> int:
       flexybulk validate liste.csv --department Webshop -o tjek.xlsx
     """
     from .client import FlexyboxClient
-    from .results import default_output_path, write_output
+    from .results import default_output_path, validation_sheet, write_output
 
     with api_context(kw) as ctx:
         sheet = _read(file, kw, quiet=kw["quiet"])
@@ -413,7 +390,7 @@ def validate(file: str, output: str | None, **kw: Any) -> int:
         validation = _validate(sheet, catalogue, kw)
         _print_validation(validation)
         out = Path(output) if output else default_output_path(Path(file), "validation")
-        write_output(_validation_output(validation), out)
+        write_output(validation_sheet(validation), out)
         echo(f"Validation sheet: {out}")
         if validation.invalid:
             echo("Nothing was issued. Correct the rows above and validate again.", err=True)
@@ -502,7 +479,7 @@ def _issue_command(file: str, kw: dict, *, command: str) -> int:
     from .audit import AuditLog, audit_path
     from .client import FlexyboxClient
     from .issue import BatchRunner, plan_batch
-    from .results import default_output_path, write_output
+    from .results import default_output_path, result_sheet, validation_sheet, write_output
 
     quiet = kw["quiet"]
     with api_context(kw, workers=kw["workers"], rate=kw["rate"]) as ctx, contextlib.ExitStack() as stack:
@@ -529,7 +506,7 @@ def _issue_command(file: str, kw: dict, *, command: str) -> int:
             validation.checks = [c for c in validation.checks if c.row.number not in issued_rows or c.valid]
             _print_validation(validation)
             out = default_output_path(Path(file), "validation")
-            write_output(_validation_output(validation), out)
+            write_output(validation_sheet(validation), out)
             echo(f"Validation sheet: {out}")
             echo(f"Nothing was issued: {len(blocking):,} rows are invalid. Correct them, or issue the valid rows with --skip-invalid.", err=True)
             return ExitCode.ROWS_FAILED
@@ -600,7 +577,7 @@ def _issue_command(file: str, kw: dict, *, command: str) -> int:
         finally:
             bar.close()
             records = {r.row_number: r for r in journal.rows(plan.batch.id)}
-            write_output(_result_output(sheet, validation, plan, records, journal.path), out)
+            write_output(result_sheet(sheet, validation, plan.batch, records, journal.path), out)
             counts = Counter(r.status.value for n, r in records.items() if n in checks)
             audit.close(**{k.lower(): v for k, v in counts.items()})
         return _report_outcome(plan, records, checks, out, report)
@@ -627,55 +604,6 @@ def _print_plan(plan: Any, validation: Any, totals: Any) -> None:
     for r in plan.settling:
         echo(f"  row {r.row_number}: {r.message}")
     echo(f"To issue now: {len(plan.to_send):,} rows, {totals.certificates:,} gift certificates, {totals.money()}.")
-
-
-def _result_output(sheet: Sheet, validation: Any, plan: Any, records: dict, ledger_path: Path) -> Any:
-    from .issue import describe_content, issued_totals, order_content, problems_text
-    from .journal import Step
-    from .results import RESULT_COLUMNS, OutputRow, OutputSheet, input_values
-
-    rows = []
-    counts: Counter = Counter()
-    for c in validation.checks:
-        rec = records.get(c.row.number)
-        status = rec.status if rec else RowStatus.PENDING
-        error = rec.error if rec else None
-        if not c.valid and status != RowStatus.ISSUED:
-            status, error = RowStatus.INVALID, problems_text(c.problems)
-        if status == RowStatus.ISSUED and rec.content and (c.order is None or order_content(c.order) != rec.content):
-            # The line was edited after the issue (or a rerun used an older copy): say what was really issued.
-            note = (f"Issued as: {describe_content(rec.content)}. The values on this line differ and were not applied: "
-                    "an issued row is never sent again.")
-            error = f"{error} {note}" if error and note not in error else note
-        counts[status.value] += 1
-        # Ids are shown for every row that has them in use; only a row never sent and now invalid has none to show.
-        show_ids = rec is not None and not (status == RowStatus.INVALID and rec.step == Step.PLANNED)
-        extra = {
-            "Status": status,
-            "Error": error,
-            "CustomerId": rec.customer_id if show_ids else None,
-            "SalesOrderId": rec.sales_order_id if show_ids else None,
-            "ExternalPaymentId": rec.payment_id if show_ids else None,
-            "GiftCertificateNumbers": ", ".join(rec.certificate_numbers) if rec and rec.certificate_numbers else None,
-            "IssuedAt": rec.issued_at if rec else None,
-            "BatchId": plan.batch.id,
-            "Row": c.row.number,
-        }
-        rows.append(OutputRow(c.row.number, input_values(sheet, c.row.original), extra))
-    from .journal import utcnow
-
-    summary: list[tuple[str, Any]] = [
-        ("Batch", plan.batch.id), ("Input file", plan.batch.input_path), ("Sheet", sheet.sheet_name),
-        ("SHA-256 of the input file", sheet.sha256), ("Target", plan.batch.target), ("Written at (UTC)", utcnow()),
-        ("Rows", len(validation.checks)),
-    ]
-    summary += [(f"Rows {k}", v) for k, v in sorted(counts.items())]
-    issued = issued_totals(records[c.row.number] for c in validation.checks if c.row.number in records)
-    summary += [("Gift certificates issued", issued.certificates)]
-    summary += [(f"Total issued {cur}", v) for cur, v in sorted(issued.amounts.items())]
-    summary += [("Ledger", str(Path(ledger_path).resolve()))]
-    return OutputSheet(sheet.headers, RESULT_COLUMNS, rows, header_row=sheet.header_row, summary=summary,
-                       sheet_name="Result", csv_delimiter=sheet.csv_delimiter or ",")
 
 
 def _report_outcome(plan: Any, records: dict, checks: dict, out: Path, report: Any) -> int:

@@ -230,3 +230,93 @@ def _write_csv(sheet: OutputSheet, fh: Any, delimiter: str) -> None:
 def input_values(sheet: Sheet, original: dict[str, Any]) -> dict[str, Any]:
     """The input's own columns of one row (flexybulk's own columns left out)."""
     return {h: v for h, v in original.items() if h not in OWN_COLUMNS}
+
+
+# -- what goes in the sheets ---------------------------------------------------
+
+
+def validation_sheet(validation: Any) -> OutputSheet:
+    """The validation sheet of a dry run: every input row with Status (VALID/INVALID), Error, Warning and Row.
+
+    ``validation`` is a :class:`flexybulk.validate.Validation`; the Summary
+    gives the file, its SHA-256, the counts and the totals per currency.
+    """
+    from .issue import problems_text
+
+    sheet = validation.sheet
+    rows = []
+    for c in validation.checks:
+        extra = {
+            "Status": RowStatus.VALID if c.valid else RowStatus.INVALID,
+            "Error": problems_text(c.problems) or None,
+            "Warning": problems_text(c.warnings) or None,
+            "Row": c.row.number,
+        }
+        rows.append(OutputRow(c.row.number, input_values(sheet, c.row.original), extra))
+    totals = validation.totals()
+    summary = [("Input file", str(sheet.path.resolve())), ("Sheet", sheet.sheet_name), ("SHA-256 of the input file", sheet.sha256),
+               ("Rows", len(validation.checks)), ("Valid rows", len(validation.valid)),
+               ("Invalid rows", len(validation.invalid)), ("Gift certificates", totals.certificates)]
+    summary += [(f"Total {cur}", amount) for cur, amount in sorted(totals.amounts.items())]
+    return OutputSheet(sheet.headers, VALIDATION_COLUMNS, rows, header_row=sheet.header_row, summary=summary,
+                       sheet_name="Validation", csv_delimiter=sheet.csv_delimiter or ",")
+
+
+def result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledger_path: Path) -> OutputSheet:
+    """The result sheet of a batch: every input row with its status, error, ids and certificate numbers.
+
+    Args:
+        sheet: the input as read; validation: its :class:`~flexybulk.validate.Validation`.
+        batch: the ledger's :class:`~flexybulk.journal.BatchRecord`.
+        records: input row number -> :class:`~flexybulk.journal.RowRecord` (the ledger's word on each row).
+        ledger_path: the ledger file (named in the Summary).
+
+    An invalid row that was never issued is INVALID; an ISSUED row whose
+    line differs from what was committed says what was really issued.
+    """
+    from collections import Counter
+
+    from .issue import describe_content, issued_totals, order_content, problems_text
+    from .journal import Step, utcnow
+
+    rows = []
+    counts: Counter = Counter()
+    for c in validation.checks:
+        rec = records.get(c.row.number)
+        status = rec.status if rec else RowStatus.PENDING
+        error = rec.error if rec else None
+        if not c.valid and status != RowStatus.ISSUED:
+            status, error = RowStatus.INVALID, problems_text(c.problems)
+        if status == RowStatus.ISSUED and rec.content and (c.order is None or order_content(c.order) != rec.content):
+            # The line was edited after the issue (or a rerun used an older copy): say what was really issued.
+            note = (f"Issued as: {describe_content(rec.content)}. The values on this line differ and were not applied: "
+                    "an issued row is never sent again.")
+            error = f"{error} {note}" if error and note not in error else note
+        counts[status.value] += 1
+        # Ids are shown for every row that has them in use; only a row never sent and now invalid has none to show.
+        show_ids = rec is not None and not (status == RowStatus.INVALID and rec.step == Step.PLANNED)
+        extra = {
+            "Status": status,
+            "Error": error,
+            "CustomerId": rec.customer_id if show_ids else None,
+            "SalesOrderId": rec.sales_order_id if show_ids else None,
+            "ExternalPaymentId": rec.payment_id if show_ids else None,
+            "GiftCertificateNumbers": ", ".join(rec.certificate_numbers) if rec and rec.certificate_numbers else None,
+            "IssuedAt": rec.issued_at if rec else None,
+            "BatchId": batch.id,
+            "Row": c.row.number,
+        }
+        rows.append(OutputRow(c.row.number, input_values(sheet, c.row.original), extra))
+
+    summary: list[tuple[str, Any]] = [
+        ("Batch", batch.id), ("Input file", batch.input_path), ("Sheet", sheet.sheet_name),
+        ("SHA-256 of the input file", sheet.sha256), ("Target", batch.target), ("Written at (UTC)", utcnow()),
+        ("Rows", len(validation.checks)),
+    ]
+    summary += [(f"Rows {k}", v) for k, v in sorted(counts.items())]
+    issued = issued_totals(records[c.row.number] for c in validation.checks if c.row.number in records)
+    summary += [("Gift certificates issued", issued.certificates)]
+    summary += [(f"Total issued {cur}", v) for cur, v in sorted(issued.amounts.items())]
+    summary += [("Ledger", str(Path(ledger_path).resolve()))]
+    return OutputSheet(sheet.headers, RESULT_COLUMNS, rows, header_row=sheet.header_row, summary=summary,
+                       sheet_name="Result", csv_delimiter=sheet.csv_delimiter or ",")
