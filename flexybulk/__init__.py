@@ -1,15 +1,20 @@
 """flexybulk: issue Flexybox gift certificates in bulk from a spreadsheet.
 
-The package is a library with a thin Click CLI on top (``flexybulk.cli``).
-Modules, one responsibility each:
+The package is a library with two faces over one core: ``batches`` holds the
+use cases (check, prepare, run, status, history, template) and every rule about
+money; ``cli`` (and the web page) only translate to and from it. Modules:
 
+- ``batches``   the batch use cases, returning plain dataclasses
+- ``target``    where a batch goes: settings, ledger name, the in-process sandbox
 - ``sheet``     read XLSX/XLSM/ODS/XLS/CSV/TSV into rows that keep their sheet row numbers
 - ``values``    parse single cells: amounts (Decimal), quantities, emails, phones, postal codes
 - ``validate``  rows + catalogue -> orders and row problems (pure functions)
 - ``client``    ``FlexyboxClient``, the only module that talks HTTP
 - ``journal``   the SQLite ledger of every batch, row, id and step
-- ``issue``     runs rows through the vendor's flow (customer -> sales order -> commit)
-- ``results``   writes the result and validation sheets atomically
+- ``issue``     plans a batch against the ledger; runs rows through the vendor's flow
+- ``results``   the result and validation sheets, written atomically
+- ``result_input``  a result sheet given back as input (retry)
+- ``cli``       the command line
 - ``sandbox``   a local emulator of the three Flexybox hosts, for tests and dry runs
 """
 

@@ -335,16 +335,21 @@ class BatchRunner:
         payment_type: the external payment's ``Type`` (``"Mastercard"`` in the vendor's example).
         workers: rows in flight at once.
         progress: called from worker threads with each finished row's status.
+        on_row: called from worker threads with each finished row's record (as planned), status and error text.
+        stop: an event that, once set (a web page's stop button, SIGTERM), stops taking new rows like :meth:`stop`.
     """
 
     def __init__(self, client: FlexyboxClient, journal: Journal, *, payment_type: str = "Mastercard",
-                 workers: int = 4, progress: Callable[[RowStatus], None] | None = None) -> None:
+                 workers: int = 4, progress: Callable[[RowStatus], None] | None = None,
+                 on_row: Callable[[RowRecord, RowStatus, str | None], None] | None = None,
+                 stop: threading.Event | None = None) -> None:
         self.client = client
         self.journal = journal
         self.payment_type = payment_type
         self.workers = workers
         self.progress = progress or (lambda status: None)
-        self._stop = threading.Event()
+        self.on_row = on_row or (lambda rec, status, error: None)
+        self._stop = stop if stop is not None else threading.Event()
         self._fatal: FlexybulkError | None = None
         # Rows in a row whose calls could not even reach Flexybox: past a few, it is down, and
         # grinding through every remaining row's back-off would only waste the user's time.
@@ -431,6 +436,7 @@ class BatchRunner:
             self.journal.finish_row(rec.batch_id, rec.row_number, RowStatus.PENDING, wait=False,
                                     error="Not finished: Flexybox refused the token. Fix the token and rerun.")
             self.progress(RowStatus.PENDING)
+            self.on_row(rec, RowStatus.PENDING, "Not finished: Flexybox refused the token. Fix the token and rerun.")
             return RowStatus.PENDING
         except Exception as exc:  # one row's surprise must not stop the batch or lose its record
             outcome = _Outcome(RowStatus.UNKNOWN, f"Unexpected error ({type(exc).__name__}: {exc}). A rerun settles this row safely with the same ids.")
@@ -450,6 +456,7 @@ class BatchRunner:
                                 content=outcome.content,
                                 fingerprint=content_fingerprint(outcome.content) if outcome.content else None)
         self.progress(status)
+        self.on_row(rec, status, outcome.error)
         return status
 
     def _flow(self, rec: RowRecord) -> "_Outcome":

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
+import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
@@ -137,3 +140,43 @@ class Settings:
         for timeout in (self.connect_timeout, self.read_timeout):
             if not (math.isfinite(timeout) and 0 < timeout <= 3600):
                 raise ConfigError("--timeout must be a number of seconds between 0 and 3600, such as 60.")
+
+
+def find_token(token: str | None, token_file: str | None) -> tuple[str | None, list[str]]:
+    """Find the bearer token: ``--token-file``, ``--token``, ``$FLEXYBOX_TOKEN``, then the OS keyring.
+
+    Returns ``(token or None, warnings)``. A token file readable by other
+    users, or a token given on the command line (visible in the process list
+    to other users), works but warns (issue #6).
+
+    Raises:
+        ConfigError: the token file cannot be read or is empty.
+    """
+    warnings: list[str] = []
+    if token_file:
+        path = Path(token_file).expanduser()
+        try:
+            mode = path.stat().st_mode
+            value = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"Cannot read the token file {path}: {exc.strerror}.") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            warnings.append(f"the token file {path} can be read by other users. Run: chmod 600 {path}")
+        if not value:
+            raise ConfigError(f"The token file {path} is empty. Put the Flexybox token in it.")
+        return value, warnings
+    if token:
+        warnings.append(f"a token given with --token is visible to other users of this machine (process list, shell history). Prefer {TOKEN_ENV} or --token-file.")
+        return token, warnings
+    env = os.environ.get(TOKEN_ENV, "").strip()
+    if env:
+        return env, warnings
+    try:  # optional: the OS keyring, when the keyring package is installed
+        import keyring  # type: ignore
+
+        value = keyring.get_password("flexybulk", "token")
+        if value:
+            return value, warnings
+    except Exception:  # no keyring package or no backend: not an error, just no token from there
+        pass
+    return None, warnings
