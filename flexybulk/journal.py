@@ -53,7 +53,7 @@ from typing import Any, Callable, Iterable, Iterator
 from .errors import JournalError, LedgerBusy
 from .model import RowStatus
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LEDGER_ENV = "FLEXYBULK_LEDGER"
 
 _SCHEMA = """
@@ -66,7 +66,9 @@ CREATE TABLE batches (
     os_user       TEXT,
     options       TEXT NOT NULL DEFAULT '{}',
     created_at    TEXT NOT NULL,
-    updated_at    TEXT NOT NULL
+    updated_at    TEXT NOT NULL,
+    id_salt       TEXT,
+    web_user      TEXT
 );
 CREATE INDEX batches_by_sha ON batches (input_sha256, target);
 
@@ -88,9 +90,11 @@ CREATE TABLE rows (
     created_at          TEXT NOT NULL,
     updated_at          TEXT NOT NULL,
     issued_at           TEXT,
+    near_key            TEXT,
     PRIMARY KEY (batch_id, row_number)
 );
 CREATE INDEX rows_by_fingerprint ON rows (fingerprint);
+CREATE INDEX rows_by_near_key ON rows (near_key);
 CREATE INDEX rows_by_order ON rows (sales_order_id);
 
 CREATE TABLE events (
@@ -129,6 +133,18 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+def near_key(content: dict | None) -> str | None:
+    """The key under which two orders count as near-duplicates: the same email (case-folded) and gift certificate type.
+
+    Two rows with this key but other amounts or quantities are what a
+    corrected copy of a file looks like (issue #11): the person would get a
+    second gift certificate of the same type.
+    """
+    if not content or not content.get("email"):
+        return None
+    return f"{str(content['email']).casefold()}\x1f{json.dumps(content.get('type_id'), sort_keys=True)}"
+
+
 def default_ledger_path(sandbox: bool = False) -> Path:
     """``$FLEXYBULK_LEDGER``, else a file in the user's data folder (platformdirs).
 
@@ -151,8 +167,12 @@ class BatchRecord:
     """A batch as recorded: one input file issued under one batch id.
 
     ``target`` names the Flexybox the batch was issued against (the POS base
-    URL, or ``"sandbox"``): resume and duplicate protection only ever compare
-    batches of the same target, so sandbox runs never hide real issues.
+    URL in its canonical spelling, or ``"sandbox"``): resume and duplicate
+    protection only ever compare batches of the same target, so sandbox runs
+    never hide real issues. ``id_salt`` is ``None`` when the batch's ids are
+    derived from the file (the same file issued anywhere sends the same ids),
+    else the random salt of a deliberate reissue. ``web_user`` is the web
+    page's user who started it, if any.
     """
 
     id: str
@@ -164,6 +184,8 @@ class BatchRecord:
     options: dict
     created_at: str
     updated_at: str
+    id_salt: str | None = None
+    web_user: str | None = None
 
 
 @dataclass
@@ -222,6 +244,12 @@ class NewRow:
     sales_order_id: str
     payment_id: str
     error: str | None = None
+    # An adopted result sheet's row arrives part-way (issue #11): how far it got, as its sheet says.
+    step: Step = Step.PLANNED
+    payment_amount: str | None = None
+    commit_content: dict | None = None
+    certificate_numbers: list[str] | None = None
+    issued_at: str | None = None
 
 
 _ROW_COLUMNS = (
@@ -319,15 +347,41 @@ class Journal:
                     if stmt.strip():
                         self._db.execute(stmt)
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            elif version == 1:
-                # Version 2 records the content each commit was sent for (commit_content).
-                self._db.execute("ALTER TABLE rows ADD COLUMN commit_content TEXT")
-                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            elif version in (1, 2):
+                self._upgrade()
             elif version != SCHEMA_VERSION:
                 raise JournalError(
                     f"The ledger {self.path} has schema version {version}; this flexybulk knows version {SCHEMA_VERSION}. "
                     "Use the flexybulk version that wrote it (upgrade flexybulk), or point --ledger at another file."
                 )
+
+    def _upgrade(self) -> None:
+        """Bring a version 1 or 2 ledger to version 3 in place, inside the caller's transaction; rows keep their ids.
+
+        Version 2 records the content each commit was sent for
+        (``commit_content``). Version 3 (issue #11) records each batch's id
+        salt (``NULL``: ids derived from the file, see ``issue.derived_id``) and
+        web user, and each row's near-duplicate key; and it writes every
+        batch's target in its canonical spelling, so that batches recorded as
+        ``http://localhost:8780/`` and ``http://127.0.0.1:8780`` are one target.
+        """
+        from .settings import canonical_target
+
+        def columns(table: str) -> set[str]:
+            return {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+
+        for table, column in (("rows", "commit_content"), ("batches", "id_salt"), ("batches", "web_user"), ("rows", "near_key")):
+            if column not in columns(table):
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+        self._db.execute("CREATE INDEX IF NOT EXISTS rows_by_near_key ON rows (near_key)")
+        for batch_id, target in self._db.execute("SELECT id, target FROM batches").fetchall():
+            if canonical_target(target) != target:
+                self._db.execute("UPDATE batches SET target = ? WHERE id = ?", (canonical_target(target), batch_id))
+        for batch_id, row_number, content in self._db.execute(
+                "SELECT batch_id, row_number, content FROM rows WHERE content IS NOT NULL").fetchall():
+            self._db.execute("UPDATE rows SET near_key = ? WHERE batch_id = ? AND row_number = ?",
+                             (near_key(json.loads(content)), batch_id, row_number))
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @contextlib.contextmanager
     def issuing_lock(self, what: str) -> Iterator[None]:
@@ -495,19 +549,24 @@ class Journal:
     # -- batches -----------------------------------------------------------
 
     def create_batch(self, *, input_path: str, input_sha256: str, target: str, sheet_name: str | None, options: dict,
-                     rows: Iterable[NewRow]) -> BatchRecord:
+                     rows: Iterable[NewRow], batch_id: str | None = None, id_salt: str | None = None,
+                     web_user: str | None = None) -> BatchRecord:
         """Record a new batch and all its rows with their ids, in one transaction.
 
         This happens before any call for the batch, so every id the client
-        will use is on disk first.
+        will use is on disk first. ``batch_id`` defaults to a fresh GUID (an
+        adopted result sheet brings its own); ``id_salt`` and ``web_user`` as
+        in :class:`BatchRecord`.
         """
-        batch_id = new_id()
+        batch_id = batch_id or new_id()
         now = utcnow()
         user = _os_user()
         with self._tx() as db:
             db.execute(
-                "INSERT INTO batches (id, input_path, input_sha256, target, sheet_name, os_user, options, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                (batch_id, input_path, input_sha256, target, sheet_name, user, json.dumps(options, sort_keys=True, default=str), now, now),
+                "INSERT INTO batches (id, input_path, input_sha256, target, sheet_name, os_user, options, created_at, updated_at, "
+                "id_salt, web_user) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (batch_id, input_path, input_sha256, target, sheet_name, user, json.dumps(options, sort_keys=True, default=str), now, now,
+                 id_salt, web_user),
             )
             _insert_rows(db, batch_id, rows, now)
             db.execute("INSERT INTO events (batch_id, row_number, at, step, detail) VALUES (?,?,?,?,?)",
@@ -537,11 +596,12 @@ class Journal:
 
     def get_batch(self, batch_id: str) -> BatchRecord | None:
         """The batch with this id, or ``None``."""
-        rows = self._query("SELECT id, input_path, input_sha256, target, sheet_name, os_user, options, created_at, updated_at FROM batches WHERE id = ?", (batch_id,))
+        rows = self._query("SELECT id, input_path, input_sha256, target, sheet_name, os_user, options, created_at, updated_at, "
+                           "id_salt, web_user FROM batches WHERE id = ?", (batch_id,))
         if not rows:
             return None
         r = rows[0]
-        return BatchRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6] or "{}"), r[7], r[8])
+        return BatchRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6] or "{}"), r[7], r[8], r[9], r[10])
 
     def find_batch_by_sha256(self, sha256: str, target: str) -> BatchRecord | None:
         """The most recent batch for ``target`` made from a file with exactly these bytes, or ``None``."""
@@ -581,6 +641,22 @@ class Journal:
                 found.setdefault(r.fingerprint, []).append(r)
         return found
 
+    def issued_near(self, keys: Iterable[str], *, target: str, exclude_batch: str | None = None) -> dict[str, list[RowRecord]]:
+        """ISSUED rows of ``target``'s other batches with these :func:`near_key` values, oldest first, grouped by key."""
+        wanted = sorted(set(k for k in keys if k))
+        found: dict[str, list[RowRecord]] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            sql = (f"SELECT {_ROW_COLUMNS}, near_key FROM rows WHERE near_key IN ({','.join('?' * len(chunk))}) AND status = ? "
+                   "AND batch_id IN (SELECT id FROM batches WHERE target = ?)")
+            args: list[Any] = [*chunk, RowStatus.ISSUED.value, target]
+            if exclude_batch is not None:
+                sql += " AND batch_id != ?"
+                args.append(exclude_batch)
+            for rec in self._query(sql + " ORDER BY issued_at, rowid", args):
+                found.setdefault(rec[-1], []).append(_row(rec[:-1]))
+        return found
+
     def update_plan(self, batch_id: str, row_number: int, *, status: RowStatus, fingerprint: str | None,
                     content: dict | None, customer_id: str | None = None, error: str | None = None,
                     adopt: RowRecord | None = None) -> None:
@@ -601,8 +677,9 @@ class Journal:
                 raise JournalError(f"Row {row_number} of batch {batch_id} is not in the ledger {self.path}.")
             if cur[0] == RowStatus.ISSUED.value:
                 raise JournalError(f"Row {row_number} of batch {batch_id} is already issued; it is never sent again.")
-            sets = ["status = ?", "fingerprint = ?", "content = ?", "error = ?", "updated_at = ?"]
-            args: list[Any] = [status.value, fingerprint, json.dumps(content, sort_keys=True) if content is not None else None, error, now]
+            sets = ["status = ?", "fingerprint = ?", "content = ?", "near_key = ?", "error = ?", "updated_at = ?"]
+            args: list[Any] = [status.value, fingerprint, json.dumps(content, sort_keys=True) if content is not None else None,
+                               near_key(content), error, now]
             if customer_id is not None:
                 sets.append("customer_id = ?")
                 args.append(customer_id)
@@ -672,8 +749,8 @@ class Journal:
                 db.execute("UPDATE rows SET status = ?, step = ?, error = ?, certificate_numbers = ?, issued_at = ?, updated_at = ? WHERE batch_id = ? AND row_number = ?",
                            (status.value, Step.COMMITTED.value, error, json.dumps(certificate_numbers or []), now, now, batch_id, row_number))
                 if content is not None:
-                    db.execute("UPDATE rows SET content = ?, fingerprint = ? WHERE batch_id = ? AND row_number = ?",
-                               (json.dumps(content, sort_keys=True), fingerprint, batch_id, row_number))
+                    db.execute("UPDATE rows SET content = ?, fingerprint = ?, near_key = ? WHERE batch_id = ? AND row_number = ?",
+                               (json.dumps(content, sort_keys=True), fingerprint, near_key(content), batch_id, row_number))
                 if settles:
                     other_batch, other_row = settles.rsplit(":", 1)
                     db.execute("UPDATE rows SET status = ?, step = ?, error = ?, certificate_numbers = ?, issued_at = ?, updated_at = ? WHERE batch_id = ? AND row_number = ? AND status != ?",
@@ -699,10 +776,13 @@ class Journal:
 def _insert_rows(db: sqlite3.Connection, batch_id: str, rows: Iterable[NewRow], now: str) -> None:
     """Insert planned rows (with their chosen ids) into ``batch_id``, inside the caller's transaction."""
     db.executemany(
-        f"INSERT INTO rows ({_ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        [(batch_id, r.row_number, r.status.value, Step.PLANNED.value, r.fingerprint,
+        f"INSERT INTO rows ({_ROW_COLUMNS}, near_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        [(batch_id, r.row_number, r.status.value, r.step.value, r.fingerprint,
           json.dumps(r.content, sort_keys=True) if r.content is not None else None,
-          r.customer_id, r.sales_order_id, r.payment_id, None, None, None, r.error, None, now, now, None)
+          r.customer_id, r.sales_order_id, r.payment_id, r.payment_amount,
+          json.dumps(r.commit_content, sort_keys=True) if r.commit_content is not None else None,
+          json.dumps(r.certificate_numbers) if r.certificate_numbers else None, r.error, None, now, now, r.issued_at,
+          near_key(r.content))
          for r in rows],
     )
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
-from .settings import DEFAULT_API_URL, DEFAULT_CRM_URL, DEFAULT_POS_URL, Secret, Settings, find_token
+from .settings import DEFAULT_API_URL, DEFAULT_CRM_URL, DEFAULT_POS_URL, Secret, Settings, canonical_target, find_token
 
 SANDBOX = "sandbox"
 """The target name of every run against the built-in in-process sandbox."""
@@ -27,7 +27,8 @@ class Target:
 
     Attributes:
         settings: URLs, token, timeouts and pacing for the client.
-        name: the ledger's name for it: ``"sandbox"`` or the POS base URL.
+        name: the ledger's name for it: ``"sandbox"`` or the POS base URL in its canonical
+            spelling (:func:`~flexybulk.settings.canonical_target`).
         ledger_default: the ledger used when none is named.
         sandbox: the running in-process :class:`~flexybulk.sandbox.Sandbox`, or ``None``.
         warnings: things the user should hear about the configuration (a token
@@ -92,4 +93,4 @@ def connect(*, sandbox: bool = False, token: str | None = None, token_file: str 
         api_url=api_url or DEFAULT_API_URL,
         read_timeout=timeout, max_attempts=max_attempts, workers=workers, rate=rate,
     )
-    yield Target(settings, settings.pos_url, default_ledger(), None, warnings)
+    yield Target(settings, canonical_target(settings.pos_url), default_ledger(), None, warnings)

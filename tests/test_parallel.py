@@ -12,7 +12,7 @@ import pytest
 
 from conftest import REPO
 from flexybulk.errors import LedgerBusy
-from flexybulk.journal import Journal
+from flexybulk.journal import SCHEMA_VERSION, Journal
 
 
 def _env(sandbox, ledger):
@@ -78,4 +78,4 @@ def test_processes_creating_a_new_ledger_at_once_all_succeed(tmp_path):
     errors = [p.communicate(timeout=60)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 6, errors
     with Journal(ledger) as j:
-        assert j._db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert j._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
