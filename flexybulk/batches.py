@@ -252,6 +252,8 @@ class Outcome:
         output: the result sheet written.
         records: input row number -> the ledger's row, for the whole batch.
         sent: row number -> status, for the rows this run sent.
+        already: rows that Flexybox already held committed under their ids (another ledger or laptop
+            issued this file): ISSUED, or SKIPPED when committed with other values; nothing new was issued.
         declined: the person did not confirm; nothing was sent.
         interrupted: stopped (Ctrl-C, SIGTERM, a stop button) before every row was sent.
         fatal: the error that stopped the run at once (a refused token, Flexybox unreachable).
@@ -261,6 +263,7 @@ class Outcome:
     output: Path | None
     records: dict[int, RowRecord] = field(default_factory=dict)
     sent: dict[int, RowStatus] = field(default_factory=dict)
+    already: set[int] = field(default_factory=set)
     declined: bool = False
     interrupted: bool = False
     fatal: FlexybulkError | None = None
@@ -276,8 +279,9 @@ class Outcome:
 
     @property
     def issued_now(self) -> Totals:
-        """What this run issued."""
-        return issued_totals(self.records[n] for n, st in self.sent.items() if st == RowStatus.ISSUED and n in self.records)
+        """What this run issued (rows Flexybox already had are not counted: nothing new was issued for them)."""
+        return issued_totals(self.records[n] for n, st in self.sent.items()
+                             if st == RowStatus.ISSUED and n in self.records and n not in self.already)
 
     @property
     def issued_in_all(self) -> Totals:
@@ -310,19 +314,39 @@ class Outcome:
 _UNFINISHED = (RowStatus.FAILED, RowStatus.UNKNOWN, RowStatus.PENDING)
 
 
+def ledger_of(target: Target, ledger: Path | str | None) -> tuple[Path, bool]:
+    """The ledger a command uses (``ledger`` if given, else the target's default) and whether it was named."""
+    if ledger:
+        return Path(ledger).expanduser(), True
+    return target.ledger_default, target.ledger_named
+
+
+def open_ledger(target: Target, ledger: Path | str | None, *, new_ledger: bool = False) -> Journal:
+    """Open the ledger a run issues with; only the default one, or one asked for with ``new_ledger``, may be created.
+
+    Raises:
+        LedgerMissing: a named ledger does not exist and ``new_ledger`` is false (issue #11: a
+            mistyped path must not start an empty ledger that would issue everything again).
+        JournalError: the ledger cannot be opened.
+    """
+    path, named = ledger_of(target, ledger)
+    return Journal(path, create=new_ledger or not named)
+
+
 @contextlib.contextmanager
-def issuing(target: Target, ledger: Path | None, what: str) -> Iterator["Issuing"]:
-    """Open the ledger (``ledger``, else the target's default), hold its issuing lock, and open a client.
+def issuing(target: Target, ledger: Path | str | None, what: str, *, new_ledger: bool = False) -> Iterator["Issuing"]:
+    """Open the ledger (:func:`open_ledger`), hold its issuing lock, and open a client.
 
     ``what`` (e.g. ``"issue kampagne.xlsx"``) is shown to another run that
     finds the lock taken. One process issues with a ledger at a time: two
     runs planning together could each issue the same rows.
 
     Raises:
+        LedgerMissing: a named ledger does not exist and ``new_ledger`` is false.
         JournalError: the ledger cannot be opened.
         LedgerBusy: another process holds the issuing lock.
     """
-    with Journal(Path(ledger).expanduser() if ledger else target.ledger_default) as journal, \
+    with open_ledger(target, ledger, new_ledger=new_ledger) as journal, \
             journal.issuing_lock(what), FlexyboxClient(target.settings) as client:
         yield Issuing(target, journal, client)
 
@@ -334,6 +358,16 @@ class Issuing:
         self.target = target
         self.journal = journal
         self.client = client
+
+    @property
+    def ledger(self) -> Path:
+        """The ledger file in use."""
+        return self.journal.path
+
+    @property
+    def ledger_created(self) -> bool:
+        """True when this run created the ledger (it knew nothing before)."""
+        return self.journal.created
 
     def prepare(self, source: Input, request: ReadRequest, *, command: str = "issue", output: Path | None = None,
                 skip_invalid: bool = False, allow_reissue: bool = False, payment_type: str = "Mastercard",
@@ -437,6 +471,7 @@ class Issuing:
         try:
             report = runner.run(plan)
             outcome.sent, outcome.interrupted, outcome.fatal = report.outcomes, report.interrupted, report.fatal
+            outcome.already = report.already
         finally:
             self.client.on_call = None
             outcome.records = {r.row_number: r for r in journal.rows(plan.batch.id)}
@@ -468,6 +503,7 @@ class BatchStatus:
     ledger: Path
     batch: BatchRecord | None
     rows: list[RowRecord] = field(default_factory=list)
+    exists: bool = True  # False: the ledger file does not exist (nothing was issued with it)
 
     @property
     def counts(self) -> Counter:
@@ -488,6 +524,8 @@ class BatchStatus:
 def batch_status(path: Path | str, ledger: Path, *, target: str | None = None) -> BatchStatus:
     """What ``ledger`` knows of the batch of ``path`` (an input file or a result sheet). Reads nothing from Flexybox.
 
+    A ledger that does not exist is not created (``exists=False``).
+
     A result sheet names its batch; another file is matched by its SHA-256
     (the latest batch, of ``target`` if given).
 
@@ -499,7 +537,9 @@ def batch_status(path: Path | str, ledger: Path, *, target: str | None = None) -
     from .sheet import ReadOptions, read_sheet
 
     path = Path(path)
-    with Journal(ledger) as journal:
+    if not Path(ledger).exists():
+        return BatchStatus(Path(ledger), None, exists=False)  # status never creates a ledger (issue #11)
+    with Journal(ledger, create=False) as journal:
         batch = None
         try:
             batch_id, _ = result_sheet_batch(read_sheet(path, ReadOptions()))
@@ -515,12 +555,14 @@ def batch_status(path: Path | str, ledger: Path, *, target: str | None = None) -
 
 
 def list_batches(ledger: Path) -> list[BatchStatus]:
-    """Every batch of ``ledger``, newest first, with its rows.
+    """Every batch of ``ledger``, newest first, with its rows (none when the ledger does not exist; it is not created).
 
     Raises:
         JournalError: the ledger cannot be opened.
     """
-    with Journal(ledger) as journal:
+    if not Path(ledger).exists():
+        return []
+    with Journal(ledger, create=False) as journal:
         return [BatchStatus(journal.path, b, journal.rows(b.id)) for b in reversed(journal.batches())]
 
 

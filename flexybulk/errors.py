@@ -109,6 +109,10 @@ class JournalError(FlexybulkError):
     exit_code = ExitCode.USAGE
 
 
+class LedgerMissing(JournalError):
+    """A ledger named with ``--ledger`` or ``$FLEXYBULK_LEDGER`` does not exist (and ``--new-ledger`` was not given)."""
+
+
 class LedgerBusy(JournalError):
     """Another process is issuing with the same ledger; running both could issue rows twice."""
 

@@ -25,6 +25,7 @@ CLI draws the bar.
 from __future__ import annotations
 
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -35,6 +36,46 @@ from .errors import ApiError, AuthError, ConflictError, FlexybulkError, JournalE
 from .journal import BatchRecord, Journal, NewRow, RowRecord, Step, new_id
 from .model import Order, RowProblem, RowStatus
 from .validate import RowCheck, Totals, Validation, fingerprint
+
+
+ID_NAMESPACE = uuid.UUID("1b0c7d8e-5a43-5f0e-9a7e-3d2f6c4b8a10")
+"""The namespace of every id flexybulk derives (a fixed constant: changing it would change every derived id)."""
+
+
+def derived_id(kind: str, target: str, sha256: str, key: str, salt: str | None = None) -> str:
+    """An id the vendor can deduplicate: the same on every machine for the same file, target and row (issue #11).
+
+    RFC 9562 version 5 (SHA-1 name-based) UUID, in :data:`ID_NAMESPACE`, of
+    ``"flexybulk-id/1"``, ``kind`` (``"customer"``, ``"sales-order"``,
+    ``"external-payment"``), the canonical ``target``, the input file's
+    ``sha256``, the ``salt`` (``""`` unless a deliberate reissue chose a
+    random one) and ``key`` (the row number; for a customer, the case-folded
+    email), joined by U+001F. So two colleagues who issue the same file to the
+    same Flexybox from two ledgers send the same sales order and external
+    payment ids, and the vendor's documented rule ("duplicate posts with the
+    same [payment] Id will be ignored") stops the second issue even though
+    neither ledger knows the other.
+    """
+    name = "\x1f".join(("flexybulk-id/1", kind, target, sha256, salt or "", key))
+    return str(uuid.uuid5(ID_NAMESPACE, name))
+
+
+@dataclass(frozen=True)
+class _Ids:
+    """What a batch's derived ids depend on."""
+
+    target: str
+    sha256: str
+    salt: str | None
+
+    def customer(self, email: str) -> str:
+        return derived_id("customer", self.target, self.sha256, email.casefold(), self.salt)
+
+    def row(self, row_number: int) -> tuple[str, str]:
+        """(sales order id, external payment id) of one input row."""
+        key = str(row_number)
+        return (derived_id("sales-order", self.target, self.sha256, key, self.salt),
+                derived_id("external-payment", self.target, self.sha256, key, self.salt))
 
 
 def order_content(order: Order) -> dict:
@@ -151,7 +192,7 @@ class Plan:
 
 
 def plan_batch(journal: Journal, validation: Validation, *, input_path: str, target: str, options: dict,
-               batch_id: str | None = None, allow_reissue: bool = False) -> Plan:
+               batch_id: str | None = None, allow_reissue: bool = False, web_user: str | None = None) -> Plan:
     """Record (or find) the batch for ``validation``'s sheet and decide every row.
 
     Args:
@@ -165,7 +206,12 @@ def plan_batch(journal: Journal, validation: Validation, *, input_path: str, tar
             the most recent batch made from a file with the same SHA-256 is
             resumed, or a new batch is created (always, with ``allow_reissue``).
         allow_reissue: rows issued in an earlier batch become ``"reissue"``
-            instead of ``"skip"`` (the caller must confirm before running).
+            instead of ``"skip"`` (the caller must confirm before running);
+            the new batch's ids are salted with a random salt, so they are new.
+        web_user: the web page's user who asked for the batch (recorded).
+
+    A new batch's ids come from :func:`derived_id` (the same file and target
+    give the same ids on any machine); a resumed batch keeps every id it has.
 
     Returns:
         The :class:`Plan`. All ids are in the ledger when this returns.
@@ -191,10 +237,12 @@ def plan_batch(journal: Journal, validation: Validation, *, input_path: str, tar
         )
     resumed = batch is not None
     if batch is None:
-        customer_ids: dict[str, str] = {}
-        new_rows = [_new_row(c, customer_ids) for c in validation.checks]
+        # Ids derived from the file, the same on any machine; a deliberate reissue salts them, so that they are new.
+        salt = new_id() if allow_reissue else None
+        ids = _Ids(target, sheet.sha256, salt)
+        new_rows = [_new_row(c, ids) for c in validation.checks]
         batch = journal.create_batch(input_path=input_path, input_sha256=sheet.sha256, target=target, sheet_name=sheet.sheet_name,
-                                     options=options, rows=new_rows)
+                                     options=options, rows=new_rows, id_salt=salt, web_user=web_user)
     else:
         _update_batch(journal, batch, validation)
 
@@ -215,23 +263,27 @@ def plan_batch(journal: Journal, validation: Validation, *, input_path: str, tar
     return Plan(batch, rows, resumed)
 
 
-def _new_row(check: RowCheck, customer_ids: dict[str, str]) -> NewRow:
+def _new_row(check: RowCheck, ids: _Ids, customer_ids: dict[str, str] | None = None) -> NewRow:
+    order_id, payment_id = ids.row(check.row.number)
     if check.order is None:
-        return NewRow(check.row.number, RowStatus.INVALID, None, None, new_id(), new_id(), new_id(), problems_text(check.problems))
-    # One customer id per distinct email in the batch (issue #2).
-    cid = customer_ids.setdefault(check.order.email.casefold(), new_id())
-    return NewRow(check.row.number, RowStatus.PENDING, check.fingerprint, order_content(check.order), cid, new_id(), new_id())
+        return NewRow(check.row.number, RowStatus.INVALID, None, None, ids.customer(f"row {check.row.number}"),
+                      order_id, payment_id, problems_text(check.problems))
+    # One customer id per distinct email in the batch (issue #2); a batch that recorded one keeps it.
+    email = check.order.email.casefold()
+    cid = (customer_ids or {}).get(email) or ids.customer(email)
+    return NewRow(check.row.number, RowStatus.PENDING, check.fingerprint, order_content(check.order), cid, order_id, payment_id)
 
 
 def _update_batch(journal: Journal, batch: BatchRecord, validation: Validation) -> None:
     """Bring a resumed batch's unissued rows in line with the sheet as it is now."""
     records = {r.row_number: r for r in journal.rows(batch.id)}
     customer_ids = {r.content["email"].casefold(): r.customer_id for r in records.values() if r.content}
+    ids = _Ids(batch.target, batch.input_sha256, batch.id_salt)
     missing = []
     for c in validation.checks:
         rec = records.get(c.row.number)
         if rec is None:
-            missing.append(_new_row(c, customer_ids))
+            missing.append(_new_row(c, ids, customer_ids))
             continue
         if rec.status == RowStatus.ISSUED:
             continue  # an issued row is never re-sent, whatever was edited (issue #3)
@@ -244,7 +296,7 @@ def _update_batch(journal: Journal, batch: BatchRecord, validation: Validation) 
         if content != rec.content or rec.status == RowStatus.INVALID:
             email = c.order.email.casefold()
             same_email = rec.content is not None and rec.content["email"].casefold() == email
-            cid = None if same_email else customer_ids.setdefault(email, new_id())
+            cid = None if same_email else customer_ids.setdefault(email, ids.customer(email))
             journal.update_plan(batch.id, rec.row_number, status=RowStatus.PENDING, fingerprint=c.fingerprint,
                                 content=content, customer_id=cid, error=None)
     if missing:
@@ -318,6 +370,8 @@ class RunReport:
     outcomes: dict[int, RowStatus] = field(default_factory=dict)
     interrupted: bool = False
     fatal: FlexybulkError | None = None
+    already: set[int] = field(default_factory=set)
+    """Rows that Flexybox already held committed under their ids (issued by another ledger): nothing new was issued."""
 
 
 class BatchRunner:
@@ -355,6 +409,7 @@ class BatchRunner:
         # grinding through every remaining row's back-off would only waste the user's time.
         self._unreachable = 0
         self._unreachable_lock = threading.Lock()
+        self._already: set[int] = set()
 
     def stop(self) -> None:
         """Stop taking new rows; rows in flight finish."""
@@ -421,6 +476,7 @@ class BatchRunner:
         for fut in futures:
             fut.result()  # re-raises a worker's surprise, after the rows in flight finished
         report.fatal = self._fatal
+        report.already = set(self._already)
         if self._stop.is_set() and self._fatal is None:
             report.interrupted = True
         return report
@@ -441,6 +497,8 @@ class BatchRunner:
         except Exception as exc:  # one row's surprise must not stop the batch or lose its record
             outcome = _Outcome(RowStatus.UNKNOWN, f"Unexpected error ({type(exc).__name__}: {exc}). A rerun settles this row safely with the same ids.")
         status = outcome.status
+        if outcome.already:
+            self._already.add(rec.row_number)
         with self._unreachable_lock:
             self._unreachable = self._unreachable + 1 if outcome.unreachable else 0
             if self._unreachable >= max(3, self.workers) and self._fatal is None:
@@ -490,10 +548,22 @@ class BatchRunner:
                 gift_certificate_type_id=c["type_id"], quantity=int(c["quantity"]), price=Decimal(c["price"]),
                 currency=c["currency"],
             )
+            already = False
             try:
-                self.client.put_sales_order(body)
-            except ConflictError:
-                if rec.payment_amount is None or rec.commit_content is None:
+                answer = self.client.put_sales_order(body)
+                # No commit of ours was ever recorded for this row, yet Flexybox holds the order committed: another run
+                # of this very file (another ledger or laptop; the ids are derived from the file) committed it.
+                already = rec.payment_amount is None and _is_committed(answer)
+            except ConflictError as exc:
+                if rec.payment_amount is None:
+                    # The ids are this file's own (derived_id): only another run of the same file, from another
+                    # ledger, can have committed an order under them, with other values (other options, another
+                    # catalogue). Its gift certificates exist; sending anything else would be a second issue.
+                    return _Outcome(RowStatus.SKIPPED, (
+                        f"Already committed in Flexybox under this row's ids (sales order {rec.sales_order_id}) by another "
+                        f"run of this file, with other values ({exc.server_message or exc}); nothing was issued now. "
+                        "Another ledger or laptop issued it: check that sales order in Flexybox."), already=True)
+                if rec.commit_content is None:
                     raise
                 # The order was committed by an earlier attempt of ours, with the content recorded then.
                 # Re-post that commit (same payment id, same amount): the vendor ignores the repeat and
@@ -507,7 +577,10 @@ class BatchRunner:
             # before the first attempt: the vendor ignores a second post with the same payment id.
             answer = self.client.commit_sales_order(rec.sales_order_id, payment_id=rec.payment_id, amount=total,
                                                     payment_type=self.payment_type)
-            return _Outcome(RowStatus.ISSUED, note, certificate_numbers(answer), None if c == rec.content else c)
+            if already:
+                note = ("Already committed in Flexybox before this run, under the same ids: another ledger or laptop issued "
+                        "this file. Nothing new was issued; the certificate numbers are the existing ones.")
+            return _Outcome(RowStatus.ISSUED, note, certificate_numbers(answer), None if c == rec.content else c, already=already)
         except AuthError:
             raise
         except ApiError as exc:
@@ -536,3 +609,17 @@ class _Outcome:
     numbers: list[str] = field(default_factory=list)
     content: dict | None = None
     unreachable: bool = False
+    already: bool = False  # Flexybox held the order committed before this run (another ledger issued it)
+
+
+def _is_committed(order: Any) -> bool:
+    """True when a sales order answer says the order is committed (``"Status": "Committed"``, any case).
+
+    The vendor's article does not say what the PUT answers; the sandbox answers
+    the order with its status (``shared/flexybox-api.md`` part B). An answer
+    without a status says nothing, and the row is then simply issued.
+    """
+    if not isinstance(order, dict):
+        return False
+    status = next((v for k, v in order.items() if str(k).lower() == "status"), None)
+    return isinstance(status, str) and status.strip().lower() == "committed"

@@ -50,7 +50,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from .errors import JournalError, LedgerBusy
+from .errors import JournalError, LedgerBusy, LedgerMissing
 from .model import RowStatus
 
 SCHEMA_VERSION = 3
@@ -131,6 +131,19 @@ def utcnow() -> str:
 def new_id() -> str:
     """A fresh random GUID (RFC 9562 version 4) as lower-case text."""
     return str(uuid.uuid4())
+
+
+def ledger_choice(ledger: Path | str | None, *, sandbox: bool = False) -> tuple[Path, bool]:
+    """The ledger a command uses, and whether the person named it (issue #11: never a silent new ledger).
+
+    ``ledger`` is the path given with ``--ledger`` (or ``None``); ``$FLEXYBULK_LEDGER``
+    counts as named too. Only the default ledger in the user's data folder
+    may be created without being asked for: a named path that does not exist
+    is more likely a typo than a wish for an empty ledger.
+    """
+    if ledger:
+        return Path(ledger).expanduser(), True
+    return default_ledger_path(sandbox=sandbox), bool(os.environ.get(LEDGER_ENV))
 
 
 def near_key(content: dict | None) -> str | None:
@@ -291,8 +304,14 @@ class Journal:
             too long, or has a schema version this flexybulk does not know.
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, create: bool = True) -> None:
         self.path = Path(path)
+        if not create and not self.path.exists():
+            raise LedgerMissing(
+                f"The ledger {self.path} does not exist. If the path is mistyped, correct --ledger (or {LEDGER_ENV}): "
+                "a new, empty ledger knows nothing of what was issued and could issue it all again. "
+                "If you really mean to start a new ledger there, add --new-ledger.")
+        self.created = not self.path.exists()
         self._lock = threading.RLock()  # the connection: one transaction or query at a time
         # Group commit (see the module docstring): writes waiting for the next transaction, whether a
         # thread is writing one now, and the error of a transaction that held writes nobody waited for.

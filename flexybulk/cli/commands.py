@@ -113,7 +113,8 @@ def _issue_command(file: str, kw: dict, *, command: str) -> int:
         source = batches.read_input(file, request, command=command)
         show_input(source, quiet=quiet)
         # From planning to the result sheet, this process alone issues with this ledger.
-        with batches.issuing(target, kw.get("ledger"), f"{command} {Path(file).name}") as session:
+        with batches.issuing(target, kw.get("ledger"), f"{command} {Path(file).name}", new_ledger=kw["new_ledger"]) as session:
+            echo(f"{'Created a new ledger' if session.ledger_created else 'Ledger'}: {session.ledger}")
             bar = _validation_bar(len(source.sheet.rows), quiet)
             try:
                 prepared = session.prepare(source, request, command=command, output=kw.get("output"),

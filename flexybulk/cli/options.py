@@ -80,6 +80,9 @@ def issue_options(func: Callable) -> Callable:
         click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True, help="Rows issued at the same time."),
         click.option("--rate", type=click.FloatRange(min=0.01), default=None, help="At most this many calls per second (all workers together)."),
         LEDGER_OPTION,
+        click.option("--new-ledger", is_flag=True,
+                     help="Create the ledger named by --ledger (or FLEXYBULK_LEDGER) if it does not exist. Without it a "
+                          "missing ledger is refused: a mistyped path must not start an empty ledger."),
     ])
 
 

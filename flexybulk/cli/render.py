@@ -92,6 +92,9 @@ def show_outcome(outcome: Outcome) -> int:
         echo(f"Issued now: {plural(now.rows, 'row')}, {plural(now.certificates, 'gift certificate')}, {now.money()}.")
     else:
         echo("Issued now: nothing.")
+    if outcome.already:
+        echo(f"Already issued in Flexybox by another ledger or laptop (same file, same ids): {plural(len(outcome.already), 'row')}; "
+             "nothing new was issued for them.")
     if in_all.rows != now.rows:
         echo(f"Issued in this batch in all: {plural(in_all.rows, 'row')}, {plural(in_all.certificates, 'gift certificate')}, {in_all.money()}.")
     echo(f"Batch: {outcome.prepared.batch.id}")
@@ -120,6 +123,10 @@ def show_outcome(outcome: Outcome) -> int:
 def show_status(status: BatchStatus, file_name: str) -> int:
     """A batch's counts, money issued and the rows needing attention; returns the exit code."""
     batch = status.batch
+    if not status.exists:
+        echo(f"The ledger {status.ledger} does not exist, so it has no batch for {file_name}: nothing was issued with it. "
+             "If you expected one, check --ledger (or FLEXYBULK_LEDGER).")
+        return ExitCode.OK
     if batch is None:
         echo(f"The ledger {status.ledger} has no batch for {file_name}. Nothing was issued from it with this ledger.")
         return ExitCode.OK
