@@ -472,7 +472,11 @@ class BatchRunner:
                         except KeyboardInterrupt:
                             continue  # a second Ctrl-C: the calls in flight still finish, so nothing is lost
         finally:
-            self.journal.flush()
+            try:
+                self.journal.flush()
+            except JournalError as exc:  # outcomes that could not be written: the run's end, said once
+                if self._fatal is None:
+                    self._fatal = exc
         for fut in futures:
             fut.result()  # re-raises a worker's surprise, after the rows in flight finished
         report.fatal = self._fatal
@@ -493,6 +497,14 @@ class BatchRunner:
                                     error="Not finished: Flexybox refused the token. Fix the token and rerun.")
             self.progress(RowStatus.PENDING)
             self.on_row(rec, RowStatus.PENDING, "Not finished: Flexybox refused the token. Fix the token and rerun.")
+            return RowStatus.PENDING
+        except JournalError as exc:
+            # A record that could not be written (disk full, read-only) means the next call would go out with
+            # nothing on disk to settle it by: stop at once. This row's call waiting for the record was not sent.
+            self._fatal = exc
+            self._stop.set()
+            self.progress(RowStatus.PENDING)
+            self.on_row(rec, RowStatus.PENDING, str(exc))
             return RowStatus.PENDING
         except Exception as exc:  # one row's surprise must not stop the batch or lose its record
             outcome = _Outcome(RowStatus.UNKNOWN, f"Unexpected error ({type(exc).__name__}: {exc}). A rerun settles this row safely with the same ids.")

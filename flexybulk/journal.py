@@ -133,6 +133,29 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+def ledger_write_error(path: Path, exc: BaseException) -> JournalError:
+    """The user's message for a ledger write that failed: the file, the cause in plain words, what to do.
+
+    SQLite's own words ("database or disk is full", "attempt to write a
+    readonly database") are kept in brackets, after ours.
+    """
+    text = str(exc)
+    low = text.lower()
+    if "full" in low:
+        cause = "the disk is full"
+    elif "readonly" in low or "read-only" in low:
+        cause = "the file or its folder is read-only"
+    elif "locked" in low or "busy" in low:
+        cause = "another program holds the database locked"
+    elif "i/o" in low:
+        cause = "the disk reported an error"
+    else:
+        cause = "the database refused the write"
+    return JournalError(
+        f"The ledger {path} could not be written: {cause} ({text}). Nothing was sent after this record failed. "
+        "Free disk space or make the ledger writable, then rerun: unfinished rows finish with their recorded ids.")
+
+
 def ledger_choice(ledger: Path | str | None, *, sandbox: bool = False) -> tuple[Path, bool]:
     """The ledger a command uses, and whether the person named it (issue #11: never a silent new ledger).
 
@@ -319,6 +342,7 @@ class Journal:
         self._queue_cond = threading.Condition(threading.Lock())
         self._writing = False
         self._deferred_error: JournalError | None = None
+        self._lock_fd: int | None = None  # the issuing lock's descriptor of the database file (see _flock)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if not self.path.exists():
@@ -408,21 +432,28 @@ class Journal:
 
         Two runs planning at once would each see the other's rows as not yet
         issued and issue them twice (the same file, or two files with the same
-        rows). So planning and running a batch happen under an OS file lock
-        (``filelock``) on ``<ledger>.lock``, which the OS releases when the
-        process ends, ``kill -9`` included. ``what`` (e.g. the command and
-        file) is shown to a second run that finds the lock taken.
+        rows). So planning and running a batch happen under an OS lock, which
+        the OS releases when the process ends, ``kill -9`` included. The lock
+        is taken on the database file itself (``flock``, which is per file,
+        not per path), so a symlink, a second spelling of the path or a bind
+        mount reaches the same lock (issue #11); the ``<real path>.lock`` file
+        of earlier flexybulk versions is taken too, so an older copy running
+        at the same moment is kept out as before. ``what`` (e.g. the command
+        and file) is shown to a second run that finds the lock taken.
 
         Raises:
             LedgerBusy: another process holds the lock.
         """
         import filelock
 
-        lock = filelock.FileLock(str(self.path) + ".lock", timeout=0)
-        info = Path(str(self.path) + ".lock.info")
+        real = Path(os.path.realpath(self.path))
+        info = Path(str(real) + ".lock.info")
+        lock = filelock.FileLock(str(real) + ".lock", timeout=0)
         try:
+            self._flock()
             lock.acquire()
-        except filelock.Timeout:
+        except (BlockingIOError, filelock.Timeout):
+            self._unflock()
             try:
                 holder = info.read_text(encoding="utf-8").strip()
             except OSError:
@@ -440,6 +471,31 @@ class Journal:
             except OSError:
                 pass
             lock.release()
+            self._unflock()
+
+    def _flock(self) -> None:
+        """Take ``flock(LOCK_EX | LOCK_NB)`` on the database file; raises ``BlockingIOError`` when another holds it.
+
+        The descriptor stays open until :meth:`close` has closed the SQLite
+        connection: closing any descriptor of a file drops the POSIX locks that
+        this process's SQLite connection holds on it (SQLite's documented
+        "POSIX advisory locking" caveat). ``flock`` and SQLite's ``fcntl`` locks
+        do not interact on Linux and macOS. Where there is no ``fcntl``
+        (Windows), only the ``.lock`` file is used.
+        """
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not on the platforms we run on
+            return
+        if self._lock_fd is None:
+            self._lock_fd = os.open(self.path, os.O_RDONLY)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def _unflock(self) -> None:
+        if self._lock_fd is not None:
+            import fcntl
+
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         """Write any queued records (:meth:`flush`), then close the database."""
@@ -448,6 +504,9 @@ class Journal:
         finally:
             with self._lock:
                 self._db.close()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # only now: see _flock
+                self._lock_fd = None
 
     def __enter__(self) -> "Journal":
         return self
@@ -464,16 +523,25 @@ class Journal:
             self.j._lock.acquire()
             try:
                 self.j._db.execute("BEGIN IMMEDIATE")
-            except BaseException:
+            except BaseException as exc:
                 self.j._lock.release()
+                if isinstance(exc, sqlite3.Error):
+                    raise ledger_write_error(self.j.path, exc) from None
                 raise
             return self.j._db
 
-        def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
             try:
-                self.j._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+                try:
+                    self.j._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+                except sqlite3.Error as commit_error:
+                    if exc_type is None:
+                        raise ledger_write_error(self.j.path, commit_error) from None
+                    # The body's own error is the one worth telling.
             finally:
                 self.j._lock.release()
+            if exc_type is not None and issubclass(exc_type, sqlite3.Error):
+                raise ledger_write_error(self.j.path, exc) from None
 
     def _tx(self) -> "Journal._Tx":
         return Journal._Tx(self)
@@ -528,9 +596,7 @@ class Journal:
                         self._db.execute("ROLLBACK")
                     except sqlite3.Error:
                         pass
-                error = exc if isinstance(exc, JournalError) else JournalError(
-                    f"The ledger {self.path} could not be written: {exc}. No call waiting for this record was sent. "
-                    "Free disk space or fix the ledger's folder, then rerun: unfinished rows finish with their recorded ids.")
+                error = exc if isinstance(exc, JournalError) else ledger_write_error(self.path, exc)
                 for w in batch:
                     w.error = error
                 if not all(w.waited for w in batch):
@@ -539,11 +605,20 @@ class Journal:
                     raise
 
     def _drain(self) -> None:
-        """Write every record queued so far (without reporting an earlier deferred error)."""
+        """Write every record queued so far (without reporting an earlier deferred error).
+
+        Records that cannot be written (a full disk) are dropped from the queue,
+        and the error is kept for :meth:`flush`: what is on disk can still be
+        read, so the result sheet is written from what the ledger really holds.
+        """
         with self._queue_cond:
             if not self._queue and not self._writing:
                 return
-        self._commit(lambda db: None)
+        try:
+            self._commit(lambda db: None)
+        except JournalError as exc:
+            with self._queue_cond:
+                self._deferred_error = self._deferred_error or exc
 
     def flush(self) -> None:
         """Write every record queued so far (``finish_row(..., wait=False)``) to disk now.

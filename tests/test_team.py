@@ -65,3 +65,106 @@ def test_two_ledgers_same_file_same_flexybox_issue_once(tmp_path, sandbox_env, m
     assert [tuple(r[k] for k in ids) for r in bo] == [tuple(r[k] for k in ids) for r in anna]
     assert [r["Status"] for r in bo] == ["ISSUED"] * ROWS
     assert all("another ledger or laptop issued this file" in r["Error"] for r in bo)
+
+
+def test_the_same_ledger_through_a_symlink_is_one_lock(tmp_path):
+    import subprocess
+    import sys
+
+    from flexybulk.errors import LedgerBusy
+    from flexybulk.journal import Journal
+
+    real = tmp_path / "real" / "ledger.sqlite3"
+    Journal(real).close()
+    (tmp_path / "other").mkdir()
+    link = tmp_path / "other" / "mine.sqlite3"
+    link.symlink_to(real)
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import sys, time\nfrom flexybulk.journal import Journal\n"
+                               f"j = Journal({str(real)!r})\n"
+                               "with j.issuing_lock('issue kampagne.xlsx'):\n    print('held', flush=True)\n    time.sleep(60)\n"],
+                              stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with Journal(link, create=False) as j:
+            with pytest.raises(LedgerBusy, match=r"right now \(pid \d+, issue kampagne.xlsx, since"):
+                with j.issuing_lock("issue other.xlsx"):
+                    pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with Journal(link, create=False) as j, j.issuing_lock("issue other.xlsx"):
+        pass  # released when its holder died
+
+
+def test_two_runs_through_two_paths_to_one_ledger_issue_once(tmp_path, sandbox):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    lines = ["Navn;E-mail;Gavekorttype;Beløb;Antal;Afdeling"] + [f"P {i};p{i}@example.com;Gavekort;{100 + i};1;Webshop" for i in range(30)]
+    src = tmp_path / "a.csv"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    real = tmp_path / "real" / "ledger.sqlite3"
+    from flexybulk.journal import Journal
+
+    Journal(real).close()
+    link = tmp_path / "link.sqlite3"
+    link.symlink_to(real)
+    sandbox.faults = __import__("flexybulk.sandbox", fromlist=["Faults"]).Faults(latency=0.01)
+    go = tmp_path / "go"
+    starter = ("import os, sys, time\nfrom flexybulk.cli import main\n"
+               f"while not os.path.exists({str(go)!r}): time.sleep(0.001)\n"
+               "sys.exit(main(sys.argv[1:]))\n")
+    procs = []
+    for i, ledger in enumerate((real, link)):
+        env = {**os.environ, "PYTHONPATH": str(REPO), "FLEXYBOX_TOKEN": sandbox.token, "FLEXYBOX_CRM_URL": sandbox.url,
+               "FLEXYBOX_POS_URL": sandbox.url, "FLEXYBOX_API_URL": sandbox.url, "FLEXYBULK_LEDGER": str(ledger)}
+        # Other bytes for each (a blank line), so the second cannot simply resume the first one's batch.
+        f = tmp_path / f"copy{i}.csv"
+        f.write_text(src.read_text(encoding="utf-8") + "\n" * i, encoding="utf-8")
+        procs.append(subprocess.Popen([sys.executable, "-c", starter, "issue", str(f), "--yes", "-q"],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path))
+    time.sleep(2.0)
+    go.write_text("")
+    results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
+    assert sandbox.state.counts()["certificates"] == 30, results  # not 60
+    busy = [r for r in results if "Another flexybulk is issuing with the ledger" in r[1]]
+    assert len(busy) == 1 and sorted(r[2] for r in results) == [0, 1], results
+
+
+def test_a_ledger_that_cannot_be_written_stops_the_run_exit_2_and_sends_nothing_after(tmp_path, sandbox_env, monkeypatch):
+    from flexybulk.issue import BatchRunner
+
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    real_run = BatchRunner.run
+
+    def run_on_a_read_only_ledger(self, plan):
+        # From here on SQLite refuses every write, as it does for a read-only file or folder.
+        self.journal._db.execute("PRAGMA query_only = ON")
+        return real_run(self, plan)
+
+    monkeypatch.setattr(BatchRunner, "run", run_on_a_read_only_ledger)
+    run = flexybulk("issue", src, "--yes", "--workers", "1")
+    assert run.code == 2, run.output
+    assert "could not be written: the file or its folder is read-only (attempt to write a readonly database)" in run.stderr
+    assert "unexpected" not in run.output
+    # Row 2's customer and sales order PUTs went (their records need not wait); its commit waits for its record,
+    # which failed, so it was never sent, and no other row was started.
+    calls = [(m, p.split("/")[3]) for m, p, _ in sandbox_env.state.requests]
+    assert calls == [("GET", "odata"), ("GET", "departments"), ("PUT", "customers"), ("PUT", "salesorders")]
+    assert sandbox_env.state.counts()["certificates"] == 0
+    assert [r["Status"] for r in result_rows(tmp_path / "kampagne.result.xlsx")] == ["PENDING"] * ROWS
+
+
+def test_a_full_disk_is_named_as_such(tmp_path):
+    from flexybulk.errors import JournalError
+    from flexybulk.journal import Journal, NewRow, RowStatus
+
+    with Journal(tmp_path / "l.sqlite3") as j:
+        pages = j._db.execute("PRAGMA page_count").fetchone()[0]
+        j._db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "database or disk is full"
+        rows = [NewRow(n, RowStatus.PENDING, None, {"name": "x" * 500}, "c", f"o{n}", f"p{n}") for n in range(200)]
+        with pytest.raises(JournalError, match=r"could not be written: the disk is full \(database or disk is full\)"):
+            j.create_batch(input_path="x", input_sha256="s", target="sandbox", sheet_name=None, options={}, rows=rows)
