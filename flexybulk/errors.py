@@ -25,6 +25,8 @@ class ExitCode(IntEnum):
     """Bad usage or configuration: missing token, bad URL, rejected credentials."""
     INTERRUPTED = 130
     """Stopped by Ctrl-C (128 + SIGINT)."""
+    TERMINATED = 143
+    """Stopped by SIGTERM (128 + SIGTERM), as cleanly as by Ctrl-C."""
 
 
 class FlexybulkError(Exception):

@@ -168,3 +168,43 @@ def test_a_full_disk_is_named_as_such(tmp_path):
         rows = [NewRow(n, RowStatus.PENDING, None, {"name": "x" * 500}, "c", f"o{n}", f"p{n}") for n in range(200)]
         with pytest.raises(JournalError, match=r"could not be written: the disk is full \(database or disk is full\)"):
             j.create_batch(input_path="x", input_sha256="s", target="sandbox", sheet_name=None, options={}, rows=rows)
+
+
+def test_sigterm_mid_run_writes_the_result_sheet_and_retry_finishes_exactly(tmp_path, sandbox):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from flexybulk.sandbox import Faults
+
+    n = 40
+    lines = ["Navn;E-mail;Gavekorttype;Beløb;Antal;Afdeling"] + [f"P {i};p{i}@example.com;Gavekort;{100 + i},50;{1 + i % 2};Webshop" for i in range(n)]
+    src = tmp_path / "liste.csv"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    expected = sum(1 + i % 2 for i in range(n))
+    env = {**os.environ, "FLEXYBOX_TOKEN": sandbox.token, "FLEXYBOX_CRM_URL": sandbox.url, "FLEXYBOX_POS_URL": sandbox.url,
+           "FLEXYBOX_API_URL": sandbox.url, "FLEXYBULK_LEDGER": str(tmp_path / "ledger.sqlite3")}
+    sandbox.faults = Faults(latency=0.01)
+    cmd = [sys.executable, str(REPO / "batch_issue.py"), "issue", str(src), "--yes", "-q", "--workers", "2", "--new-ledger"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while len(sandbox.state.requests) < 20 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, out + err
+    assert "Interrupted. The rows not yet sent are PENDING" in err and "retry" in err
+    statuses = [r["Status"] for r in result_rows(tmp_path / "liste.result.xlsx")]
+    done = statuses.count("ISSUED")
+    assert 0 < done < n and set(statuses) == {"ISSUED", "PENDING"}, statuses
+    assert sandbox.state.counts()["committed_orders"] == done  # calls in flight finished; the sheet says what happened
+
+    sandbox.faults = Faults()
+    again = subprocess.run([sys.executable, str(REPO / "batch_issue.py"), "retry", str(tmp_path / "liste.result.xlsx"),
+                            "--yes", "-q"], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    counts = sandbox.state.counts()
+    assert (counts["committed_orders"], counts["certificates"]) == (n, expected)
+    assert [r["Status"] for r in result_rows(tmp_path / "liste.result.xlsx")] == ["ISSUED"] * n
