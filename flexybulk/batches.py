@@ -37,8 +37,8 @@ from .errors import ConfigError, FlexybulkError, InputFileError
 from .issue import BatchRunner, Plan, PlannedRow, issued_totals, plan_batch, row_state_text
 from .journal import BatchRecord, Journal, RowRecord
 from .model import Catalogue, Order, RowStatus, Sheet
-from .result_input import check_result_lines, result_sheet_batch
-from .results import default_output_path, result_sheet, validation_sheet, write_output
+from .result_input import check_result_lines, existing_result, result_sheet_batch
+from .results import default_output_path, numbered_path, result_sheet, validation_sheet, write_output
 from .target import Target
 from .validate import RowCheck, Totals, Validation
 
@@ -185,6 +185,8 @@ class Prepared:
         orders: the orders to send, in input order.
         totals: rows, certificates and money per currency of ``orders``.
         options: the run's options as recorded in the ledger and audit log.
+        adopted: the ledger did not know the result sheet's batch, and it was rebuilt from the
+            sheet (:mod:`flexybulk.adoption`) before planning.
     """
 
     command: str
@@ -197,6 +199,7 @@ class Prepared:
     orders: list[Order] = field(default_factory=list)
     totals: Totals = field(default_factory=Totals)
     options: dict = field(default_factory=dict)
+    adopted: bool = False
 
     @property
     def blocked(self) -> bool:
@@ -390,16 +393,22 @@ class Issuing:
         validation = validate_input(source.sheet, catalogue, request, progress)
         journal, sheet = self.journal, source.sheet
         batch = journal.get_batch(source.batch_id) if source.batch_id else journal.find_batch_by_sha256(sheet.sha256, self.target.name)
+        adopted = False
+        if source.batch_id and batch is None:
+            # The ledger does not know this result sheet's batch: the sheet is its only record. Adopt it.
+            from .adoption import adopt_result_sheet
+
+            batch = adopt_result_sheet(journal, source.path, validation, batch_id=source.batch_id, lines=source.lines,
+                                       target=self.target.name)
+            adopted = True
         known = {r.row_number: r for r in journal.rows(batch.id)} if batch else {}
         if source.batch_id and batch is not None:
             check_result_lines(sheet, source.lines, known)
-        if output:
-            out = Path(output)
-        elif source.batch_id:
-            out = source.path  # a result sheet, whatever its name, is updated in place
-        else:
-            out = default_output_path(source.path, "result")
-        prepared = Prepared(command, source, validation, self.target, out)
+        if not source.batch_id:
+            self._refuse_a_lost_batch(source)
+        expected = None if allow_reissue else (batch.id if batch else None)
+        out = self._result_path(source, Path(output) if output else None, expected)
+        prepared = Prepared(command, source, validation, self.target, out, adopted=adopted)
 
         # Rows the ledger already issued are never re-sent, so edits to them cannot block a rerun.
         issued_rows = {n for n, r in known.items() if r.status == RowStatus.ISSUED}
@@ -420,6 +429,55 @@ class Issuing:
         for order in prepared.orders:
             prepared.totals.add(order)
         return prepared
+
+    def _refuse_a_lost_batch(self, source: Input) -> None:
+        """Stop when ``FILE.result.xlsx`` beside the input records a batch for this Flexybox that the ledger does not know.
+
+        That is what a lost ledger (a new laptop, a cleaned profile) or a
+        colleague's ledger looks like (issue #11): the result sheet is then
+        the only record of what was issued, and the way on is to adopt it.
+
+        Raises:
+            InputFileError: such a result sheet lies beside the input.
+        """
+        beside = existing_result(default_output_path(source.path, "result"))
+        if beside is None or not beside.readable or self.journal.get_batch(beside.batch_id) is not None:
+            return
+        if beside.target not in (None, self.target.name):
+            return  # another Flexybox's (e.g. the sandbox's) result sheet: it is kept, and this run writes beside it
+        raise InputFileError(
+            f"{beside.path.name} beside {source.path.name} records batch {beside.batch_id}, which the ledger "
+            f"{self.journal.path} does not know: it was issued with another ledger (another laptop, or a ledger that was "
+            f"lost). Nothing was issued now. To finish that batch with its own ids, run: flexybulk retry {beside.path} "
+            "(it adopts the batch from the sheet). Or use the ledger that issued it (--ledger), or move the old result "
+            "sheet away if it is obsolete.")
+
+    def _result_path(self, source: Input, output: Path | None, batch_id: str | None) -> Path:
+        """Where the result sheet goes: never over a result sheet of another batch, nor over a file that is not one.
+
+        A result sheet given back is updated in place; ``--output`` is used as
+        given unless it holds something else (then refused); the default
+        ``FILE.result.xlsx`` steps aside to ``FILE (2).result.xlsx`` and so on
+        when it holds another batch's result sheet or a file it cannot read.
+
+        Raises:
+            ConfigError: ``output`` exists and is not this batch's result sheet.
+        """
+        if source.batch_id and output is None:
+            return source.path
+        if output is not None:
+            existing = existing_result(output)
+            if existing is not None and (batch_id is None or existing.batch_id != batch_id):
+                what = (f"the result sheet of batch {existing.batch_id}" if existing.readable
+                        else "a file that is not a result sheet of this batch")
+                raise ConfigError(f"{output} exists and is {what}; it is not overwritten (issue nothing over it). "
+                                  "Choose another --output, or move that file away.")
+            return output
+        default = default_output_path(source.path, "result")
+        path, n = default, 2
+        while (existing := existing_result(path)) is not None and (batch_id is None or existing.batch_id != batch_id):
+            path, n = numbered_path(default, "result", n), n + 1
+        return path
 
     def decline(self, prepared: Prepared) -> Outcome:
         """The person said no: a batch planned by this run leaves nothing behind (it sent nothing)."""

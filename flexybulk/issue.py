@@ -61,8 +61,8 @@ def derived_id(kind: str, target: str, sha256: str, key: str, salt: str | None =
 
 
 @dataclass(frozen=True)
-class _Ids:
-    """What a batch's derived ids depend on."""
+class DerivedIds:
+    """A batch's :func:`derived_id` source: its target, its input file's SHA-256 and its salt."""
 
     target: str
     sha256: str
@@ -239,7 +239,7 @@ def plan_batch(journal: Journal, validation: Validation, *, input_path: str, tar
     if batch is None:
         # Ids derived from the file, the same on any machine; a deliberate reissue salts them, so that they are new.
         salt = new_id() if allow_reissue else None
-        ids = _Ids(target, sheet.sha256, salt)
+        ids = DerivedIds(target, sheet.sha256, salt)
         new_rows = [_new_row(c, ids) for c in validation.checks]
         batch = journal.create_batch(input_path=input_path, input_sha256=sheet.sha256, target=target, sheet_name=sheet.sheet_name,
                                      options=options, rows=new_rows, id_salt=salt, web_user=web_user)
@@ -263,7 +263,7 @@ def plan_batch(journal: Journal, validation: Validation, *, input_path: str, tar
     return Plan(batch, rows, resumed)
 
 
-def _new_row(check: RowCheck, ids: _Ids, customer_ids: dict[str, str] | None = None) -> NewRow:
+def _new_row(check: RowCheck, ids: DerivedIds, customer_ids: dict[str, str] | None = None) -> NewRow:
     order_id, payment_id = ids.row(check.row.number)
     if check.order is None:
         return NewRow(check.row.number, RowStatus.INVALID, None, None, ids.customer(f"row {check.row.number}"),
@@ -278,7 +278,7 @@ def _update_batch(journal: Journal, batch: BatchRecord, validation: Validation) 
     """Bring a resumed batch's unissued rows in line with the sheet as it is now."""
     records = {r.row_number: r for r in journal.rows(batch.id)}
     customer_ids = {r.content["email"].casefold(): r.customer_id for r in records.values() if r.content}
-    ids = _Ids(batch.target, batch.input_sha256, batch.id_salt)
+    ids = DerivedIds(batch.target, batch.input_sha256, batch.id_salt)
     missing = []
     for c in validation.checks:
         rec = records.get(c.row.number)

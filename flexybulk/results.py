@@ -83,14 +83,25 @@ class OutputSheet:
 def default_output_path(input_path: Path, kind: str) -> Path:
     """``kampagne.xlsx`` -> ``kampagne.result.xlsx`` (``kind`` = ``"result"`` or ``"validation"``).
 
-    A result sheet given as input keeps its own name (a retry updates it in place).
+    A ``.result`` or ``.validation`` part of the input's name is replaced, so
+    ``kampagne.validation.xlsx`` gives ``kampagne.result.xlsx``. Never the input
+    itself (issue #11: an output must not overwrite the file it was made from):
+    then ``kampagne (2).result.xlsx``. (A retry updates a result sheet in place
+    on purpose; that choice is made by the caller, not here.)
     """
-    name = input_path.name
+    stem = input_path.stem
     for suffix in (".result", ".validation"):
-        stem = Path(name).stem
         if stem.endswith(suffix):
-            return input_path if kind == "result" else input_path.with_name(stem[: -len(suffix)] + f".{kind}.xlsx")
-    return input_path.with_name(f"{input_path.stem}.{kind}.xlsx")
+            stem = stem[: -len(suffix)]
+            break
+    path = input_path.with_name(f"{stem}.{kind}.xlsx")
+    return numbered_path(path, kind) if path == input_path else path
+
+
+def numbered_path(path: Path, kind: str, n: int = 2) -> Path:
+    """``kampagne.result.xlsx`` -> ``kampagne (2).result.xlsx`` (the ``n``-th copy, the way desktop programs name them)."""
+    stem = path.stem[: -len(f".{kind}")] if path.stem.endswith(f".{kind}") else path.stem
+    return path.with_name(f"{stem} ({n}).{kind}{path.suffix}")
 
 
 def write_output(sheet: OutputSheet, path: Path) -> Path:

@@ -58,6 +58,9 @@ def show_plan(prepared: Prepared) -> None:
     """The validation, the batch, the rows skipped or settled, and what is about to be issued."""
     plan = prepared.plan
     show_validation(prepared.validation)
+    if prepared.adopted:
+        echo(f"Adopted batch {plan.batch.id} from {prepared.input.path.name}: the ledger did not know it, so it was "
+             "rebuilt from the sheet's ids; ISSUED rows are never sent again, the others finish with their own ids.")
     echo(f"Batch {plan.batch.id}" + (" (resumed)" if plan.resumed else ""))
     if prepared.already_issued:
         echo(f"Already issued in this batch: {prepared.already_issued:,} rows (skipped).")
