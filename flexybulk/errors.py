@@ -12,6 +12,7 @@ run reports every problem of every row at once.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -64,11 +65,18 @@ class ApiError(FlexybulkError):
         server_message: the server's own message from the response body, if any.
         method, url: the request that failed (never with the token).
         outcome_unknown: ``True`` when the request may have been carried out
-            by the server although no answer arrived (timeout, dropped
-            connection, 5xx after the body was sent): a rerun with the same
-            ids settles it.
-        not_sent: ``True`` when the request certainly never reached the
+            by the server although no answer said so (timeout, dropped
+            connection, 5xx after the body was sent), in *any* attempt of the
+            call: a later attempt's refusal does not undo an earlier attempt
+            that may have gone through (issue #11). A rerun with the same ids
+            settles it.
+        earlier_outcome_unknown: ``True`` when an attempt *before the last*
+            may have been carried out; ``status`` and ``server_message`` are
+            the last attempt's (a ``409`` after a lost answer, say).
+        not_sent: ``True`` when no attempt of the call can have reached the
             server (connection refused, name not found, connect timeout).
+        response_body: the last attempt's answer as parsed JSON (``Decimal``
+            numbers), or ``None`` (no answer, or not JSON).
     """
 
     def __init__(
@@ -81,9 +89,13 @@ class ApiError(FlexybulkError):
         url: str | None = None,
         outcome_unknown: bool = False,
         not_sent: bool = False,
+        earlier_outcome_unknown: bool = False,
+        response_body: Any = None,
     ) -> None:
         super().__init__(message)
         self.not_sent = not_sent
+        self.earlier_outcome_unknown = earlier_outcome_unknown
+        self.response_body = response_body
         self.status = status
         self.server_message = server_message
         self.method = method

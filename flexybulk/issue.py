@@ -17,6 +17,10 @@ Exactly once, by construction:
   payment id, which the vendor ignores if it already has it.
 - An unfinished row of an earlier batch whose commit may have happened is
   settled with that row's ids, never new ones.
+- A commit that may have reached Flexybox (in this run or an earlier one) is
+  settled only by a success, or by Flexybox saying the order is already
+  committed; a refusal of a retry leaves the row UNKNOWN at its COMMIT step
+  (issue #11; the rules are in :mod:`.outcome`).
 
 The runner never prints: it reports through a progress callback, and the
 CLI draws the bar.
@@ -32,9 +36,10 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from .client import FlexyboxClient, certificate_numbers
-from .errors import ApiError, AuthError, ConflictError, FlexybulkError, JournalError
+from .errors import ApiError, ConflictError, FlexybulkError, JournalError
 from .journal import BatchRecord, Journal, NewRow, RowRecord, Step, new_id
 from .model import Order, RowProblem, RowStatus
+from .outcome import Outcome, after_failure
 from .validate import RowCheck, Totals, Validation, fingerprint
 
 
@@ -490,14 +495,6 @@ class BatchRunner:
             return RowStatus.PENDING
         try:
             outcome = self._flow(rec)
-        except AuthError as exc:
-            self._fatal = exc
-            self._stop.set()
-            self.journal.finish_row(rec.batch_id, rec.row_number, RowStatus.PENDING, wait=False,
-                                    error="Not finished: Flexybox refused the token. Fix the token and rerun.")
-            self.progress(RowStatus.PENDING)
-            self.on_row(rec, RowStatus.PENDING, "Not finished: Flexybox refused the token. Fix the token and rerun.")
-            return RowStatus.PENDING
         except JournalError as exc:
             # A record that could not be written (disk full, read-only) means the next call would go out with
             # nothing on disk to settle it by: stop at once. This row's call waiting for the record was not sent.
@@ -507,10 +504,19 @@ class BatchRunner:
             self.on_row(rec, RowStatus.PENDING, str(exc))
             return RowStatus.PENDING
         except Exception as exc:  # one row's surprise must not stop the batch or lose its record
-            outcome = _Outcome(RowStatus.UNKNOWN, f"Unexpected error ({type(exc).__name__}: {exc}). A rerun settles this row safely with the same ids.")
+            outcome = Outcome(RowStatus.UNKNOWN, f"Unexpected error ({type(exc).__name__}: {exc}). A rerun settles this row safely with the same ids.",
+                              commit_reached=rec.commit_may_have_happened)
         status = outcome.status
         if outcome.already:
             self._already.add(rec.row_number)
+        if outcome.fatal is not None:  # a rejected token: take no more rows
+            self._fatal = outcome.fatal
+            self._stop.set()
+            self.journal.finish_row(rec.batch_id, rec.row_number, status, error=outcome.error, wait=False,
+                                    commit_reached=outcome.commit_reached)
+            self.progress(status)
+            self.on_row(rec, status, outcome.error)
+            return status
         with self._unreachable_lock:
             self._unreachable = self._unreachable + 1 if outcome.unreachable else 0
             if self._unreachable >= max(3, self.workers) and self._fatal is None:
@@ -523,16 +529,19 @@ class BatchRunner:
         # worker's next step record (same transaction) or at the end of run() (Journal.flush).
         self.journal.finish_row(rec.batch_id, rec.row_number, status, error=outcome.error,
                                 certificate_numbers=outcome.numbers, settles=rec.settles, wait=False,
-                                content=outcome.content,
+                                content=outcome.content, commit_reached=outcome.commit_reached,
                                 fingerprint=content_fingerprint(outcome.content) if outcome.content else None)
         self.progress(status)
         self.on_row(rec, status, outcome.error)
         return status
 
-    def _flow(self, rec: RowRecord) -> "_Outcome":
+    def _flow(self, rec: RowRecord) -> Outcome:
         c = rec.content
         note = None
-        if rec.commit_may_have_happened and rec.commit_content is not None:
+        # A commit sent by an earlier run that nothing settled: only a success may settle it now, never a
+        # refusal (outcome.after_failure), and the ledger keeps the row at COMMIT until then.
+        sent_before = rec.commit_may_have_happened
+        if sent_before and rec.commit_content is not None:
             # The commit may already have gone through with the content it was sent for. Settle exactly
             # that (same order body, same payment id and amount): sending edited values under these ids
             # could leave the ledger saying something other than what was issued.
@@ -543,24 +552,28 @@ class BatchRunner:
             c = rec.commit_content
         total = content_total(c)
         step = "customer"
+        already = False  # Flexybox held the order committed before this run (see below)
         try:
             # The customer and sales order PUTs are idempotent by ids that are on disk since planning, so
             # their step records need not be on disk before the call (one sync less per row each, issue #4):
             # lost in a crash, a rerun repeats the PUTs with the same ids. The commit's record must be.
-            self.journal.set_step(rec.batch_id, rec.row_number, Step.CUSTOMER, wait=False)
+            # A row whose commit may have happened keeps its COMMIT step meanwhile, so that a crash or a
+            # failure here cannot make it look as if no commit had ever been sent.
+            if not sent_before:
+                self.journal.set_step(rec.batch_id, rec.row_number, Step.CUSTOMER, wait=False)
             self.client.put_customer(
                 rec.customer_id, full_name=c["name"], email=c["email"], phone=c.get("phone"),
                 street_address=c.get("address"), postal_code=c.get("postal_code"),
                 postal_district=c.get("city"), country_code=c.get("country"),
             )
             step = "sales order"
-            self.journal.set_step(rec.batch_id, rec.row_number, Step.ORDER, wait=False)
+            if not sent_before:
+                self.journal.set_step(rec.batch_id, rec.row_number, Step.ORDER, wait=False)
             body = FlexyboxClient.sales_order_body(
                 rec.sales_order_id, customer_id=rec.customer_id, department_id=c["department_id"],
                 gift_certificate_type_id=c["type_id"], quantity=int(c["quantity"]), price=Decimal(c["price"]),
                 currency=c["currency"],
             )
-            already = False
             try:
                 answer = self.client.put_sales_order(body)
                 # No commit of ours was ever recorded for this row, yet Flexybox holds the order committed: another run
@@ -571,7 +584,7 @@ class BatchRunner:
                     # The ids are this file's own (derived_id): only another run of the same file, from another
                     # ledger, can have committed an order under them, with other values (other options, another
                     # catalogue). Its gift certificates exist; sending anything else would be a second issue.
-                    return _Outcome(RowStatus.SKIPPED, (
+                    return Outcome(RowStatus.SKIPPED, (
                         f"Already committed in Flexybox under this row's ids (sales order {rec.sales_order_id}) by another "
                         f"run of this file, with other values ({exc.server_message or exc}); nothing was issued now. "
                         "Another ledger or laptop issued it: check that sales order in Flexybox."), already=True)
@@ -592,36 +605,12 @@ class BatchRunner:
             if already:
                 note = ("Already committed in Flexybox before this run, under the same ids: another ledger or laptop issued "
                         "this file. Nothing new was issued; the certificate numbers are the existing ones.")
-            return _Outcome(RowStatus.ISSUED, note, certificate_numbers(answer), None if c == rec.content else c, already=already)
-        except AuthError:
-            raise
-        except ApiError as exc:
-            if exc.not_sent:
-                # Never reached Flexybox: not a refusal, nothing to correct. The row simply is not finished.
-                return _Outcome(RowStatus.PENDING, f"Not sent: {exc} Nothing was issued for this row; "
-                                "rerun (flexybulk retry on the result sheet) when Flexybox can be reached.", unreachable=True)
-            if exc.outcome_unknown:
-                if step == "commit":
-                    text = (f"The commit's outcome is unknown: {exc}. The gift certificates may or may not exist. "
-                            "Rerun (flexybulk retry on the result sheet): the same payment id is re-posted, so it cannot issue twice.")
-                else:
-                    text = (f"The {step} call's outcome is unknown: {exc}. No gift certificate can have been issued yet; "
-                            "rerun (flexybulk retry on the result sheet) to finish it with the same ids.")
-                return _Outcome(RowStatus.UNKNOWN, text)
-            text = f"Flexybox refused the {step}: {exc}. Nothing was issued for this row. Correct the row in the result sheet and run flexybulk retry on it."
-            return _Outcome(RowStatus.FAILED, text)
-
-
-@dataclass
-class _Outcome:
-    """What one row's flow ended with; ``content`` is set when what was committed differs from the ledger's content."""
-
-    status: RowStatus
-    error: str | None = None
-    numbers: list[str] = field(default_factory=list)
-    content: dict | None = None
-    unreachable: bool = False
-    already: bool = False  # Flexybox held the order committed before this run (another ledger issued it)
+            return Outcome(RowStatus.ISSUED, note, certificate_numbers(answer), None if c == rec.content else c, already=already)
+        except ApiError as exc:  # a rejected token too: after_failure marks it fatal
+            outcome = after_failure(step, exc, sales_order_id=rec.sales_order_id, commit_sent_before=sent_before,
+                                    note=note, content=None if c == rec.content else c)
+            outcome.already = already and outcome.status == RowStatus.ISSUED
+            return outcome
 
 
 def _is_committed(order: Any) -> bool:

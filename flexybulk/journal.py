@@ -263,7 +263,8 @@ class RowRecord:
 
         The step stays COMMIT whatever the row's status becomes later (an
         edit may even make it INVALID), until an answer settles it: ISSUED,
-        or a definite refusal, which steps back to ORDER (:meth:`Journal.finish_row`).
+        or a definite refusal of a commit none of whose attempts may have
+        reached Flexybox, which steps back to ORDER (:meth:`Journal.finish_row`).
         """
         return self.step == Step.COMMIT and self.status != RowStatus.ISSUED
 
@@ -819,7 +820,7 @@ class Journal:
     def finish_row(self, batch_id: str, row_number: int, status: RowStatus, *, error: str | None = None,
                    certificate_numbers: list[str] | None = None, settles: str | None = None,
                    content: dict | None = None, fingerprint: str | None = None,
-                   wait: bool = True) -> str | None:
+                   commit_reached: bool = False, wait: bool = True) -> str | None:
         """Record a row's outcome. ``ISSUED`` also records the certificate numbers and the time.
 
         When the row settled an earlier batch's row (``settles`` =
@@ -829,6 +830,13 @@ class Journal:
         ``content`` and ``fingerprint``, with ISSUED, replace the row's
         content with what was really committed (a settled commit whose row
         had been edited since).
+
+        ``FAILED`` is a definite refusal: a row at its COMMIT step steps back
+        to ORDER (its commit did not happen, so it may take corrections),
+        unless ``commit_reached`` says that an attempt of its commit may
+        have reached Flexybox (a lost answer before the refusal, issue #11):
+        then it keeps its COMMIT step, so that only a re-post of the same
+        payment id can settle it and no corrected copy issues it again.
 
         With ``wait=False`` the record is queued rather than waited for: it
         goes to disk with the next transaction (in order), at the latest at
@@ -850,7 +858,7 @@ class Journal:
                     db.execute("UPDATE rows SET status = ?, step = ?, error = ?, certificate_numbers = ?, issued_at = ?, updated_at = ? WHERE batch_id = ? AND row_number = ? AND status != ?",
                                (status.value, Step.COMMITTED.value, f"Settled by row {row_number} of batch {batch_id}.", json.dumps(certificate_numbers or []),
                                 now, now, other_batch, int(other_row), RowStatus.ISSUED.value))
-            elif status == RowStatus.FAILED:
+            elif status == RowStatus.FAILED and not commit_reached:
                 # FAILED is a definite refusal: a commit that was refused did not happen, so the row is back
                 # to "order saved" and may take corrections.
                 db.execute("UPDATE rows SET status = ?, error = ?, updated_at = ?, step = CASE WHEN step = ? THEN ? ELSE step END "
