@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputFileError
-from .issue import DerivedIds, order_content
+from .planning import DerivedIds
+from .records import order_content
 from .journal import BatchRecord, Journal, NewRow, Step, new_id
 from .model import RowStatus
 from .result_input import DO_NOT_EDIT, read_summary

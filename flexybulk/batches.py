@@ -30,11 +30,13 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 from .client import FlexyboxClient
 from .errors import ConfigError, FlexybulkError, InputFileError
-from .issue import BatchRunner, Plan, PlannedRow, issued_totals, plan_batch, row_state_text
+from .issue import BatchRunner
+from .planning import Plan, PlannedRow, plan_batch
+from .records import issued_totals, row_state_text
 from .journal import BatchRecord, Journal, RowRecord
 from .model import Catalogue, Order, RowStatus, Sheet
 from .result_input import check_result_lines, existing_result, result_sheet_batch

@@ -252,7 +252,7 @@ def validation_sheet(validation: Any) -> OutputSheet:
     ``validation`` is a :class:`flexybulk.validate.Validation`; the Summary
     gives the file, its SHA-256, the counts and the totals per currency.
     """
-    from .issue import problems_text
+    from .records import problems_text
 
     sheet = validation.sheet
     rows = []
@@ -287,7 +287,7 @@ def result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledge
     """
     from collections import Counter
 
-    from .issue import describe_content, issued_totals, order_content, problems_text
+    from .records import describe_content, issued_totals, order_content, problems_text
     from .journal import Step, utcnow
 
     rows = []

@@ -10,7 +10,8 @@ import pytest
 from builders import make_sheet, person
 from flexybulk.client import FlexyboxClient
 from flexybulk.errors import AuthError, ConflictError
-from flexybulk.issue import BatchRunner, plan_batch
+from flexybulk.issue import BatchRunner
+from flexybulk.planning import plan_batch
 from flexybulk.journal import Journal, Step
 from flexybulk.model import RowStatus
 from flexybulk.sandbox import Faults

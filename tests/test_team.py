@@ -13,7 +13,7 @@ import pytest
 
 from clirun import flexybulk
 from conftest import REPO
-from flexybulk.issue import derived_id
+from flexybulk.planning import derived_id
 from test_cli_issue import result_rows
 
 SAMPLES = REPO / "samples"
