@@ -119,37 +119,67 @@ def validate_input(sheet: Sheet, catalogue: Catalogue, request: ReadRequest,
 
 @dataclass
 class Checked:
-    """What the dry run found: the catalogue used and every row's verdict."""
+    """What the dry run found: the catalogue used, every row's verdict, and what the ledger knows of the rows.
+
+    Attributes:
+        ledger: the ledger looked in; ``ledger_exists`` is false when it does not exist yet.
+        known: input row -> what an ``issue`` would decide for a valid row other than simply
+            sending it (:func:`flexybulk.planning.preview`): ``"done"`` or ``"skip"`` (already
+            issued, with the batch and date), ``"near"`` (would ask), ``"send"`` with
+            ``earlier`` (would finish an earlier batch's row with its ids).
+    """
 
     input: Input
     catalogue: Catalogue
     validation: Validation
+    ledger: Path | None = None
+    ledger_exists: bool = False
+    known: dict[int, PlannedRow] = field(default_factory=dict)
 
     @property
     def sheet(self) -> Sheet:
         return self.input.sheet
 
+    def notes(self) -> dict[int, str]:
+        """Input row -> what the ledger says of it, in words, for the validation sheet."""
+        return {n: r.message or "" for n, r in self.known.items()}
 
-def check(source: Input, target: Target, request: ReadRequest,
-          progress: Callable[[int], None] | None = None) -> Checked:
-    """The dry run: fetch the live catalogue (two read-only GETs) and validate every row. Issues nothing.
+
+def check(source: Input, target: Target, request: ReadRequest, progress: Callable[[int], None] | None = None,
+          *, ledger: Path | str | None = None) -> Checked:
+    """The dry run: fetch the live catalogue (two read-only GETs), validate every row, look in the ledger. Issues nothing.
+
+    The ledger (``ledger``, else the target's default) is read if it
+    exists and never created (issue #11: the dry run tells the truth about
+    the rows an issue would skip or ask about).
 
     Raises:
         ApiError: the catalogue could not be fetched (``AuthError`` for a refused token).
+        JournalError: the ledger exists but cannot be read.
     """
+    from .planning import preview
+
     with FlexyboxClient(target.settings) as client:
         catalogue = client.get_catalogue()
-    return Checked(source, catalogue, validate_input(source.sheet, catalogue, request, progress))
+    checked = Checked(source, catalogue, validate_input(source.sheet, catalogue, request, progress))
+    path, _ = ledger_of(target, ledger)
+    checked.ledger, checked.ledger_exists = path, path.exists()
+    if checked.ledger_exists:
+        with Journal(path, create=False) as journal:
+            checked.known = preview(journal, checked.validation, target=target.name)
+    return checked
 
 
-def write_validation(validation: Validation, out: Path | None = None) -> Path:
+def write_validation(validation: Validation, out: Path | None = None, *, notes: dict[int, str] | None = None) -> Path:
     """Write the validation sheet (``FILE.validation.xlsx`` beside the input by default); returns its path.
+
+    ``notes`` (input row -> text, from :meth:`Checked.notes`) join the rows' warnings.
 
     Raises:
         InputFileError: the file cannot be written.
     """
     path = Path(out) if out else default_output_path(validation.sheet.path, "validation")
-    return write_output(validation_sheet(validation), path)
+    return write_output(validation_sheet(validation, notes=notes), path)
 
 
 # -- issuing ----------------------------------------------------------------------
@@ -163,11 +193,15 @@ class Decision:
         confirmed: issue the rows to send.
         reissue_confirmed: issue again the rows an earlier batch already issued
             (asked separately; a general "yes" never implies it).
+        near_confirmed: issue the near-duplicates too: rows whose email already received
+            a gift certificate of the same type in an earlier batch, for another amount or
+            quantity (asked separately, like a reissue; issue #11).
         user: who decided (the web user, or ``None`` for the OS user).
     """
 
     confirmed: bool
     reissue_confirmed: bool = False
+    near_confirmed: bool = False
     user: str | None = None
 
 
@@ -227,6 +261,11 @@ class Prepared:
     def reissue(self) -> list[PlannedRow]:
         """Rows an earlier batch issued that will be issued again if the reissue is confirmed."""
         return [r for r in self.plan.rows if r.action == "reissue"] if self.plan else []
+
+    @property
+    def near(self) -> list[PlannedRow]:
+        """Rows like a gift certificate an earlier batch issued to the same email (same type, other amount or quantity)."""
+        return self.plan.near if self.plan else []
 
     @property
     def settling(self) -> list[PlannedRow]:
@@ -491,8 +530,8 @@ class Issuing:
             stop: threading.Event | None = None) -> Outcome:
         """Issue the prepared batch if ``decision`` allows it, then write its result sheet.
 
-        Not confirmed (or a reissue not confirmed separately): nothing is
-        sent and the outcome says ``declined``. Otherwise rows run
+        Not confirmed (or a reissue or near-duplicates not confirmed
+        separately): nothing is sent and the outcome says ``declined``. Otherwise rows run
         ``workers`` at a time; ``progress`` gets each finished row (from a
         worker thread); setting ``stop`` (or Ctrl-C in the calling thread)
         takes no new rows, lets the calls in flight finish and leaves the
@@ -506,6 +545,8 @@ class Issuing:
         if prepared.blocked:
             raise ValueError("a blocked batch cannot run; correct its invalid rows first")
         if prepared.reissue and not decision.reissue_confirmed:
+            return self.decline(prepared)
+        if prepared.near and not decision.near_confirmed:
             return self.decline(prepared)
         if prepared.needs_confirmation and not decision.confirmed:
             return self.decline(prepared)

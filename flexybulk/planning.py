@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import JournalError
-from .journal import BatchRecord, Journal, NewRow, RowRecord, new_id
+from .journal import BatchRecord, Journal, NewRow, RowRecord, near_key, new_id
 from .model import RowStatus
-from .records import order_content, problems_text
+from .records import describe_line, order_content, problems_text
 from .validate import RowCheck, Validation
 
 
@@ -72,13 +72,17 @@ class PlannedRow:
 
     ``action`` is ``"send"``, ``"done"`` (already issued in this batch),
     ``"skip"`` (issued in an earlier batch), ``"reissue"`` (issued earlier,
-    will be issued again once confirmed) or ``"invalid"``.
+    will be issued again once confirmed), ``"near"`` (the same email already
+    received this gift certificate type for another amount or quantity; sent
+    once confirmed) or ``"invalid"``. ``earlier`` is the earlier batch's row
+    it is compared with; ``adopt`` says the row takes over that row's ids.
     """
 
     row_number: int
     action: str
     message: str | None = None
     earlier: RowRecord | None = None
+    adopt: bool = False
 
 
 @dataclass
@@ -96,12 +100,17 @@ class Plan:
     @property
     def to_send(self) -> list[int]:
         """Row numbers to send, in input order."""
-        return [r.row_number for r in self.rows if r.action in ("send", "reissue")]
+        return [r.row_number for r in self.rows if r.action in ("send", "reissue", "near")]
 
     @property
     def duplicates(self) -> list[PlannedRow]:
         """Rows issued in an earlier batch (skipped, or to be reissued)."""
         return [r for r in self.rows if r.action in ("skip", "reissue")]
+
+    @property
+    def near(self) -> list[PlannedRow]:
+        """Rows like gift certificates issued earlier to the same email (same type, other amount): confirmed separately."""
+        return [r for r in self.rows if r.action == "near"]
 
     @property
     def settling(self) -> list[PlannedRow]:
@@ -176,7 +185,14 @@ def plan_batch(journal: Journal, validation: Validation, *, input_path: str, tar
         else:
             candidates.append(rec)
 
-    _decide_duplicates(journal, batch, candidates, decided, allow_reissue)
+    for n, planned in decide_rows(journal, [Candidate(r.row_number, r.fingerprint, r.content, r.sales_order_id) for r in candidates],
+                                  target=batch.target, exclude_batch=batch.id, allow_reissue=allow_reissue).items():
+        if planned.adopt:
+            # Take over the ids of an earlier batch's row whose commit may have happened (issue #3).
+            rec = records[n]
+            journal.update_plan(batch.id, n, status=RowStatus.PENDING, fingerprint=rec.fingerprint, content=rec.content,
+                                adopt=planned.earlier)
+        decided[n] = planned
     rows = [decided[c.row.number] for c in validation.checks]
     return Plan(batch, rows, resumed)
 
@@ -221,32 +237,48 @@ def _update_batch(journal: Journal, batch: BatchRecord, validation: Validation) 
         journal.add_rows(batch.id, missing)
 
 
-def _decide_duplicates(journal: Journal, batch: BatchRecord, candidates: list[RowRecord],
-                       decided: dict[int, PlannedRow], allow_reissue: bool) -> None:
-    """Compare rows about to be sent with every earlier batch, by fingerprint (issue #3).
+@dataclass(frozen=True)
+class Candidate:
+    """A row about to be sent, as the duplicate decision sees it (from the ledger, or from a dry run's sheet)."""
 
-    The k-th row of this batch with a fingerprint matches the k-th earlier
-    issued order with it, so a file that rightly holds two identical rows
-    issues the second after one earlier issue. Next, an earlier row whose
-    commit may have happened is adopted (its ids reused); only past those
-    does a row get sent with its own ids.
+    row_number: int
+    fingerprint: str | None
+    content: dict | None
+    sales_order_id: str | None = None
+
+
+def decide_rows(journal: Journal, candidates: list[Candidate], *, target: str, exclude_batch: str | None,
+                allow_reissue: bool) -> dict[int, PlannedRow]:
+    """Compare rows about to be sent with every earlier batch of ``target``; reads the ledger, writes nothing.
+
+    By fingerprint (issue #3): the k-th row of this batch with a fingerprint
+    matches the k-th earlier issued order with it, so a file that rightly
+    holds two identical rows issues the second after one earlier issue: those
+    are ``"skip"`` (or ``"reissue"``). Next, an earlier row whose commit may
+    have happened is taken over (``adopt``: its ids reused, ``"send"``).
+    Past those, a row whose email already received a gift certificate of the
+    same type in an earlier batch, for another amount or quantity, is
+    ``"near"`` (issue #11: what a corrected copy of a file looks like; it is
+    sent only after its own confirmation). Every other row is ``"send"``.
     """
-    earlier = journal.rows_by_fingerprint([r.fingerprint for r in candidates if r.fingerprint], target=batch.target,
-                                          exclude_batch=batch.id)
-    position: dict[str, int] = {}
+    earlier = journal.rows_by_fingerprint([r.fingerprint for r in candidates if r.fingerprint], target=target,
+                                          exclude_batch=exclude_batch)
+    similar = journal.issued_near([near_key(r.content) for r in candidates], target=target, exclude_batch=exclude_batch)
+    decided: dict[int, PlannedRow] = {}
+    position: dict[str | None, int] = {}
     for rec in candidates:
         fp = rec.fingerprint
         k = position.get(fp, 0)
         position[fp] = k + 1
-        group = earlier.get(fp, [])
+        group = earlier.get(fp, []) if fp else []
         issued = _unique_orders(r for r in group if r.status == RowStatus.ISSUED)
         if k < len(issued):
             prev = issued[k]
-            when = (prev.issued_at or prev.updated_at)[:10]
-            text = (f"Already issued on {when} in batch {prev.batch_id} (row {prev.row_number}, "
+            text = (f"Already issued on {_day(prev)} in batch {prev.batch_id} (row {prev.row_number}, "
                     f"sales order {prev.sales_order_id}).")
             if allow_reissue:
-                decided[rec.row_number] = PlannedRow(rec.row_number, "reissue", text + " To be issued again (--allow-reissue), if you confirm.", prev)
+                decided[rec.row_number] = PlannedRow(rec.row_number, "reissue", text + " To be issued again under new ids "
+                                                     "(--allow-reissue), if you confirm.", prev)
             else:
                 decided[rec.row_number] = PlannedRow(rec.row_number, "skip", text + " Not issued again; use --allow-reissue to issue it anyway.", prev)
             continue
@@ -254,15 +286,55 @@ def _decide_duplicates(journal: Journal, batch: BatchRecord, candidates: list[Ro
         j = k - len(issued)
         if j < len(in_flight):
             prev = in_flight[j]
-            if rec.sales_order_id != prev.sales_order_id:
-                journal.update_plan(batch.id, rec.row_number, status=RowStatus.PENDING, fingerprint=rec.fingerprint,
-                                    content=rec.content, adopt=prev)
             decided[rec.row_number] = PlannedRow(
                 rec.row_number, "send",
                 f"Finishes row {prev.row_number} of batch {prev.batch_id} with its recorded ids (its commit may have happened).",
-                prev)
+                prev, adopt=rec.sales_order_id != prev.sales_order_id)
+            continue
+        near = [r for r in _unique_orders(similar.get(near_key(rec.content) or "", [])) if r.fingerprint != fp]
+        if near:
+            prev = near[-1]
+            text = (f"{rec.content['email']} already received a {prev.content['type_name']} on {_day(prev)} in batch "
+                    f"{prev.batch_id} (row {prev.row_number}: {describe_line(prev.content)}); this row is "
+                    f"{describe_line(rec.content)}. Issued only if you confirm it: a corrected copy of a file would give the "
+                    "person a second gift certificate.")
+            decided[rec.row_number] = PlannedRow(rec.row_number, "near", text, prev)
             continue
         decided[rec.row_number] = PlannedRow(rec.row_number, "send")
+    return decided
+
+
+def _day(rec: RowRecord) -> str:
+    return (rec.issued_at or rec.updated_at)[:10]
+
+
+def preview(journal: Journal, validation: Validation, *, target: str) -> dict[int, PlannedRow]:
+    """What an ``issue`` of ``validation``'s sheet would decide for the rows it would not simply send (the dry run).
+
+    Reads the ledger, writes nothing: rows this file's batch already issued
+    (``"done"``), rows an earlier batch issued (``"skip"``), rows that would
+    finish an earlier batch's unfinished row (``"send"`` with ``earlier``) and
+    near-duplicates that would need a confirmation (``"near"``). Rows that
+    would just be sent are left out.
+    """
+    sheet = validation.sheet
+    batch = journal.find_batch_by_sha256(sheet.sha256, target) if sheet.sha256 else None
+    records = {r.row_number: r for r in journal.rows(batch.id)} if batch else {}
+    found: dict[int, PlannedRow] = {}
+    candidates = []
+    for c in validation.checks:
+        if c.order is None:
+            continue
+        rec = records.get(c.row.number)
+        if rec is not None and rec.status == RowStatus.ISSUED:
+            found[c.row.number] = PlannedRow(c.row.number, "done", f"Already issued on {_day(rec)} in batch {batch.id} "
+                                             "(this file): an issue would skip it.", rec)
+            continue
+        candidates.append(Candidate(c.row.number, c.fingerprint, order_content(c.order),
+                                    rec.sales_order_id if rec is not None else None))
+    decided = decide_rows(journal, candidates, target=target, exclude_batch=batch.id if batch else None, allow_reissue=False)
+    found.update({n: r for n, r in decided.items() if r.action != "send" or r.earlier is not None})
+    return dict(sorted(found.items()))
 
 
 def _unique_orders(records: Any) -> list[RowRecord]:

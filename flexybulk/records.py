@@ -62,6 +62,12 @@ def describe_content(content: dict) -> str:
             f"{content['type_name']}, {content['department_name']}")
 
 
+def describe_line(content: dict) -> str:
+    """``"2 × 250.00 DKK Gavekort"``: the money part of an order, in one phrase."""
+    price = Decimal(content["price"]).quantize(Decimal("0.01"))
+    return f"{content['quantity']} × {price} {content['currency']} {content['type_name']}"
+
+
 def row_state_text(rec: RowRecord) -> str:
     """What an unfinished row's ledger record means, in plain words (its error, else its step)."""
     if rec.error:

@@ -246,21 +246,25 @@ def input_values(sheet: Sheet, original: dict[str, Any]) -> dict[str, Any]:
 # -- what goes in the sheets ---------------------------------------------------
 
 
-def validation_sheet(validation: Any) -> OutputSheet:
+def validation_sheet(validation: Any, *, notes: dict[int, str] | None = None) -> OutputSheet:
     """The validation sheet of a dry run: every input row with Status (VALID/INVALID), Error, Warning and Row.
 
     ``validation`` is a :class:`flexybulk.validate.Validation`; the Summary
     gives the file, its SHA-256, the counts and the totals per currency.
+    ``notes`` (input row -> text: what the ledger knows of the row, such as
+    "Already issued on ...") are added to the row's Warning.
     """
     from .records import problems_text
 
     sheet = validation.sheet
+    notes = notes or {}
     rows = []
     for c in validation.checks:
+        warning = "; ".join(t for t in (problems_text(c.warnings), notes.get(c.row.number)) if t)
         extra = {
             "Status": RowStatus.VALID if c.valid else RowStatus.INVALID,
             "Error": problems_text(c.problems) or None,
-            "Warning": problems_text(c.warnings) or None,
+            "Warning": warning or None,
             "Row": c.row.number,
         }
         rows.append(OutputRow(c.row.number, input_values(sheet, c.row.original), extra))

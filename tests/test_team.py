@@ -208,3 +208,36 @@ def test_sigterm_mid_run_writes_the_result_sheet_and_retry_finishes_exactly(tmp_
     counts = sandbox.state.counts()
     assert (counts["committed_orders"], counts["certificates"]) == (n, expected)
     assert [r["Status"] for r in result_rows(tmp_path / "liste.result.xlsx")] == ["ISSUED"] * n
+
+
+def test_a_corrected_copy_with_a_changed_amount_needs_its_own_confirmation(tmp_path, sandbox_env):
+    import openpyxl
+
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    assert flexybulk("issue", src, "--yes").code == 0
+    wb = openpyxl.load_workbook(src)
+    ws = wb.active
+    header = [c.value for c in ws[1]]
+    amount = header.index("Beløb") + 1
+    old = ws.cell(row=4, column=amount).value
+    ws.cell(row=4, column=amount).value = old + 50  # 300 -> 350 style correction of row 4
+    copy = tmp_path / "kampagne-rettet.xlsx"
+    wb.save(copy)
+    before = sandbox_env.state.counts()
+
+    stopped = flexybulk("issue", copy, "--yes")  # --yes alone is not enough: it stops and says why
+    assert stopped.code == 1, stopped.output
+    assert "row 4: " in stopped.stdout and "already received a" in stopped.stdout
+    assert "--yes does not answer this question" in stopped.stderr and "Aborted. Nothing more was issued." in stopped.stderr
+    assert sandbox_env.state.counts() == before
+
+    declined = flexybulk("issue", copy, "--yes", input="n\n")
+    assert declined.code == 1 and sandbox_env.state.counts() == before
+
+    confirmed = flexybulk("issue", copy, "--yes", input="y\n")
+    assert confirmed.code == 0, confirmed.output
+    after = sandbox_env.state.counts()
+    quantity = ws.cell(row=4, column=header.index("Antal") + 1).value
+    assert after["committed_orders"] == before["committed_orders"] + 1  # only the corrected row, once
+    assert after["certificates"] == before["certificates"] + quantity
+    assert "Issued now: 1 row" in confirmed.stdout

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..batches import BatchStatus, Input, Outcome, Prepared, row_state_text
+from ..batches import BatchStatus, Checked, Input, Outcome, Prepared, row_state_text
 from ..errors import ExitCode, Interrupted
 from ..model import RowStatus
 from ..validate import Validation
@@ -52,6 +52,31 @@ def show_warnings(validation: Validation, *, limit: int = 200) -> None:
     """The validation's warnings (repeats within the file) on stderr."""
     for line in validation.warning_messages()[:limit]:
         warn(line)
+
+
+def show_known(checked: Checked, *, limit: int = 200) -> None:
+    """What the ledger says an issue would do with rows other than sending them (the dry run's truth, issue #11)."""
+    if not checked.ledger_exists:
+        echo(f"Ledger: {checked.ledger} (not created yet: nothing was issued with it)")
+        return
+    echo(f"Ledger: {checked.ledger}")
+    known = checked.known
+    if not known:
+        return
+    kinds = {"done": "would be skipped", "skip": "would be skipped", "near": "would need your confirmation",
+             "send": "would finish an earlier batch's row"}
+    counts = {k: sum(1 for r in known.values() if r.action == k) for k in kinds}
+    skipped = counts["done"] + counts["skip"]
+    parts = [f"{plural(skipped, 'row')} already issued (an issue would skip them)"] if skipped else []
+    if counts["near"]:
+        parts.append(f"{plural(counts['near'], 'row')} like gift certificates already issued (an issue would ask)")
+    if counts["send"]:
+        parts.append(f"{plural(counts['send'], 'row')} finishing an earlier batch's rows with their ids")
+    echo("The ledger knows " + "; ".join(parts) + ":")
+    for n, r in list(known.items())[:limit]:
+        echo(f"  row {n}: {kinds[r.action]}: {r.message}")
+    if len(known) > limit:
+        echo(f"  … and {len(known) - limit:,} more: see the Warning column of the validation sheet.")
 
 
 def show_plan(prepared: Prepared) -> None:
