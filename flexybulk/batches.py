@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from decimal import Decimal
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 from .client import FlexyboxClient
-from .errors import ConfigError, FlexybulkError, InputFileError
+from .errors import ConfigError, FlexybulkError, InputFileError, SpendingLimit
 from .issue import BatchRunner
 from .planning import Plan, PlannedRow, plan_batch
 from .records import issued_totals, row_state_text
@@ -263,6 +264,11 @@ class Prepared:
         return [r for r in self.plan.rows if r.action == "reissue"] if self.plan else []
 
     @property
+    def held(self) -> list[PlannedRow]:
+        """Rows held back by ``first`` (a canary run): not sent now, PENDING for a retry."""
+        return self.plan.held if self.plan else []
+
+    @property
     def near(self) -> list[PlannedRow]:
         """Rows like a gift certificate an earlier batch issued to the same email (same type, other amount or quantity)."""
         return self.plan.near if self.plan else []
@@ -415,9 +421,16 @@ class Issuing:
 
     def prepare(self, source: Input, request: ReadRequest, *, command: str = "issue", output: Path | None = None,
                 skip_invalid: bool = False, allow_reissue: bool = False, payment_type: str = "Mastercard",
-                workers: int = 4, rate: float | None = None,
+                workers: int = 4, rate: float | None = None, first: int | None = None,
+                max_total: dict[str | None, Decimal] | None = None, web_user: str | None = None,
                 progress: Callable[[int], None] | None = None) -> Prepared:
         """Validate ``source`` against the live catalogue and plan its batch in the ledger.
+
+        Spending guards (issue #11): ``first`` sends only the first N rows
+        to send (a canary; the others stay PENDING for a retry), and
+        ``max_total`` (currency -> the most this run may issue in it; the key
+        ``None`` holds for every currency) refuses a run over it before any
+        gift certificate call, leaving nothing planned behind.
 
         A result sheet (``source.batch_id``) continues its batch; another
         file resumes the latest batch made from the same bytes for this
@@ -464,11 +477,20 @@ class Issuing:
                             "skip_invalid": skip_invalid, "allow_reissue": allow_reissue, "workers": workers,
                             "rate": rate, "sheet": sheet.sheet_name, "target": self.target.name}
         prepared.plan = plan_batch(journal, validation, input_path=str(source.path.resolve()), target=self.target.name,
-                                   options=prepared.options, batch_id=source.batch_id, allow_reissue=allow_reissue)
+                                   options=prepared.options, batch_id=source.batch_id, allow_reissue=allow_reissue,
+                                   web_user=web_user)
+        if first is not None:
+            prepared.plan.hold_after(first)
         checks = {c.row.number: c for c in validation.checks}
         prepared.orders = [checks[n].order for n in prepared.plan.to_send]
         for order in prepared.orders:
             prepared.totals.add(order)
+        over = over_limit(prepared.totals, max_total or {})
+        if over:
+            self.decline(prepared)
+            raise SpendingLimit(
+                f"Nothing was issued: this run would issue {over}, more than --max-total allows. "
+                "Split the file, raise --max-total if the total is right, or use --first N to issue a first part.")
         return prepared
 
     def _refuse_a_lost_batch(self, source: Input) -> None:
@@ -556,6 +578,8 @@ class Issuing:
         for r in plan.rows:
             if r.action == "skip":
                 journal.finish_row(plan.batch.id, r.row_number, RowStatus.SKIPPED, error=r.message)
+            elif r.action == "held":
+                journal.finish_row(plan.batch.id, r.row_number, RowStatus.PENDING, error=r.message)
         audit = AuditLog(audit_path(journal.path, plan.batch.id))
         audit.run_started(command=prepared.command, input_path=str(prepared.input.path.resolve()),
                           sha256=prepared.input.sheet.sha256, batch_id=plan.batch.id,
@@ -592,6 +616,22 @@ def write_result(prepared: Prepared, records: dict[int, RowRecord], ledger_path:
     """
     sheet = result_sheet(prepared.input.sheet, prepared.validation, prepared.batch, records, ledger_path)
     return write_output(sheet, prepared.output)
+
+
+def over_limit(totals: Totals, limits: dict[str | None, Decimal]) -> str | None:
+    """``"12,500.00 DKK (limit 10,000.00 DKK)"`` for every currency over its limit, or ``None``.
+
+    ``limits`` maps a currency (or ``None``: every currency) to the most that
+    may be issued in it, as ``Decimal``.
+    """
+    from .validate import format_money
+
+    over = []
+    for currency, amount in sorted(totals.amounts.items()):
+        limit = limits.get(currency, limits.get(None))
+        if limit is not None and amount > limit:
+            over.append(f"{format_money(amount)} {currency} (limit {format_money(limit)} {currency})")
+    return ", ".join(over) or None
 
 
 # -- what the ledger knows ----------------------------------------------------------

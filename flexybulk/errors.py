@@ -117,6 +117,12 @@ class NotFoundError(ApiError):
     """404: the server does not know the sales order (or other resource)."""
 
 
+class SpendingLimit(FlexybulkError):
+    """A run would issue more than ``--max-total`` allows; nothing was issued (issue #11)."""
+
+    exit_code = ExitCode.ROWS_FAILED
+
+
 class JournalError(FlexybulkError):
     """The ledger database cannot be opened, has an unknown schema, or is corrupt."""
 

@@ -66,6 +66,9 @@ class DerivedIds:
                 derived_id("external-payment", self.target, self.sha256, key, self.salt))
 
 
+_SENT = ("send", "reissue", "near")  # the actions whose rows a run sends
+
+
 @dataclass
 class PlannedRow:
     """What the plan decided for one input row.
@@ -100,12 +103,32 @@ class Plan:
     @property
     def to_send(self) -> list[int]:
         """Row numbers to send, in input order."""
-        return [r.row_number for r in self.rows if r.action in ("send", "reissue", "near")]
+        return [r.row_number for r in self.rows if r.action in _SENT]
 
     @property
     def duplicates(self) -> list[PlannedRow]:
         """Rows issued in an earlier batch (skipped, or to be reissued)."""
         return [r for r in self.rows if r.action in ("skip", "reissue")]
+
+    def hold_after(self, first: int) -> int:
+        """Send only the first ``first`` rows to send (``--first``, a canary); the others become ``"held"``.
+
+        A held row is not sent and stays PENDING in the ledger, with all its
+        ids, so a retry of the result sheet sends it. Returns how many were held.
+        """
+        held = 0
+        for r in self.rows:
+            if r.action in _SENT:
+                if first > 0:
+                    first -= 1
+                else:
+                    r.action, r.message, held = "held", "Held back by --first: not sent yet; a retry sends it.", held + 1
+        return held
+
+    @property
+    def held(self) -> list[PlannedRow]:
+        """Rows held back by :meth:`hold_after`."""
+        return [r for r in self.rows if r.action == "held"]
 
     @property
     def near(self) -> list[PlannedRow]:

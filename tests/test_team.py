@@ -241,3 +241,39 @@ def test_a_corrected_copy_with_a_changed_amount_needs_its_own_confirmation(tmp_p
     assert after["committed_orders"] == before["committed_orders"] + 1  # only the corrected row, once
     assert after["certificates"] == before["certificates"] + quantity
     assert "Issued now: 1 row" in confirmed.stdout
+
+
+def test_max_total_refuses_before_any_gift_certificate_call(tmp_path, sandbox_env):
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    run = flexybulk("issue", src, "--yes", "--max-total", "10000")
+    assert run.code == 1, run.output
+    assert "this run would issue 10,399.85 DKK (limit 10,000.00 DKK), more than --max-total allows" in run.stderr
+    assert [m for m, *_ in sandbox_env.state.requests] == ["GET", "GET"]  # the catalogue only
+    from flexybulk import batches
+
+    assert batches.list_batches(Path(__import__("os").environ["FLEXYBULK_LEDGER"])) == []  # nothing planned left behind
+    bad = flexybulk("issue", src, "--yes", "--max-total", "lots")
+    assert bad.code == 2 and "--max-total 'lots' must be an amount" in bad.stderr
+    ok = flexybulk("issue", src, "--yes", "--max-total", "EUR=1", "--max-total", "DKK=10399.85")
+    assert ok.code == 0, ok.output
+    assert sandbox_env.state.counts()["certificates"] == CERTIFICATES
+
+
+def test_first_n_is_a_canary_and_retry_sends_the_rest(tmp_path, sandbox_env):
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    run = flexybulk("issue", src, "--yes", "--first", "2")
+    assert run.code == 1, run.output  # the rest needs a retry
+    assert "Held back by --first: 4 rows" in run.stdout
+    counts = sandbox_env.state.counts()
+    assert (counts["customers"], counts["committed_orders"]) == (2, 2)
+    rows = result_rows(tmp_path / "kampagne.result.xlsx")
+    assert [r["Status"] for r in rows] == ["ISSUED", "ISSUED", "PENDING", "PENDING", "PENDING", "PENDING"]
+    assert "Held back by --first" in rows[2]["Error"]
+    issued_first = sum(int(r["Antal"]) for r in rows[:2])
+    assert counts["certificates"] == issued_first
+
+    again = flexybulk("retry", tmp_path / "kampagne.result.xlsx", "--yes")
+    assert again.code == 0, again.output
+    counts = sandbox_env.state.counts()
+    assert (counts["committed_orders"], counts["certificates"]) == (ROWS, CERTIFICATES)
+    assert _money(sandbox_env) == TOTAL

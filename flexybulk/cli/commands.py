@@ -17,7 +17,7 @@ from .. import batches
 from ..errors import ExitCode
 from ..model import RowStatus
 from .base import cli, echo, plural, progress_bar
-from .options import LEDGER_OPTION, api_options, connected, issue_options, read_options, read_request
+from .options import LEDGER_OPTION, api_options, connected, issue_options, parse_max_total, read_options, read_request
 from .render import confirmation_question, show_input, show_known, show_outcome, show_plan, show_validation, show_warnings
 
 
@@ -122,6 +122,7 @@ def _issue_command(file: str, kw: dict, *, command: str) -> int:
                 prepared = session.prepare(source, request, command=command, output=kw.get("output"),
                                            skip_invalid=kw["skip_invalid"], allow_reissue=kw["allow_reissue"],
                                            payment_type=kw["payment_type"], workers=kw["workers"], rate=kw["rate"],
+                                           first=kw["first"], max_total=parse_max_total(kw["max_total"]),
                                            progress=lambda done: bar.update(done - bar.n))
             finally:
                 bar.close()

@@ -96,6 +96,8 @@ def show_plan(prepared: Prepared) -> None:
         echo(f"Issued by an earlier batch: {len(prepared.skipped):,} rows (skipped).")
     for r in prepared.settling:
         echo(f"  row {r.row_number}: {r.message}")
+    if prepared.held:
+        echo(f"Held back by --first: {plural(len(prepared.held), 'row')} (they stay PENDING; flexybulk retry sends them).")
     echo(f"To issue now: {len(prepared.orders):,} rows, {prepared.totals.certificates:,} gift certificates, {prepared.totals.money()}.")
 
 
