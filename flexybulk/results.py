@@ -325,9 +325,11 @@ def result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledge
 
     summary: list[tuple[str, Any]] = [
         ("Batch", batch.id), ("Input file", batch.input_path), ("Sheet", sheet.sheet_name),
-        ("SHA-256 of the input file", sheet.sha256), ("Target", batch.target), ("Written at (UTC)", utcnow()),
-        ("Rows", len(validation.checks)),
-    ]
+        ("SHA-256 of the input file", batch.input_sha256)]
+    if sheet.sha256 != batch.input_sha256:
+        # A retry's sheet is written from a result sheet: an auditor can check both files (issue #11).
+        summary += [("Written from", str(sheet.path.resolve())), ("SHA-256 of the file written from", sheet.sha256)]
+    summary += [("Target", batch.target), ("Written at (UTC)", utcnow()), ("Rows", len(validation.checks))]
     summary += [(f"Rows {k}", v) for k, v in sorted(counts.items())]
     issued = issued_totals(records[c.row.number] for c in validation.checks if c.row.number in records)
     summary += [("Gift certificates issued", issued.certificates)]

@@ -436,3 +436,19 @@ def test_a_version_2_ledger_upgrades_and_resumes_its_half_done_batch_with_its_ol
     rows = result_rows(tmp_path / "kampagne.result.xlsx")
     assert [r["Status"] for r in rows] == ["ISSUED"] * ROWS
     assert sandbox.state.counts()["certificates"] == sum(int(r["Antal"]) for r in rows[3:])
+
+
+def test_a_retry_s_summary_records_both_files_hashes(tmp_path, sandbox_env):
+    import hashlib
+
+    from flexybulk.result_input import read_summary
+
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    assert flexybulk("issue", src, "--yes", "--first", "1").code == 1
+    result = tmp_path / "kampagne.result.xlsx"
+    given = hashlib.sha256(result.read_bytes()).hexdigest()
+    assert flexybulk("retry", result, "--yes").code == 0
+    summary = read_summary(result)
+    assert summary["SHA-256 of the input file"] == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert summary["SHA-256 of the file written from"] == given
+    assert summary["Written from"] == str(result.resolve())

@@ -161,6 +161,7 @@ def show_status(status: BatchStatus, file_name: str) -> int:
         echo(f"The ledger {status.ledger} has no batch for {file_name}. Nothing was issued from it with this ledger.")
         return ExitCode.OK
     rows = status.rows
+    echo(f"Ledger: {status.ledger}")
     echo(f"Batch {batch.id} · {batch.input_path} · target {batch.target}")
     echo(f"Created {batch.created_at} by {batch.os_user or 'unknown user'}; last change {batch.updated_at}.")
     echo("Rows: " + ", ".join(f"{k}: {v:,}" for k, v in sorted(status.counts.items())) + f" (of {len(rows):,}).")
