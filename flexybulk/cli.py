@@ -205,7 +205,7 @@ def api_context(kw: dict, *, workers: int = 4, rate: float | None = None) -> Ite
 
 
 def _read(path: str, kw: dict, *, quiet: bool = False) -> Sheet:
-    from .sheet import ReadOptions, read_sheet
+    from .reading import ReadOptions, read_sheet
 
     opts = ReadOptions(sheet=kw.get("sheet_name"), columns=_parse_columns(kw.get("columns") or ()),
                        max_file_size=kw["max_file_size"] * 1024 * 1024, max_rows=kw["max_rows"])
@@ -673,7 +673,7 @@ def status(file: str, ledger: str | None, target: str | None, sandbox: bool) -> 
     with journal:
         batch = None
         try:
-            from .sheet import ReadOptions, read_sheet
+            from .reading import ReadOptions, read_sheet
 
             sheet = read_sheet(path, ReadOptions())
             batch_id, _ = _result_sheet_batch(sheet)
