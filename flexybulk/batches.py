@@ -89,7 +89,7 @@ def read_input(path: Path | str, request: ReadRequest, *, command: str = "issue"
         InputFileError: the file cannot be read, is refused, or has no recipients.
         ConfigError: ``retry`` of a file that is not a flexybulk result sheet.
     """
-    from .sheet import ReadOptions, read_sheet
+    from .reading import ReadOptions, read_sheet
 
     path = Path(path)
     opts = ReadOptions(sheet=request.sheet, columns=dict(request.columns), max_file_size=request.max_file_size,
@@ -675,7 +675,7 @@ def batch_status(path: Path | str, ledger: Path, *, target: str | None = None) -
     """
     import hashlib
 
-    from .sheet import ReadOptions, read_sheet
+    from .reading import ReadOptions, read_sheet
 
     path = Path(path)
     if not Path(ledger).exists():
