@@ -138,6 +138,10 @@ def _read_options(func: Callable) -> Callable:
         click.option("--department", metavar="NAME|ID", help="Department for rows without one (by name or id)."),
         click.option("--max-file-size", type=click.IntRange(1), default=50, show_default=True, metavar="MB", help="Refuse larger input files."),
         click.option("--max-rows", type=click.IntRange(1), default=100_000, show_default=True, help="Refuse sheets with more data rows."),
+        click.option("--include-hidden", is_flag=True,
+                     help="Read rows hidden or filtered out in the sheet as ordinary rows (by default they are not issued)."),
+        click.option("--encoding", metavar="NAME",
+                     help="The text encoding of a CSV file, e.g. mac-roman, cp1252, utf-8 (default: detected, and named in the output)."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar; only the summary and problems."),
     ]
     for opt in reversed(options):
@@ -208,7 +212,8 @@ def _read(path: str, kw: dict, *, quiet: bool = False) -> Sheet:
     from .reading import ReadOptions, read_sheet
 
     opts = ReadOptions(sheet=kw.get("sheet_name"), columns=_parse_columns(kw.get("columns") or ()),
-                       max_file_size=kw["max_file_size"] * 1024 * 1024, max_rows=kw["max_rows"])
+                       max_file_size=kw["max_file_size"] * 1024 * 1024, max_rows=kw["max_rows"],
+                       include_hidden=kw.get("include_hidden", False), encoding=kw.get("encoding"))
     sheet = read_sheet(Path(path), opts)
     if not sheet.rows:
         from .errors import InputFileError
@@ -220,7 +225,7 @@ def _read(path: str, kw: dict, *, quiet: bool = False) -> Sheet:
         echo(f"Read {where} ({sheet.format.upper()}): {len(sheet.rows):,} rows.")
         for note in sheet.notes:
             echo(f"  {note}")
-    for w in sheet.warnings:
+    for w in sheet.warnings + sheet.list_end:
         warn(w)
     return sheet
 
@@ -314,8 +319,10 @@ def _check_result_lines(sheet: Sheet, lines: dict[int, int], records: dict[int, 
 
 def _print_validation(validation: Any, *, limit: int = 200) -> None:
     totals = validation.totals()
-    rows = len(validation.checks)
+    rows = len(validation.checks) - len(validation.excluded)
     echo(f"Valid rows: {len(validation.valid):,} of {rows:,} · gift certificates: {totals.certificates:,} · total: {totals.money()}")
+    for line in validation.sheet.exclusions():  # the person's selection (issue #12)
+        echo(f"{line[0].upper()}{line[1:]} (--include-hidden reads them).")
     for title, key in (("gift certificate type", lambda o: o.type.name), ("department", lambda o: o.department.name)):
         groups = validation.by(key)
         if groups:
@@ -612,7 +619,8 @@ def _report_outcome(plan: Any, records: dict, checks: dict, out: Path, report: A
     mine = [records[n] for n in checks if n in records]
     counts = Counter(r.status for r in mine)
     issued = issued_totals(mine)
-    invalid = sum(1 for n, c in checks.items() if not c.valid and (n not in records or records[n].status != RowStatus.ISSUED))
+    invalid = sum(1 for n, c in checks.items() if not c.valid and not c.excluded
+                  and (n not in records or records[n].status != RowStatus.ISSUED))
     sent = report.outcomes if report is not None else {}
     now = issued_totals(records[n] for n, st in sent.items() if st == RowStatus.ISSUED and n in records)
     if now.rows:

@@ -107,13 +107,19 @@ def problems_text(problems: list[RowProblem]) -> str:
     return "; ".join(parts)
 
 
+def excluded_text(reason: str) -> str:
+    """What the ledger and the result sheet say of a row the person left out (``InputRow.excluded``)."""
+    return f"Not issued: the row is {reason} in the sheet. Unhide it and run again, or use --include-hidden, to issue it."
+
+
 @dataclass
 class PlannedRow:
     """What the plan decided for one input row.
 
     ``action`` is ``"send"``, ``"done"`` (already issued in this batch),
     ``"skip"`` (issued in an earlier batch), ``"reissue"`` (issued earlier,
-    will be issued again once confirmed) or ``"invalid"``.
+    will be issued again once confirmed), ``"invalid"`` or ``"excluded"``
+    (hidden or filtered out by the person: never sent, recorded EXCLUDED).
     """
 
     row_number: int
@@ -205,6 +211,10 @@ def plan_batch(journal: Journal, validation: Validation, *, input_path: str, tar
         rec = records[c.row.number]
         if rec.status == RowStatus.ISSUED:
             decided[rec.row_number] = PlannedRow(rec.row_number, "done", "Already issued in this batch.")
+        elif c.row.excluded is not None and rec.step != Step.PLANNED and rec.content:
+            candidates.append(rec)  # hidden after it was sent in part: finished with its recorded ids, never left open
+        elif c.row.excluded is not None:
+            decided[rec.row_number] = PlannedRow(rec.row_number, "excluded", excluded_text(c.row.excluded))
         elif c.order is None:
             decided[rec.row_number] = PlannedRow(rec.row_number, "invalid", problems_text(c.problems))
         else:
@@ -216,6 +226,8 @@ def plan_batch(journal: Journal, validation: Validation, *, input_path: str, tar
 
 
 def _new_row(check: RowCheck, customer_ids: dict[str, str]) -> NewRow:
+    if check.row.excluded is not None:
+        return NewRow(check.row.number, RowStatus.EXCLUDED, None, None, new_id(), new_id(), new_id(), excluded_text(check.row.excluded))
     if check.order is None:
         return NewRow(check.row.number, RowStatus.INVALID, None, None, new_id(), new_id(), new_id(), problems_text(check.problems))
     # One customer id per distinct email in the batch (issue #2).
@@ -235,6 +247,14 @@ def _update_batch(journal: Journal, batch: BatchRecord, validation: Validation) 
             continue
         if rec.status == RowStatus.ISSUED:
             continue  # an issued row is never re-sent, whatever was edited (issue #3)
+        if c.row.excluded is not None:
+            text = excluded_text(c.row.excluded)
+            if rec.step != Step.PLANNED:
+                continue  # sent in part before it was hidden: plan_batch finishes it as recorded
+            if rec.status != RowStatus.EXCLUDED or rec.error != text:
+                journal.update_plan(batch.id, rec.row_number, status=RowStatus.EXCLUDED, fingerprint=None, content=None,
+                                    error=text)
+            continue
         if c.order is None:
             if rec.status != RowStatus.INVALID or rec.content is not None:
                 journal.update_plan(batch.id, rec.row_number, status=RowStatus.INVALID, fingerprint=None, content=None,

@@ -241,14 +241,14 @@ def validation_sheet(validation: Any) -> OutputSheet:
     ``validation`` is a :class:`flexybulk.validate.Validation`; the Summary
     gives the file, its SHA-256, the counts and the totals per currency.
     """
-    from .issue import problems_text
+    from .issue import excluded_text, problems_text
 
     sheet = validation.sheet
     rows = []
     for c in validation.checks:
         extra = {
-            "Status": RowStatus.VALID if c.valid else RowStatus.INVALID,
-            "Error": problems_text(c.problems) or None,
+            "Status": RowStatus.EXCLUDED if c.excluded else RowStatus.VALID if c.valid else RowStatus.INVALID,
+            "Error": excluded_text(c.excluded) if c.excluded else problems_text(c.problems) or None,
             "Warning": problems_text(c.warnings) or None,
             "Row": c.row.number,
         }
@@ -256,7 +256,9 @@ def validation_sheet(validation: Any) -> OutputSheet:
     totals = validation.totals()
     summary = [("Input file", str(sheet.path.resolve())), ("Sheet", sheet.sheet_name), ("SHA-256 of the input file", sheet.sha256),
                ("Rows", len(validation.checks)), ("Valid rows", len(validation.valid)),
-               ("Invalid rows", len(validation.invalid)), ("Gift certificates", totals.certificates)]
+               ("Invalid rows", len(validation.invalid))]
+    summary += [("Excluded rows (hidden or filtered out)", len(validation.excluded))] if validation.excluded else []
+    summary += [("Gift certificates", totals.certificates)]
     summary += [(f"Total {cur}", amount) for cur, amount in sorted(totals.amounts.items())]
     return OutputSheet(sheet.headers, VALIDATION_COLUMNS, rows, header_row=sheet.header_row, summary=summary,
                        sheet_name="Validation", csv_delimiter=sheet.csv_delimiter or ",")
@@ -276,7 +278,7 @@ def result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledge
     """
     from collections import Counter
 
-    from .issue import describe_content, issued_totals, order_content, problems_text
+    from .issue import describe_content, excluded_text, issued_totals, order_content, problems_text
     from .journal import Step, utcnow
 
     rows = []
@@ -285,7 +287,9 @@ def result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledge
         rec = records.get(c.row.number)
         status = rec.status if rec else RowStatus.PENDING
         error = rec.error if rec else None
-        if not c.valid and status != RowStatus.ISSUED:
+        if c.excluded and status != RowStatus.ISSUED:
+            status, error = RowStatus.EXCLUDED, excluded_text(c.excluded)
+        elif not c.valid and status != RowStatus.ISSUED:
             status, error = RowStatus.INVALID, problems_text(c.problems)
         if status == RowStatus.ISSUED and rec.content and (c.order is None or order_content(c.order) != rec.content):
             # The line was edited after the issue (or a rerun used an older copy): say what was really issued.
@@ -294,7 +298,7 @@ def result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledge
             error = f"{error} {note}" if error and note not in error else note
         counts[status.value] += 1
         # Ids are shown for every row that has them in use; only a row never sent and now invalid has none to show.
-        show_ids = rec is not None and not (status == RowStatus.INVALID and rec.step == Step.PLANNED)
+        show_ids = rec is not None and not (status in (RowStatus.INVALID, RowStatus.EXCLUDED) and rec.step == Step.PLANNED)
         extra = {
             "Status": status,
             "Error": error,

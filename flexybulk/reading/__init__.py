@@ -103,8 +103,8 @@ def read_sheet(path: str | Path, opts: ReadOptions | None = None) -> Sheet:
 def _read(data: bytes, ctx: _Context, overrides: dict[str, Field]) -> Sheet:
     """Dispatch on the first bytes (pitfalls P16)."""
     if data.startswith(b"PK\x03\x04"):
-        zf = formats._open_zip(data, ctx)  # None for an ODS: only an XLSX's XML is scanned
-        return _read_workbook(data, ctx, overrides, zf=zf)
+        ctx.archive = formats._open_zip(data, ctx)
+        return _read_workbook(data, ctx, overrides, zf=ctx.archive if ctx.format == "xlsx" else None)
     if data.startswith(b"\xd0\xcf\x11\xe0"):
         formats._check_ole2(data, ctx)
         return _read_workbook(data, ctx, overrides, zf=None)

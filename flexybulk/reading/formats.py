@@ -84,7 +84,7 @@ def _open_zip(data: bytes, ctx: _Context) -> zipfile.ZipFile | None:
     """Decide what a zip archive holds and refuse what cannot or must not be read (issue #6, pitfalls P16).
 
     Sets ``ctx.format`` to ``"xlsx"`` or ``"ods"``. Returns the opened archive
-    for an XLSX (its sheet XML is scanned later), ``None`` for an ODS.
+    (its sheet XML is scanned later for what the values do not carry).
 
     Raises:
         InputFileError: damaged, a zip bomb, password-protected, macros, XLSB,
@@ -110,7 +110,7 @@ def _open_zip(data: bytes, ctx: _Context) -> zipfile.ZipFile | None:
             _refuse_ods_macros(names, name)
             ctx.format = "ods"
             _note_extension(ctx, "ods", (".ods", ".ots"))
-            return None
+            return zf
         if "opendocument.text" in mimetype:
             raise InputFileError(f"{name} is really an OpenDocument text document (.odt), not a spreadsheet")
         raise InputFileError(f"{name} is really an OpenDocument file of type '{mimetype}', not a spreadsheet")

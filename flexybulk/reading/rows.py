@@ -20,10 +20,13 @@ from typing import TYPE_CHECKING, Any, Iterable
 from flexybulk.model import Field, InputRow, RowProblem, Sheet
 
 from .amounts import AmountConvention, amount_convention as _column_convention
-from .cells import zero_pad_width
 from .columns import _issue_problem, _joined_text, _original_column, _parse_fields, _plain_original
-from .context import _Column, _Context, _Grid, _Header, column_letter
+from .context import _Column, _Context, _Grid, _Header, _quote, column_letter
 from .layout import _is_blank_row, _map_columns
+from .marks import _RECIPIENT_FIELDS, _Marks, _apply_marks
+from .ods_scan import _ods_marks
+from .xls_extras import _xls_extras
+from .xlsx_marks import _external_books, _xlsx_marks
 
 if TYPE_CHECKING:
     from .engines import _Book
@@ -106,16 +109,21 @@ def _build_sheet(
         return chain.from_iterable(block[k] for block in block_originals)
 
     # Formula cells without a cached value and error cells (pitfalls P9); 0000 formats (P5).
+    # The person's marks (issue #12): hidden and filtered-out rows, strike-through, links; values from other files.
     issues: dict[tuple[int, int], tuple[str, str]] = {}
     formats: dict[tuple[int, int], str] = {}
+    marks = _Marks()
     if xlsx is not None:
         issues, formats = _xlsx_extras(xlsx, columns, [whole(k) for k in range(len(columns))], numbers, grid.first_col)
-        _warn_hidden(xlsx, columns, numbers, grid.first_col, ctx)
+        _warn_hidden_columns(xlsx, columns, grid.first_col, ctx)
+        marks = _xlsx_marks(xlsx)
     elif ctx.format == "xls":
         below = {Field.POSTAL_CODE: 1000, Field.PHONE: 10_000_000}
         want = _numeric_cells(columns, [whole(k) for k in range(len(columns))], numbers, grid.first_col, below)
-        if want:
-            formats = _xls_number_formats(ctx, want)
+        recipient = {grid.first_col + c.index for c in columns if c.field in _RECIPIENT_FIELDS}
+        formats, marks = _xls_extras(ctx, want, recipient)
+    elif ctx.format == "ods":
+        marks, issues = _ods_marks(ctx, ctx.archive)
 
     # The amount column's convention comes from all its text cells (pitfalls P1), so it is
     # decided over the whole column, once, when some block has a text amount.
@@ -173,6 +181,7 @@ def _build_sheet(
     hidden_by_formulas = _rows_only_formulas(issues, columns, numbers, first_data, grid.first_col)
     if hidden_by_formulas:
         result_rows = sorted(result_rows + hidden_by_formulas, key=lambda r: r.number)
+    _apply_marks(result_rows, marks, columns, grid.first_col, ctx)
 
     return Sheet(
         path=ctx.path,
@@ -231,6 +240,7 @@ def _xlsx_extras(
     number format and a postal code/phone column holds numbers.
     """
     xlsx.scan()
+    xlsx.external = _external_books(xlsx.zf, _quote(xlsx.ctx.path.name))
     want: set[tuple[int, int]] = set()
     pad_styles = None
     if any(c.field in (Field.POSTAL_CODE, Field.PHONE) for c in columns):
@@ -246,36 +256,8 @@ def _xlsx_extras(
     return issues, formats
 
 
-def _xls_number_formats(ctx: _Context, want: set[tuple[int, int]]) -> dict[tuple[int, int], str]:
-    """Number formats of XLS cells, via xlrd with formatting info (pitfalls P5)."""
-    try:
-        import xlrd
-
-        book = xlrd.open_workbook(file_contents=ctx.data, formatting_info=True, on_demand=True)
-        sheet = book.sheet_by_name(ctx.sheet_name)
-        result = {}
-        for row, col in want:
-            xf = book.xf_list[sheet.cell_xf_index(row - 1, col)]
-            fmt = book.format_map.get(xf.format_key)
-            if fmt is not None and zero_pad_width(fmt.format_str):
-                result[(row, col)] = fmt.format_str
-        return result
-    except Exception:  # formats are a refinement; the values were read already
-        return {}
-
-
-def _warn_hidden(xlsx: _XlsxParts, columns: list[_Column], numbers: list[int], first_col: int, ctx: _Context) -> None:
-    """Hidden rows and columns are read like any other: say so (pitfalls P13)."""
-    if xlsx.hidden_rows:
-        hidden = [n for n in numbers if n in xlsx.hidden_rows]
-        if hidden:
-            many = len(hidden) > 1
-            shown = ", ".join(map(str, hidden[:10])) + (f" and {len(hidden) - 10} more" if len(hidden) > 10 else "")
-            ctx.warnings.append(
-                f"{ctx.where}: {len(hidden)} hidden row{'s' if many else ''} will be read too "
-                f"(row{'s' if many else ''} {shown}) — unhide to check, and delete rows that "
-                "should not get gift certificates"
-            )
+def _warn_hidden_columns(xlsx: _XlsxParts, columns: list[_Column], first_col: int, ctx: _Context) -> None:
+    """Hidden columns are read like any other: say so (pitfalls P13). Hidden rows are marks (:mod:`.marks`)."""
     if xlsx.hidden_cols:
         hidden_cols = [c for c in columns if first_col + c.index in xlsx.hidden_cols]
         if hidden_cols:
@@ -283,7 +265,6 @@ def _warn_hidden(xlsx: _XlsxParts, columns: list[_Column], numbers: list[int], f
                 f"{ctx.where}: hidden column{'s' if len(hidden_cols) > 1 else ''} "
                 f"{', '.join(f'{c.letter} ({c.header})' for c in hidden_cols)} will be read too — unhide to check"
             )
-
 
 
 def _rows_only_formulas(
