@@ -322,7 +322,7 @@ def _print_validation(validation: Any, *, limit: int = 200) -> None:
     rows = len(validation.checks) - len(validation.excluded)
     echo(f"Valid rows: {len(validation.valid):,} of {rows:,} · gift certificates: {totals.certificates:,} · total: {totals.money()}")
     for line in validation.sheet.exclusions():  # the person's selection (issue #12)
-        echo(f"{line[0].upper()}{line[1:]} (--include-hidden reads them).")
+        echo(f"{line[0].upper()}{line[1:]} (--include-hidden reads {'them' if line.startswith('rows') else 'it'}).")
     for title, key in (("gift certificate type", lambda o: o.type.name), ("department", lambda o: o.department.name)):
         groups = validation.by(key)
         if groups:

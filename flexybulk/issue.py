@@ -211,8 +211,8 @@ def plan_batch(journal: Journal, validation: Validation, *, input_path: str, tar
         rec = records[c.row.number]
         if rec.status == RowStatus.ISSUED:
             decided[rec.row_number] = PlannedRow(rec.row_number, "done", "Already issued in this batch.")
-        elif c.row.excluded is not None and rec.step != Step.PLANNED and rec.content:
-            candidates.append(rec)  # hidden after it was sent in part: finished with its recorded ids, never left open
+        elif c.row.excluded is not None and rec.commit_may_have_happened and rec.content:
+            candidates.append(rec)  # hidden while its commit was in doubt: settled with its recorded ids, never left open
         elif c.row.excluded is not None:
             decided[rec.row_number] = PlannedRow(rec.row_number, "excluded", excluded_text(c.row.excluded))
         elif c.order is None:
@@ -249,8 +249,8 @@ def _update_batch(journal: Journal, batch: BatchRecord, validation: Validation) 
             continue  # an issued row is never re-sent, whatever was edited (issue #3)
         if c.row.excluded is not None:
             text = excluded_text(c.row.excluded)
-            if rec.step != Step.PLANNED:
-                continue  # sent in part before it was hidden: plan_batch finishes it as recorded
+            if rec.commit_may_have_happened:
+                continue  # its commit may have happened: plan_batch settles it as recorded
             if rec.status != RowStatus.EXCLUDED or rec.error != text:
                 journal.update_plan(batch.id, rec.row_number, status=RowStatus.EXCLUDED, fingerprint=None, content=None,
                                     error=text)

@@ -1,0 +1,169 @@
+"""Issue #12 end to end: what the person meant, not only what the cells hold.
+
+Each kind of mark is run through ``flexybulk issue ... --yes`` against the
+sandbox on 127.0.0.1 with LibreOffice-written workbooks
+(``tests/corpus/sel-*``, from ``make_selection_cases.py``) or files built here
+as the programs named write them; the tests assert the rows the sandbox
+really issued, the row numbers in the messages, and that nothing is sent for
+a refused file.
+"""
+
+from __future__ import annotations
+
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from clirun import flexybulk
+from test_cli_issue import assert_result_matches_sandbox, result_rows
+
+CORPUS = Path(__file__).resolve().parent / "corpus"
+
+
+def copy(name: str, tmp_path: Path) -> Path:
+    return Path(shutil.copy(CORPUS / name, tmp_path / name))
+
+
+def issued(sandbox) -> tuple[int, int, Decimal]:
+    """(committed orders, certificates, money) the sandbox holds."""
+    counts = sandbox.state.counts()
+    return counts["committed_orders"], counts["certificates"], sum((Decimal(c["Amount"]) for c in sandbox.state.certificates), Decimal(0))
+
+
+def issued_names(sandbox) -> list[str]:
+    return sorted(c["FullName"] for c in sandbox.state.customers.values())
+
+
+def nothing_sent(sandbox) -> bool:
+    return {m for m, _, _ in sandbox.state.requests} <= {"GET"}
+
+
+# --- rows hidden or filtered out -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ext, hidden_lines", [
+    ("xlsx", ["Rows 3, 5 and 6 are hidden by a filter and will not be issued (--include-hidden reads them).",
+              "Row 8 is hidden and will not be issued (--include-hidden reads it)."]),
+    ("ods", ["Rows 3, 5 and 6 are hidden by a filter and will not be issued (--include-hidden reads them).",
+             "Row 8 is hidden and will not be issued (--include-hidden reads it)."]),
+    # XLS does not say which hidden rows of a filter's range the filter hid.
+    ("xls", ["Rows 3, 5, 6 and 8 are hidden by a filter and will not be issued (--include-hidden reads them)."]),
+])
+def test_rows_filtered_out_or_hidden_are_not_issued_and_are_marked_excluded(tmp_path, sandbox_env, ext, hidden_lines):
+    src = copy(f"sel-filtered-libreoffice.{ext}", tmp_path)
+    dry = flexybulk("validate", src)
+    assert dry.code == 0, dry.output
+    assert "Valid rows: 4 of 4 · gift certificates: 7 · total: 2,250.00 DKK" in dry.stdout
+    for line in hidden_lines:
+        assert line in dry.stdout
+    assert nothing_sent(sandbox_env)
+
+    run = flexybulk("issue", src, "--yes")
+    assert run.code == 0, run.output
+    for line in hidden_lines:
+        assert line in run.stdout
+    assert "Issued now: 4 rows, 7 gift certificates, 2,250.00 DKK." in run.stdout
+    assert issued(sandbox_env) == (4, 7, Decimal("2250"))
+    assert issued_names(sandbox_env) == ["Ida Testesen", "Niels Nielsen", "Søren Prøvesen", "Åse Ørnebjerg"]
+    got = result_rows(tmp_path / f"sel-filtered-libreoffice.result.xlsx")
+    assert [(r["Row"], r["Status"]) for r in got] == [
+        (2, "ISSUED"), (3, "EXCLUDED"), (4, "ISSUED"), (5, "EXCLUDED"), (6, "EXCLUDED"), (7, "ISSUED"),
+        (8, "EXCLUDED"), (9, "ISSUED")]
+    reason = "hidden by a filter" if ext == "xls" else "hidden"
+    assert got[6]["Error"] == (f"Not issued: the row is {reason} in the sheet. Unhide it and run again, "
+                               "or use --include-hidden, to issue it.")
+    assert got[1]["Error"].startswith("Not issued: the row is hidden by a filter in the sheet.")
+    assert got[1]["SalesOrderId"] is None
+    assert_result_matches_sandbox(got, sandbox_env)
+
+
+def test_include_hidden_reads_hidden_rows_as_ordinary_rows(tmp_path, sandbox_env):
+    src = copy("sel-filtered-libreoffice.xlsx", tmp_path)
+    run = flexybulk("issue", src, "--yes", "--include-hidden")
+    assert run.code == 0, run.output
+    assert "4 hidden rows will be read too (rows 3, 5, 6, 8)" in run.stderr
+    assert "Issued now: 8 rows, 11 gift certificates, 4,449.00 DKK." in run.stdout
+    assert issued(sandbox_env) == (8, 11, Decimal("4449"))
+    assert [r["Status"] for r in result_rows(tmp_path / "sel-filtered-libreoffice.result.xlsx")] == ["ISSUED"] * 8
+
+
+def test_a_failed_row_hidden_before_the_rerun_is_excluded_not_retried(tmp_path, sandbox_env, monkeypatch):
+    """The same batch, run again: a FAILED row that is now hidden becomes EXCLUDED and is not sent."""
+    from flexybulk.sandbox.state import Refusal
+
+    src = copy("sel-filtered-libreoffice.xlsx", tmp_path)
+    state = sandbox_env.state
+    real_put_customer = state.put_customer
+
+    def refusing(customer_id, body):
+        if body.get("EmailAddress") == "bo@example.org":  # row 3, filtered out in the file
+            raise Refusal(400, "EmailAddress is blocked", "EmailAddress")
+        return real_put_customer(customer_id, body)
+
+    monkeypatch.setattr(state, "put_customer", refusing)
+    run = flexybulk("issue", src, "--yes", "--include-hidden")
+    assert run.code == 1
+    assert issued(sandbox_env) == (7, 10, Decimal("4149"))
+    run = flexybulk("issue", src, "--yes")  # the coordinator's selection again: row 3 is not wanted
+    assert run.code == 0, run.output
+    assert "Issued now: nothing." in run.stdout
+    assert issued(sandbox_env) == (7, 10, Decimal("4149"))
+    got = result_rows(tmp_path / "sel-filtered-libreoffice.result.xlsx")
+    assert [(r["Row"], r["Status"]) for r in got if r["Status"] != "ISSUED"] == [(3, "EXCLUDED")]
+    status = flexybulk("status", src)
+    assert "Rows: EXCLUDED: 1, ISSUED: 7 (of 8)." in status.stdout
+    assert "No rows need attention." in status.stdout
+
+
+# --- struck-through rows ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ext", ["xlsx", "ods", "xls"])
+def test_a_struck_through_row_stops_the_batch_until_decided(tmp_path, sandbox_env, ext):
+    src = copy(f"sel-struck-libreoffice.{ext}", tmp_path)
+    run = flexybulk("issue", src, "--yes")
+    assert run.code == 1
+    assert (f"sel-struck-libreoffice.{ext}, sheet 'Modtagere', row 4: row 4 is struck through — delete it, "
+            "or remove the strike-through to issue it") in run.stderr
+    assert "Nothing was issued: 1 rows are invalid." in run.stderr
+    assert nothing_sent(sandbox_env)
+
+    run = flexybulk("issue", src, "--yes", "--skip-invalid")
+    assert run.code == 1  # the struck row was not issued
+    assert issued(sandbox_env) == (4, 4, Decimal("1450"))
+    assert issued_names(sandbox_env) == ["Bo Fiktiv", "Ida Testesen", "Julie Demo", "Lars Eksempel"]
+    got = result_rows(tmp_path / f"sel-struck-libreoffice.result.xlsx")
+    assert [(r["Row"], r["Status"]) for r in got] == [(2, "ISSUED"), (3, "ISSUED"), (4, "INVALID"), (5, "ISSUED"), (6, "ISSUED")]
+    assert got[2]["Error"] == "row: row 4 is struck through — delete it, or remove the strike-through to issue it"
+
+
+# --- a mailto link that is not the text ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("ext", ["xlsx", "ods", "xls"])
+def test_a_mailto_link_that_differs_from_its_text_is_a_row_problem_showing_both(tmp_path, sandbox_env, ext):
+    src = copy(f"sel-mailto-libreoffice.{ext}", tmp_path)
+    run = flexybulk("issue", src, "--yes")
+    assert run.code == 1
+    assert (f"sel-mailto-libreoffice.{ext}, sheet 'Modtagere', row 3, column 'E-mail' (B): B3 shows 'anna@example.com' "
+            "but its link goes to 'anna.hansen@example.com' — correct the cell or the link so that both are the "
+            "address to use") in run.stderr
+    assert nothing_sent(sandbox_env)
+
+
+# --- a value from another workbook ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ext", ["xlsx", "ods"])
+def test_an_amount_linked_from_another_workbook_is_a_row_problem_naming_cell_and_file(tmp_path, sandbox_env, ext):
+    src = copy(f"sel-external-libreoffice.{ext}", tmp_path)
+    run = flexybulk("issue", src, "--yes")
+    assert run.code == 1
+    assert (f"sel-external-libreoffice.{ext}, sheet 'Modtagere', row 2, column 'Beløb' (E): E2 takes its value from "
+            "'Budget 2026.xlsx'; paste the values, then validate again") in run.stderr
+    assert "the amount is missing" not in run.stderr
+    assert nothing_sent(sandbox_env)
+    run = flexybulk("issue", src, "--yes", "--skip-invalid")
+    assert issued(sandbox_env) == (2, 3, Decimal("1300"))  # rows 3 and 4; row 2's amount was never used
