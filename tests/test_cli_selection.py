@@ -167,3 +167,118 @@ def test_an_amount_linked_from_another_workbook_is_a_row_problem_naming_cell_and
     assert nothing_sent(sandbox_env)
     run = flexybulk("issue", src, "--yes", "--skip-invalid")
     assert issued(sandbox_env) == (2, 3, Decimal("1300"))  # rows 3 and 4; row 2's amount was never used
+
+
+# --- where the list ends ------------------------------------------------------------------------
+
+SECOND_TABLE = [
+    ["Navn", "E-mail", "Gavekorttype", "Afdeling", "Beløb", "Antal"],
+    ["Ida Testesen", "ida@example.com", "Gavekort", "Webshop", 250, 1],
+    ["Bo Fiktiv", "bo@example.org", "Gavekort", "Webshop", 300, 1],
+    [],
+    ["Åse Ørnebjerg", "aase@example.net", "Julegavekort", "Odense", 500, 2],
+    ["I alt", None, None, None, 1550, 4],
+    [],
+    ["Venteliste – skal ikke have gavekort endnu"],
+    ["Navn", "E-mail", "Gavekorttype", "Afdeling", "Beløb", "Antal"],
+    ["Lars Eksempel", "lars@example.com", "Gavekort", "Aarhus", 150, 1],
+]
+
+
+def _second_table(tmp_path: Path, kind: str) -> Path:
+    if kind == "csv":  # Danish Excel's "CSV (semikolonsepareret)": Windows-1252, CRLF
+        path = tmp_path / "liste.csv"
+        lines = [";".join("" if v is None else str(v) for v in row) for row in SECOND_TABLE]
+        path.write_bytes(("\r\n".join(lines) + "\r\n").encode("cp1252"))
+        return path
+    import openpyxl
+
+    path = tmp_path / "liste.xlsx"
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Modtagere"
+    for r, row in enumerate(SECOND_TABLE, start=1):
+        for c, value in enumerate(row, start=1):
+            ws.cell(r, c, value)
+    ws["E6"] = "=SUM(E2:E5)"  # a totals row as people write it: a formula
+    wb.save(path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["xlsx", "csv"])
+def test_the_list_ends_at_a_totals_row_and_a_second_table_is_never_issued(tmp_path, sandbox_env, kind):
+    src = _second_table(tmp_path, kind)
+    where = f"'{src.name}'" + (", sheet 'Modtagere'" if kind == "xlsx" else "")
+    dry = flexybulk("validate", src)
+    assert dry.code == 0, dry.output
+    assert f"Warning: {where}: row 6 ('I alt') is a totals row, not a recipient: it is not read" in dry.stderr
+    assert (f"Warning: {where}: the list ends at row 6 (row 7 is blank and row 8 does not look like a recipient); "
+            "rows 8–10 below the list look like a second table and are not read; delete them or move them to "
+            "their own sheet") in dry.stderr
+    assert "Valid rows: 3 of 3" in dry.stdout
+    assert "missing" not in dry.output  # the totals row is named, not reported as a recipient without fields
+
+    run = flexybulk("issue", src, "--yes")
+    assert run.code == 0, run.output
+    assert issued(sandbox_env) == (3, 4, Decimal("1550"))
+    assert issued_names(sandbox_env) == ["Bo Fiktiv", "Ida Testesen", "Åse Ørnebjerg"]
+    got = result_rows(tmp_path / f"liste.result.{'csv' if kind == 'csv' else 'xlsx'}") if kind == "xlsx" else None
+    if got is not None:
+        assert [r["Row"] for r in got] == [2, 3, 5]
+
+
+def test_a_repeated_header_ends_the_list(tmp_path, sandbox_env):
+    src = tmp_path / "dobbelt.csv"
+    src.write_text("Navn;E-mail;Gavekorttype;Afdeling;Beløb\n"
+                   "Ida Testesen;ida@example.com;Gavekort;Webshop;250\n"
+                   "Navn;E-mail;Gavekorttype;Afdeling;Beløb\n"
+                   "Lars Eksempel;lars@example.com;Gavekort;Aarhus;150\n", encoding="utf-8")
+    run = flexybulk("issue", src, "--yes")
+    assert run.code == 0, run.output
+    assert ("'dobbelt.csv': the list ends at row 2 (row 3 repeats the header); rows 3–4 below the list look like a "
+            "second table and are not read; delete them or move them to their own sheet") in run.stderr
+    assert issued(sandbox_env) == (1, 1, Decimal("250"))
+
+
+# --- encodings -------------------------------------------------------------------------------------
+
+DANISH = ("Navn;E-mail;Gavekorttype;Afdeling;Beløb;Antal\r"
+          "Søren Kjær;soren@example.com;Gavekort;Webshop;250;1\r"
+          "Åse Ørnebjerg;aase@example.net;Julegavekort;Odense;500;2\r")
+
+
+def test_a_csv_saved_by_excel_for_mac_is_read_as_mac_roman_and_says_so(tmp_path, sandbox_env):
+    src = tmp_path / "modtagere.csv"
+    src.write_bytes(DANISH.encode("mac_roman"))  # "CSV (Macintosh)": Mac Roman, CR line ends
+    run = flexybulk("issue", src, "--yes")
+    assert run.code == 0, run.output
+    assert "  Read as Mac Roman (the file is not UTF-8, and its line ends are a Mac's (CR only); --encoding overrides)" in run.stdout
+    assert issued(sandbox_env) == (2, 3, Decimal("1250"))
+    assert issued_names(sandbox_env) == ["Søren Kjær", "Åse Ørnebjerg"]
+
+
+def test_a_wrong_decode_is_named_when_a_header_does_not_match_and_encoding_fixes_it(tmp_path, sandbox_env):
+    src = tmp_path / "dos.csv"
+    text = DANISH.split("\r")[:2] + ["Bo Fiktiv;bo@example.org;Gavekort;Webshop;300;1", ""]
+    src.write_bytes("\r\n".join(text).encode("cp850"))  # an old DOS program's export
+    run = flexybulk("issue", src, "--yes")
+    assert run.code == 1  # a refused file
+    assert "no column for the amount (Beløb/Amount). The header on row 1 has 'Navn', 'E-mail', 'Gavekorttype', " \
+           "'Afdeling', 'Bel›b', 'Antal'." in run.stderr
+    assert ("The text looks wrongly decoded ('Bel›b' on line 1, read as Windows-1252): give the file's encoding with "
+            "--encoding, e.g. --encoding mac-roman for a CSV saved by Excel for Mac, or --encoding cp850 for an old "
+            "DOS program's") in run.stderr
+    assert nothing_sent(sandbox_env)
+
+    run = flexybulk("issue", src, "--yes", "--encoding", "cp850")
+    assert run.code == 0, run.output
+    assert "  Read as cp850 (--encoding cp850)" in run.stdout
+    assert issued_names(sandbox_env) == ["Bo Fiktiv", "Søren Kjær"]
+
+
+def test_an_unknown_encoding_is_a_usage_error(tmp_path, sandbox_env):
+    src = tmp_path / "modtagere.csv"
+    src.write_bytes(DANISH.encode("mac_roman"))
+    run = flexybulk("validate", src, "--encoding", "klingon")
+    assert run.code == 2
+    assert "--encoding klingon: not an encoding Python knows." in run.stderr

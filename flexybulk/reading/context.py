@@ -128,6 +128,10 @@ class _Context:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     archive: Any = None  # the opened zip of an XLSX or ODS (zipfile.ZipFile)
+    list_end: list[str] = field(default_factory=list)  # Sheet.list_end
+    list_stop: int | None = None  # the first sheet row not read because the list ended above it
+    encoding: str | None = None  # Sheet.encoding
+    decode_doubt: str | None = None  # Sheet.decode_doubt
 
     @property
     def where(self) -> str:

@@ -23,6 +23,7 @@ from .amounts import AmountConvention, amount_convention as _column_convention
 from .columns import _issue_problem, _joined_text, _original_column, _parse_fields, _plain_original
 from .context import _Column, _Context, _Grid, _Header, _quote, column_letter
 from .layout import _is_blank_row, _map_columns
+from .list_end import _cut_list
 from .marks import _RECIPIENT_FIELDS, _Marks, _apply_marks
 from .ods_scan import _ods_marks
 from .xls_extras import _xls_extras
@@ -61,6 +62,7 @@ def _build_sheet(
         if row and ((v := row[0]).__class__ is str and v and not v.isspace() or v is not None and v.__class__ is not str)
         or not _is_blank_row(row)
     ]
+    kept = _cut_list(body, kept, header_cells, grid.first_row + header_index + 1, overrides, ctx)
     count = len(kept) + grid.uncounted_rows
     if count > ctx.opts.max_rows:
         raise ctx.error(
@@ -178,7 +180,7 @@ def _build_sheet(
             row_problems[i] = found
         result_rows += map(InputRow, block_numbers, fields_by_row, originals_by_row, row_problems)
 
-    hidden_by_formulas = _rows_only_formulas(issues, columns, numbers, first_data, grid.first_col)
+    hidden_by_formulas = _rows_only_formulas(issues, columns, numbers, first_data, grid.first_col, ctx.list_stop)
     if hidden_by_formulas:
         result_rows = sorted(result_rows + hidden_by_formulas, key=lambda r: r.number)
     _apply_marks(result_rows, marks, columns, grid.first_col, ctx)
@@ -195,6 +197,9 @@ def _build_sheet(
         notes=ctx.notes,
         warnings=ctx.warnings,
         csv_delimiter=ctx.delimiter if is_csv else None,
+        list_end=ctx.list_end,
+        encoding=ctx.encoding,
+        decode_doubt=ctx.decode_doubt,
     )
 
 
@@ -273,18 +278,20 @@ def _rows_only_formulas(
     numbers: list[int],
     first_data: int,
     first_col: int,
+    stop: int | None = None,
 ) -> list[InputRow]:
     """Rows that look empty only because their mapped cells are formulas without values or errors.
 
     Such a row must not vanish (pitfalls P9): it comes back with a problem per
     cell. Formulas in unmapped columns of otherwise empty rows (a template's
-    Total column filled down) leave the row empty and skipped.
+    Total column filled down) leave the row empty and skipped. Rows from
+    ``stop`` on are below the list's end and not read.
     """
     if not issues:
         return []
     by_col = {first_col + c.index: c for c in columns}
     kept = set(numbers)
-    rows = sorted({r for (r, col) in issues if r >= first_data and r not in kept
+    rows = sorted({r for (r, col) in issues if r >= first_data and r not in kept and (stop is None or r < stop)
                    and col in by_col and by_col[col].field is not None})
     result = []
     for row in rows:
