@@ -150,11 +150,12 @@ class _XlsxParts:
                 data_end = b"</" + prefix + b"sheetData>"
             if after is not None:
                 after.append(chunk)
+            elif data_end in chunk:
+                after = [chunk[chunk.index(data_end):]]
             else:
-                joined = tail[-32:] + chunk
-                at = joined.find(data_end)
-                if at >= 0:
-                    after = [joined[at:]]
+                edge = tail[-32:] + chunk[:32]  # the closing tag split across two chunks
+                if data_end in edge:
+                    after = [edge[edge.index(data_end):] + chunk[32:]]
             seam = tail[-16:] + chunk[:16]  # a mark split across two chunks
             if not self.has_formula_or_error and any(m in chunk or m in seam for m in marks):
                 self.has_formula_or_error = True
