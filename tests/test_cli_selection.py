@@ -282,3 +282,32 @@ def test_an_unknown_encoding_is_a_usage_error(tmp_path, sandbox_env):
     run = flexybulk("validate", src, "--encoding", "klingon")
     assert run.code == 2
     assert "--encoding klingon: not an encoding Python knows." in run.stderr
+
+
+# --- XLSB ----------------------------------------------------------------------------------------------
+
+
+def test_an_xlsb_workbook_is_read_through_calamine_with_its_marks(tmp_path, sandbox_env):
+    src = copy("xlsb-modtagere.xlsb", tmp_path)
+    run = flexybulk("issue", src, "--yes", "--skip-invalid")
+    assert "Read xlsb-modtagere.xlsb, sheet 'Modtagere' (XLSB): 5 rows." in run.stdout
+    assert "Row 4 is hidden and will not be issued (--include-hidden reads it)." in run.stdout
+    assert ("xlsb-modtagere.xlsb, sheet 'Modtagere', row 5: row 5 is struck through — delete it, or remove the "
+            "strike-through to issue it") in run.stderr
+    assert run.code == 1  # the struck row is not issued
+    assert issued(sandbox_env) == (3, 4, Decimal("1550.50"))
+    assert issued_names(sandbox_env) == ["Bo Fiktiv", "Ida Testesen", "Åse Ørnebjerg"]
+
+
+def test_an_xlsb_workbook_with_a_vba_project_is_refused_as_macro_enabled(tmp_path, sandbox_env):
+    import zipfile
+
+    src = tmp_path / "makro.xlsb"
+    with zipfile.ZipFile(CORPUS / "xlsb-modtagere.xlsb") as original, zipfile.ZipFile(src, "w") as out:
+        for info in original.infolist():
+            out.writestr(info, original.read(info))
+        out.writestr("xl/vbaProject.bin", b"\xd0\xcf\x11\xe0" + bytes(508))
+    run = flexybulk("issue", src, "--yes")
+    assert run.code == 1
+    assert "Error: 'makro.xlsb' is a macro-enabled workbook — save it as a plain .xlsx (Excel Workbook) and try again" in run.stderr
+    assert nothing_sent(sandbox_env)

@@ -27,6 +27,7 @@ from .list_end import _cut_list
 from .marks import _RECIPIENT_FIELDS, _Marks, _apply_marks
 from .ods_scan import _ods_marks
 from .xls_extras import _xls_extras
+from .xlsb_scan import _xlsb_marks
 from .xlsx_marks import _external_books, _xlsx_marks
 
 if TYPE_CHECKING:
@@ -126,6 +127,8 @@ def _build_sheet(
         formats, marks = _xls_extras(ctx, want, recipient)
     elif ctx.format == "ods":
         marks, issues = _ods_marks(ctx, ctx.archive)
+    elif ctx.format == "xlsb":
+        marks = _xlsb_marks(ctx, ctx.archive, {grid.first_col + c.index for c in columns if c.field in _RECIPIENT_FIELDS})
 
     # The amount column's convention comes from all its text cells (pitfalls P1), so it is
     # decided over the whole column, once, when some block has a text amount.
