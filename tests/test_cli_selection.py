@@ -156,7 +156,7 @@ def test_a_mailto_link_that_differs_from_its_text_is_a_row_problem_showing_both(
 # --- a value from another workbook ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("ext", ["xlsx", "ods"])
+@pytest.mark.parametrize("ext", ["xlsx", "ods", "xls"])
 def test_an_amount_linked_from_another_workbook_is_a_row_problem_naming_cell_and_file(tmp_path, sandbox_env, ext):
     src = copy(f"sel-external-libreoffice.{ext}", tmp_path)
     run = flexybulk("issue", src, "--yes")

@@ -124,7 +124,7 @@ def _build_sheet(
         below = {Field.POSTAL_CODE: 1000, Field.PHONE: 10_000_000}
         want = _numeric_cells(columns, [whole(k) for k in range(len(columns))], numbers, grid.first_col, below)
         recipient = {grid.first_col + c.index for c in columns if c.field in _RECIPIENT_FIELDS}
-        formats, marks = _xls_extras(ctx, want, recipient)
+        formats, marks, issues = _xls_extras(ctx, want, recipient)
     elif ctx.format == "ods":
         marks, issues = _ods_marks(ctx, ctx.archive)
     elif ctx.format == "xlsb":
