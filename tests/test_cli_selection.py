@@ -59,6 +59,13 @@ def test_rows_filtered_out_or_hidden_are_not_issued_and_are_marked_excluded(tmp_
     for line in hidden_lines:
         assert line in dry.stdout
     assert nothing_sent(sandbox_env)
+    import openpyxl
+
+    ws = openpyxl.load_workbook(tmp_path / "sel-filtered-libreoffice.validation.xlsx")["Validation"]
+    header = [c.value for c in ws[1]]
+    statuses = [(r[header.index("Row")], r[header.index("Status")]) for r in ws.iter_rows(min_row=2, values_only=True)]
+    assert statuses == [(2, "VALID"), (3, "EXCLUDED"), (4, "VALID"), (5, "EXCLUDED"), (6, "EXCLUDED"), (7, "VALID"),
+                        (8, "EXCLUDED"), (9, "VALID")]
 
     run = flexybulk("issue", src, "--yes")
     assert run.code == 0, run.output
@@ -311,3 +318,32 @@ def test_an_xlsb_workbook_with_a_vba_project_is_refused_as_macro_enabled(tmp_pat
     assert run.code == 1
     assert "Error: 'makro.xlsb' is a macro-enabled workbook — save it as a plain .xlsx (Excel Workbook) and try again" in run.stderr
     assert nothing_sent(sandbox_env)
+
+
+def test_retrying_the_result_sheet_keeps_the_excluded_rows_out(tmp_path, sandbox_env, monkeypatch):
+    """The result sheet shows every row (none hidden): its EXCLUDED rows are still not issued on retry."""
+    from flexybulk.sandbox.state import Refusal
+
+    src = copy("sel-filtered-libreoffice.ods", tmp_path)
+    state = sandbox_env.state
+    real_put_customer = state.put_customer
+
+    def refusing(customer_id, body):
+        if body.get("EmailAddress") == "niels@example.com":  # row 9: FAILED, to be retried
+            raise Refusal(400, "EmailAddress is blocked", "EmailAddress")
+        return real_put_customer(customer_id, body)
+
+    monkeypatch.setattr(state, "put_customer", refusing)
+    assert flexybulk("issue", src, "--yes").code == 1
+    assert issued(sandbox_env) == (3, 6, Decimal("1850"))
+    monkeypatch.setattr(state, "put_customer", real_put_customer)
+    result = tmp_path / "sel-filtered-libreoffice.result.xlsx"
+    run = flexybulk("retry", result, "--yes")
+    assert run.code == 0, run.output
+    assert "Rows 3, 5 and 6 are marked EXCLUDED and will not be issued" not in run.stdout
+    assert "Rows 3, 5, 6 and 8 are marked EXCLUDED and will not be issued (--include-hidden reads them)." in run.stdout
+    assert issued(sandbox_env) == (4, 7, Decimal("2250"))  # only row 9 was added
+    got = result_rows(result)
+    assert [(r["Row"], r["Status"]) for r in got] == [
+        (2, "ISSUED"), (3, "EXCLUDED"), (4, "ISSUED"), (5, "EXCLUDED"), (6, "EXCLUDED"), (7, "ISSUED"),
+        (8, "EXCLUDED"), (9, "ISSUED")]

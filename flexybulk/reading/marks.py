@@ -8,6 +8,7 @@ gather these marks for the chosen sheet into one plain :class:`_Marks`;
 
 - a hidden or filtered-out row is ``InputRow.excluded`` (never validated or
   sent), or with ``--include-hidden`` read as usual with a warning naming it;
+  a row that a result sheet given back marks ``EXCLUDED`` stays excluded;
 - a row whose name or email cell is struck through gets a row problem;
 - an email cell whose mailto link goes elsewhere than its text gets a cell problem.
 
@@ -30,6 +31,7 @@ from .context import _Column, _Context, column_letter
 
 FILTERED = "hidden by a filter"
 HIDDEN = "hidden"
+MARKED = "marked EXCLUDED"  # a result or validation sheet given back: its own word on a row left out
 _RECIPIENT_FIELDS = (Field.NAME, Field.FIRST_NAME, Field.LAST_NAME, Field.EMAIL)
 
 
@@ -129,3 +131,14 @@ def _apply_marks(rows: list[InputRow], marks: _Marks, columns: list[_Column], fi
             f"{cell} shows '{row.original.get(column.header)}' but its link goes to '{linked}' — "
             "correct the cell or the link so that both are the address to use",
             str(row.original.get(column.header)), column.letter))
+
+
+def _keep_earlier_exclusions(rows: list[InputRow], headers: list[str], ctx: _Context) -> None:
+    """Rows a result or validation sheet marks ``EXCLUDED`` stay excluded when the sheet is read
+    again (its rows are no longer hidden there), unless ``--include-hidden``."""
+    if "Status" not in headers or ctx.opts.include_hidden:
+        return
+    for row in rows:
+        status = row.original.get("Status")
+        if status.__class__ is str and status.strip() == "EXCLUDED" and row.excluded is None:
+            row.excluded = MARKED

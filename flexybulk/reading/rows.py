@@ -24,7 +24,7 @@ from .columns import _issue_problem, _joined_text, _original_column, _parse_fiel
 from .context import _Column, _Context, _Grid, _Header, _quote, column_letter
 from .layout import _is_blank_row, _map_columns
 from .list_end import _cut_list
-from .marks import _RECIPIENT_FIELDS, _Marks, _apply_marks
+from .marks import _RECIPIENT_FIELDS, _Marks, _apply_marks, _keep_earlier_exclusions
 from .ods_scan import _ods_marks
 from .xls_extras import _xls_extras
 from .xlsb_scan import _xlsb_marks
@@ -187,6 +187,7 @@ def _build_sheet(
     if hidden_by_formulas:
         result_rows = sorted(result_rows + hidden_by_formulas, key=lambda r: r.number)
     _apply_marks(result_rows, marks, columns, grid.first_col, ctx)
+    _keep_earlier_exclusions(result_rows, headers, ctx)
 
     return Sheet(
         path=ctx.path,
