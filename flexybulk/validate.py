@@ -206,6 +206,11 @@ class RowCheck:
     def valid(self) -> bool:
         return self.order is not None
 
+    @property
+    def excluded(self) -> str | None:
+        """Why the person left the row out (hidden, filtered out), or ``None``: such a row is neither valid nor invalid."""
+        return self.row.excluded
+
 
 @dataclass
 class Totals:
@@ -258,7 +263,12 @@ class Validation:
 
     @property
     def invalid(self) -> list[RowCheck]:
-        return [c for c in self.checks if not c.valid]
+        return [c for c in self.checks if not c.valid and c.row.excluded is None]
+
+    @property
+    def excluded(self) -> list[RowCheck]:
+        """The rows the person left out (``InputRow.excluded``): never sent, never blocking."""
+        return [c for c in self.checks if c.row.excluded is not None]
 
     def totals(self) -> Totals:
         """Totals over the valid rows."""
@@ -348,6 +358,8 @@ class _RowChecker:
         return text or None
 
     def check(self, row: InputRow, cleaned_email: str | None = None) -> RowCheck:
+        if row.excluded is not None:
+            return RowCheck(row, None)  # left out by the person: not judged (issue #12)
         problems = list(row.problems)
         get = row.fields.get
         header = self._header
@@ -480,7 +492,7 @@ class _RowChecker:
             email = cleaned_emails[i]
             get = row.fields.get
             try:
-                if row.problems or not email:
+                if row.problems or not email or row.excluded is not None:
                     raise _Slow
                 raw = get(_NAME)
                 name = name_cache.get(raw, miss)
@@ -617,6 +629,7 @@ def check_columns(sheet: Sheet, default_department: str | None = None) -> None:
         raise InputFileError(
             f"{sheet.where()}: no column for {'; '.join(missing)}. The header on row {sheet.header_row} has {found}. "
             "Name the columns as shown, or map one with --column, e.g. --column amount=\"Værdi i kr\"."
+            + (f" {sheet.decode_doubt}" if sheet.decode_doubt else "")
         )
 
 

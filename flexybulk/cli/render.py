@@ -22,15 +22,17 @@ def show_input(source: Input, *, quiet: bool = False) -> None:
         echo(f"Read {sheet.where()} ({sheet.format.upper()}): {len(sheet.rows):,} rows.")
         for note in sheet.notes:
             echo(f"  {note}")
-    for w in sheet.warnings:
+    for w in sheet.warnings + sheet.list_end:
         warn(w)
 
 
 def show_validation(validation: Validation, *, limit: int = 200) -> None:
     """Counts and totals per type and department on stdout; every problem (up to ``limit``) on stderr."""
     totals = validation.totals()
-    rows = len(validation.checks)
+    rows = len(validation.checks) - len(validation.excluded)
     echo(f"Valid rows: {len(validation.valid):,} of {rows:,} · gift certificates: {totals.certificates:,} · total: {totals.money()}")
+    for line in validation.sheet.exclusions():  # the person's selection (issue #12)
+        echo(f"{line[0].upper()}{line[1:]} (--include-hidden reads {'them' if line.startswith('rows') else 'it'}).")
     for title, key in (("gift certificate type", lambda o: o.type.name), ("department", lambda o: o.department.name)):
         groups = validation.by(key)
         if groups:

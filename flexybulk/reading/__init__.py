@@ -1,4 +1,4 @@
-"""Read a recipient list (XLSX, ODS, XLS, CSV/TSV) into rows that keep their sheet row numbers.
+"""Read a recipient list (XLSX, XLSB, ODS, XLS, CSV/TSV) into rows that keep their sheet row numbers.
 
 The one entry point is :func:`read_sheet`::
 
@@ -19,11 +19,15 @@ The package, one module per step of a read:
   as fallbacks (pitfalls P20).
 - :mod:`.xlsx_scan`: what an XLSX sheet's values do not carry: formulas, error
   cells, hidden rows, number formats (pitfalls P5, P9, P13).
-- :mod:`.text`: CSV/TSV encodings, delimiters and quoting (pitfalls P2-P4).
+- :mod:`.text`, :mod:`.decoding`: CSV/TSV delimiters and quoting, and which
+  encoding (pitfalls P2-P4; Mac Roman and ``--encoding``, issue #12).
 - :mod:`.layout`: the sheet, the header row and the column-to-field map
-  (pitfalls P12, P13, P15, P19).
+  (pitfalls P12, P13, P15, P19); :mod:`.list_end`: where the list ends.
 - :mod:`.rows`: from cells to :class:`~flexybulk.model.InputRow`\\ s with their
   row rules (pitfalls P9, P10, P11).
+- :mod:`.marks`: what the person marked (hidden and filtered-out rows,
+  strike-through, links), found by :mod:`.xlsx_marks`, :mod:`.xlsb_scan`,
+  :mod:`.ods_scan` and :mod:`.xls_extras` (issue #12).
 - :mod:`.columns`: one column parsed, fast path first (issue #4).
 - :mod:`.cells`, :mod:`.amounts`: single cells and their column fast paths
   (pitfalls P1, P5-P8, P14, P17).
@@ -55,13 +59,15 @@ def read_sheet(path: str | Path, opts: ReadOptions | None = None) -> Sheet:
 
     Args:
         path: the file; its format is decided by content, not by name
-            (pitfalls P16): zip -> XLSX/ODS, OLE2 -> XLS, anything else -> text/CSV.
+            (pitfalls P16): zip -> XLSX/XLSB/ODS, OLE2 -> XLS, anything else -> text/CSV.
         opts: :class:`ReadOptions`; defaults when ``None``.
 
     Returns:
         The sheet: header row, column map, rows (fully empty rows left out,
-        real row numbers kept), notes (encoding, header row, format surprises)
-        and warnings (double-encoded text, hidden rows).
+        real row numbers kept; rows the person hid or filtered out are
+        ``excluded``, issue #12), notes (encoding, header row, format surprises),
+        warnings (double-encoded text, hidden columns) and ``list_end`` (what
+        lies below the list and is not read).
 
     Raises:
         InputFileError: the file cannot be read at all or is refused as unsafe:
@@ -69,7 +75,8 @@ def read_sheet(path: str | Path, opts: ReadOptions | None = None) -> Sheet:
             page or binary junk, broken quoting, no header, a column with values
             but no header, two columns for one field, an unknown or ambiguous
             sheet (issue #6, pitfalls P2, P10-P13, P15, P16, P19).
-        ConfigError: ``opts.columns`` names an unknown field.
+        ConfigError: ``opts.columns`` names an unknown field, or ``opts.encoding``
+            an unknown encoding.
     """
     opts = opts or ReadOptions()
     path = Path(path)
@@ -103,8 +110,8 @@ def read_sheet(path: str | Path, opts: ReadOptions | None = None) -> Sheet:
 def _read(data: bytes, ctx: _Context, overrides: dict[str, Field]) -> Sheet:
     """Dispatch on the first bytes (pitfalls P16)."""
     if data.startswith(b"PK\x03\x04"):
-        zf = formats._open_zip(data, ctx)  # None for an ODS: only an XLSX's XML is scanned
-        return _read_workbook(data, ctx, overrides, zf=zf)
+        ctx.archive = formats._open_zip(data, ctx)
+        return _read_workbook(data, ctx, overrides, zf=ctx.archive if ctx.format == "xlsx" else None)
     if data.startswith(b"\xd0\xcf\x11\xe0"):
         formats._check_ole2(data, ctx)
         return _read_workbook(data, ctx, overrides, zf=None)

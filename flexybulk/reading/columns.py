@@ -82,10 +82,15 @@ _FORMULA_MESSAGE = (
     "Open and save the file in Excel/LibreOffice, or paste values."
 )
 _ERROR_MESSAGE = "Cell {ref} ({header}) shows the error {error} — fix the formula or type the value"
+_EXTERNAL_MESSAGE = "{ref} takes its value from '{book}'; paste the values, then validate again"
 
 
 def _issue_problem(column: _Column, row: int, col_abs: int, kind: str, text: str) -> RowProblem:
-    """The row problem of a cell whose value is unknown: ``kind`` ``"formula"`` (no cached value) or ``"error"`` (pitfalls P9)."""
+    """The row problem of a cell whose value must not be used: ``kind`` ``"formula"`` (no cached value)
+    or ``"error"`` (pitfalls P9), or ``"external"`` (``text`` names the other workbook it comes from, issue #12)."""
+    if kind == "external":
+        message = _EXTERNAL_MESSAGE.format(ref=f"{column_letter(col_abs)}{row}", book=text)
+        return RowProblem(row, column.header, message, text, column.letter)
     template = _FORMULA_MESSAGE if kind == "formula" else _ERROR_MESSAGE
     message = template.format(ref=f"{column_letter(col_abs)}{row}", header=column.header, formula=text, error=text)
     return RowProblem(row, column.header, message, text, column.letter)

@@ -30,12 +30,19 @@ class ReadOptions:
         max_file_size: bytes; larger files are refused before reading (issue #6).
         max_rows: data rows (non-empty rows below the header); more are
             refused with both counts (pitfalls P10, P11).
+        include_hidden: ``--include-hidden``: rows hidden or filtered out in the
+            sheet are read as ordinary rows (with a warning); by default they are
+            ``InputRow.excluded`` (issue #12).
+        encoding: ``--encoding``: the codec of a CSV file (any name Python knows,
+            ``"mac-roman"``, ``"cp1252"``); ``None`` detects it (issue #12).
     """
 
     sheet: str | None = None
     columns: Mapping[str, str] = field(default_factory=dict)
     max_file_size: int = 50 * 1024 * 1024
     max_rows: int = 100_000
+    include_hidden: bool = False
+    encoding: str | None = None
 
 
 _MIB = 1024 * 1024
@@ -120,6 +127,11 @@ class _Context:
     delimiter: str | None = None
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    archive: Any = None  # the opened zip of an XLSX or ODS (zipfile.ZipFile)
+    list_end: list[str] = field(default_factory=list)  # Sheet.list_end
+    list_stop: int | None = None  # the first sheet row not read because the list ended above it
+    encoding: str | None = None  # Sheet.encoding
+    decode_doubt: str | None = None  # Sheet.decode_doubt
 
     @property
     def where(self) -> str:

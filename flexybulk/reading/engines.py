@@ -3,8 +3,8 @@
 Each engine opens a workbook behind one small interface (``_Book``: the
 sheets with their visibility, and one sheet's cells as a ``_Grid``) and gives
 the values calamine gives (a datetime at midnight is a date). calamine reads
-XLSX, ODS and XLS (fast, no pandas, no NA guessing: pitfalls P7, P8, P11);
-when it cannot open or parse a workbook the fallback takes over silently,
+XLSX, XLSB, ODS and XLS (fast, no pandas, no NA guessing: pitfalls P7, P8, P11);
+when it cannot open or parse a workbook the fallback takes over silently (XLSB has none),
 and only when all fail is the file refused. :func:`_read_workbook` runs one
 workbook from the engines through sheet choice to rows.
 """

@@ -83,11 +83,11 @@ _ODS_MIMETYPE = "application/vnd.oasis.opendocument.spreadsheet"
 def _open_zip(data: bytes, ctx: _Context) -> zipfile.ZipFile | None:
     """Decide what a zip archive holds and refuse what cannot or must not be read (issue #6, pitfalls P16).
 
-    Sets ``ctx.format`` to ``"xlsx"`` or ``"ods"``. Returns the opened archive
-    for an XLSX (its sheet XML is scanned later), ``None`` for an ODS.
+    Sets ``ctx.format`` to ``"xlsx"``, ``"xlsb"`` or ``"ods"``. Returns the opened archive
+    (its sheet XML is scanned later for what the values do not carry).
 
     Raises:
-        InputFileError: damaged, a zip bomb, password-protected, macros, XLSB,
+        InputFileError: damaged, a zip bomb, password-protected, macros,
             another kind of document (Word, PowerPoint, Numbers, ODT) or a plain archive.
     """
     name = _quote(ctx.path.name)
@@ -110,19 +110,26 @@ def _open_zip(data: bytes, ctx: _Context) -> zipfile.ZipFile | None:
             _refuse_ods_macros(names, name)
             ctx.format = "ods"
             _note_extension(ctx, "ods", (".ods", ".ots"))
-            return None
+            return zf
         if "opendocument.text" in mimetype:
             raise InputFileError(f"{name} is really an OpenDocument text document (.odt), not a spreadsheet")
         raise InputFileError(f"{name} is really an OpenDocument file of type '{mimetype}', not a spreadsheet")
 
     if "[Content_Types].xml" in names:
         content_types = _read_member(zf, "[Content_Types].xml", 4 * _MIB, name).decode("utf-8", "replace")
+        if "xl/workbook.bin" in names:
+            # XLSB: its main part's content type always says macroEnabled; only a VBA project is a macro.
+            if "xl/vbaProject.bin" in names:
+                raise InputFileError(
+                    f"{name} is a macro-enabled workbook — save it as a plain .xlsx (Excel Workbook) and try again"
+                )
+            ctx.format = "xlsb"
+            _note_extension(ctx, "xlsb", (".xlsb",))
+            return zf
         if "xl/vbaProject.bin" in names or "macroEnabled" in content_types:
             raise InputFileError(
                 f"{name} is a macro-enabled workbook — save it as a plain .xlsx (Excel Workbook) and try again"
             )
-        if "xl/workbook.bin" in names:
-            raise InputFileError(f"{name} is a binary Excel workbook (.xlsb) — save it as a plain .xlsx and try again")
         if "xl/workbook.xml" in names or "spreadsheetml" in content_types:
             ctx.format = "xlsx"
             _note_extension(ctx, "xlsx", (".xlsx", ".xltx"))
@@ -186,7 +193,8 @@ def _note_extension(ctx: _Context, real: str, expected: tuple[str, ...]) -> None
     """A note when the name says another format than the content (pitfalls P16)."""
     suffix = ctx.path.suffix.lower()
     if suffix and suffix not in expected:
-        what = {"xlsx": "an XLSX workbook", "ods": "an ODS spreadsheet", "xls": "a legacy Excel (.xls) workbook"}[real]
+        what = {"xlsx": "an XLSX workbook", "ods": "an ODS spreadsheet", "xls": "a legacy Excel (.xls) workbook",
+                "xlsb": "a binary Excel (.xlsb) workbook"}[real]
         ctx.notes.append(f"{_quote(ctx.path.name)} is really {what} — read it as one")
 
 

@@ -110,7 +110,8 @@ def _choose_sheet(book: _Book, ctx: _Context, overrides: dict[str, Field]) -> tu
     name = _quote(ctx.path.name)
     worksheets = [s for s in book.sheets if s.is_worksheet]
     visible = [s.name for s in worksheets if s.visible]
-    hidden = [s.name for s in worksheets if not s.visible]
+    # LibreOffice keeps a hidden copy of each sheet an external reference reads ('file:///...'#Sheet): not the person's.
+    hidden = [s.name for s in worksheets if not s.visible and not (s.name.startswith("'file:") and "'#" in s.name)]
     if ctx.opts.sheet is not None:
         wanted = ctx.opts.sheet
         match = next((s for s in worksheets if s.name == wanted), None)

@@ -20,10 +20,15 @@ from typing import TYPE_CHECKING, Any, Iterable
 from flexybulk.model import Field, InputRow, RowProblem, Sheet
 
 from .amounts import AmountConvention, amount_convention as _column_convention
-from .cells import zero_pad_width
 from .columns import _issue_problem, _joined_text, _original_column, _parse_fields, _plain_original
-from .context import _Column, _Context, _Grid, _Header, column_letter
+from .context import _Column, _Context, _Grid, _Header, _quote, column_letter
 from .layout import _is_blank_row, _map_columns
+from .list_end import _cut_list
+from .marks import _RECIPIENT_FIELDS, _Marks, _apply_marks, _keep_earlier_exclusions
+from .ods_scan import _ods_marks
+from .xls_extras import _xls_extras
+from .xlsb_scan import _xlsb_marks
+from .xlsx_marks import _external_books, _xlsx_marks
 
 if TYPE_CHECKING:
     from .engines import _Book
@@ -58,6 +63,7 @@ def _build_sheet(
         if row and ((v := row[0]).__class__ is str and v and not v.isspace() or v is not None and v.__class__ is not str)
         or not _is_blank_row(row)
     ]
+    kept = _cut_list(body, kept, header_cells, grid.first_row + header_index + 1, overrides, ctx)
     count = len(kept) + grid.uncounted_rows
     if count > ctx.opts.max_rows:
         raise ctx.error(
@@ -106,16 +112,23 @@ def _build_sheet(
         return chain.from_iterable(block[k] for block in block_originals)
 
     # Formula cells without a cached value and error cells (pitfalls P9); 0000 formats (P5).
+    # The person's marks (issue #12): hidden and filtered-out rows, strike-through, links; values from other files.
     issues: dict[tuple[int, int], tuple[str, str]] = {}
     formats: dict[tuple[int, int], str] = {}
+    marks = _Marks()
     if xlsx is not None:
         issues, formats = _xlsx_extras(xlsx, columns, [whole(k) for k in range(len(columns))], numbers, grid.first_col)
-        _warn_hidden(xlsx, columns, numbers, grid.first_col, ctx)
+        _warn_hidden_columns(xlsx, columns, grid.first_col, ctx)
+        marks = _xlsx_marks(xlsx)
     elif ctx.format == "xls":
         below = {Field.POSTAL_CODE: 1000, Field.PHONE: 10_000_000}
         want = _numeric_cells(columns, [whole(k) for k in range(len(columns))], numbers, grid.first_col, below)
-        if want:
-            formats = _xls_number_formats(ctx, want)
+        recipient = {grid.first_col + c.index for c in columns if c.field in _RECIPIENT_FIELDS}
+        formats, marks, issues = _xls_extras(ctx, want, recipient)
+    elif ctx.format == "ods":
+        marks, issues = _ods_marks(ctx, ctx.archive)
+    elif ctx.format == "xlsb":
+        marks = _xlsb_marks(ctx, ctx.archive, {grid.first_col + c.index for c in columns if c.field in _RECIPIENT_FIELDS})
 
     # The amount column's convention comes from all its text cells (pitfalls P1), so it is
     # decided over the whole column, once, when some block has a text amount.
@@ -170,9 +183,11 @@ def _build_sheet(
             row_problems[i] = found
         result_rows += map(InputRow, block_numbers, fields_by_row, originals_by_row, row_problems)
 
-    hidden_by_formulas = _rows_only_formulas(issues, columns, numbers, first_data, grid.first_col)
+    hidden_by_formulas = _rows_only_formulas(issues, columns, numbers, first_data, grid.first_col, ctx.list_stop)
     if hidden_by_formulas:
         result_rows = sorted(result_rows + hidden_by_formulas, key=lambda r: r.number)
+    _apply_marks(result_rows, marks, columns, grid.first_col, ctx)
+    _keep_earlier_exclusions(result_rows, headers, ctx)
 
     return Sheet(
         path=ctx.path,
@@ -186,6 +201,9 @@ def _build_sheet(
         notes=ctx.notes,
         warnings=ctx.warnings,
         csv_delimiter=ctx.delimiter if is_csv else None,
+        list_end=ctx.list_end,
+        encoding=ctx.encoding,
+        decode_doubt=ctx.decode_doubt,
     )
 
 
@@ -231,6 +249,7 @@ def _xlsx_extras(
     number format and a postal code/phone column holds numbers.
     """
     xlsx.scan()
+    xlsx.external = _external_books(xlsx.zf, _quote(xlsx.ctx.path.name))
     want: set[tuple[int, int]] = set()
     pad_styles = None
     if any(c.field in (Field.POSTAL_CODE, Field.PHONE) for c in columns):
@@ -246,36 +265,8 @@ def _xlsx_extras(
     return issues, formats
 
 
-def _xls_number_formats(ctx: _Context, want: set[tuple[int, int]]) -> dict[tuple[int, int], str]:
-    """Number formats of XLS cells, via xlrd with formatting info (pitfalls P5)."""
-    try:
-        import xlrd
-
-        book = xlrd.open_workbook(file_contents=ctx.data, formatting_info=True, on_demand=True)
-        sheet = book.sheet_by_name(ctx.sheet_name)
-        result = {}
-        for row, col in want:
-            xf = book.xf_list[sheet.cell_xf_index(row - 1, col)]
-            fmt = book.format_map.get(xf.format_key)
-            if fmt is not None and zero_pad_width(fmt.format_str):
-                result[(row, col)] = fmt.format_str
-        return result
-    except Exception:  # formats are a refinement; the values were read already
-        return {}
-
-
-def _warn_hidden(xlsx: _XlsxParts, columns: list[_Column], numbers: list[int], first_col: int, ctx: _Context) -> None:
-    """Hidden rows and columns are read like any other: say so (pitfalls P13)."""
-    if xlsx.hidden_rows:
-        hidden = [n for n in numbers if n in xlsx.hidden_rows]
-        if hidden:
-            many = len(hidden) > 1
-            shown = ", ".join(map(str, hidden[:10])) + (f" and {len(hidden) - 10} more" if len(hidden) > 10 else "")
-            ctx.warnings.append(
-                f"{ctx.where}: {len(hidden)} hidden row{'s' if many else ''} will be read too "
-                f"(row{'s' if many else ''} {shown}) — unhide to check, and delete rows that "
-                "should not get gift certificates"
-            )
+def _warn_hidden_columns(xlsx: _XlsxParts, columns: list[_Column], first_col: int, ctx: _Context) -> None:
+    """Hidden columns are read like any other: say so (pitfalls P13). Hidden rows are marks (:mod:`.marks`)."""
     if xlsx.hidden_cols:
         hidden_cols = [c for c in columns if first_col + c.index in xlsx.hidden_cols]
         if hidden_cols:
@@ -285,25 +276,26 @@ def _warn_hidden(xlsx: _XlsxParts, columns: list[_Column], numbers: list[int], f
             )
 
 
-
 def _rows_only_formulas(
     issues: dict[tuple[int, int], tuple[str, str]],
     columns: list[_Column],
     numbers: list[int],
     first_data: int,
     first_col: int,
+    stop: int | None = None,
 ) -> list[InputRow]:
     """Rows that look empty only because their mapped cells are formulas without values or errors.
 
     Such a row must not vanish (pitfalls P9): it comes back with a problem per
     cell. Formulas in unmapped columns of otherwise empty rows (a template's
-    Total column filled down) leave the row empty and skipped.
+    Total column filled down) leave the row empty and skipped. Rows from
+    ``stop`` on are below the list's end and not read.
     """
     if not issues:
         return []
     by_col = {first_col + c.index: c for c in columns}
     kept = set(numbers)
-    rows = sorted({r for (r, col) in issues if r >= first_data and r not in kept
+    rows = sorted({r for (r, col) in issues if r >= first_data and r not in kept and (stop is None or r < stop)
                    and col in by_col and by_col[col].field is not None})
     result = []
     for row in rows:

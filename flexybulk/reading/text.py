@@ -1,7 +1,6 @@
 """Text files: CSV and TSV, decoded and split into records (pitfalls P2, P3, P4, P16, P17).
 
-Owns the encodings (strict UTF-8 with or without a BOM, UTF-16/32 with a
-BOM, else strict Windows-1252; never ``errors="replace"``), the refusals of
+Owns (with :mod:`.decoding`, which picks the encoding) the refusals of
 binary junk and of HTML/XML pages saved as ``.csv``, the warning for
 double-encoded text, Excel's ``sep=`` line, the choice of delimiter (``;``,
 ``,`` or tab, by known header names through the ``csv`` module, never by
@@ -10,7 +9,6 @@ hand-splitting) and strict quoting with the line of a broken quote.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import re
@@ -20,6 +18,7 @@ from flexybulk.errors import InputFileError
 from flexybulk.model import Field, Sheet
 
 from .context import _Context, _Grid, _quote
+from .decoding import _decode, _decode_doubt
 from .layout import HEADER_SEARCH_ROWS, _find_header, _is_blank_row, _no_header_message
 from .rows import _build_sheet
 
@@ -32,13 +31,14 @@ _DELIMITER_NAMES = {";": "';'", ",": "','", "\t": "tab"}
 
 def _read_text(data: bytes, ctx: _Context, overrides: dict[str, Field]) -> Sheet:
     name = _quote(ctx.path.name)
-    text, encoding_note = _decode(data, name)
+    text, encoding_note, ctx.encoding = _decode(data, name, ctx.opts.encoding)
     stripped = text.lstrip(" \t\r\n\ufeff")
     if stripped.startswith("<"):
         raise InputFileError(_markup_message(name, stripped[:2000]))
     ctx.format = "csv"
     ctx.notes.append(encoding_note)
     _warn_mojibake(text, ctx)
+    ctx.decode_doubt = _decode_doubt(text, ctx.encoding)
 
     line_offset = 0
     forced = None
@@ -60,67 +60,8 @@ def _read_text(data: bytes, ctx: _Context, overrides: dict[str, Field]) -> Sheet
         ctx.notes.append(f"{name} is really a {kind} text file — read it as CSV")
     header = _find_header(grid, overrides)
     if header is None:
-        raise ctx.error(_no_header_message(grid))
+        raise ctx.error(_no_header_message(grid) + (f". {ctx.decode_doubt}" if ctx.decode_doubt else ""))
     return _build_sheet(grid, header, ctx, overrides)
-
-
-def _decode(data: bytes, name: str) -> tuple[str, str]:
-    """Strict UTF-8 (BOM or not), UTF-16 with a BOM, else strict Windows-1252 (pitfalls P3, P4).
-
-    Never ``errors="replace"``/``"ignore"``. Returns ``(text, note)``.
-
-    Raises:
-        InputFileError: a NUL byte in the first KB (binary junk), or bytes that
-            neither encoding can decode, naming the line.
-    """
-    for bom, codec, label in (
-        (codecs.BOM_UTF32_LE, "utf-32", "UTF-32"),
-        (codecs.BOM_UTF32_BE, "utf-32", "UTF-32"),
-        (codecs.BOM_UTF8, "utf-8-sig", "UTF-8 (with BOM)"),
-        (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"),
-        (codecs.BOM_UTF16_BE, "utf-16", "UTF-16"),
-    ):
-        if data.startswith(bom):
-            try:
-                text = data.decode(codec)
-            except UnicodeDecodeError as exc:
-                line = data[: exc.start].decode(codec, "replace").count("\n") + 1
-                raise InputFileError(
-                    f"{name} line {line}: the file says it is {label} but has bytes that are not — "
-                    "save it again as 'CSV UTF-8' from Excel"
-                ) from None
-            nul = text.find("\x00", 0, 1024)
-            if nul >= 0:
-                raise InputFileError(_nul_message(name, text.count("\n", 0, nul) + 1))
-            return text, f"Read as {label}"
-    nul = data.find(b"\x00", 0, 1024)
-    if nul >= 0:
-        raise InputFileError(_nul_message(name, data.count(b"\n", 0, nul) + 1))
-    try:
-        return data.decode("utf-8"), "Read as UTF-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1252"), "Read as Windows-1252 (the file is not UTF-8)"
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InputFileError(
-            f"{name} line {line}: the text is neither UTF-8 nor Windows-1252 (byte 0x{data[exc.start]:02X}) — "
-            "it may not be a text file. Save the list as 'CSV UTF-8' or .xlsx"
-        ) from None
-
-
-def _nul_message(name: str, line: int) -> str:
-    if name.rstrip("'").lower().endswith((".xlsx", ".xlsm", ".xls", ".ods")):
-        # Named as a workbook but neither a zip nor an OLE2 file: damaged, or not a spreadsheet at all.
-        return (
-            f"{name} is not a readable spreadsheet: it is neither an Excel/LibreOffice workbook nor a text file. "
-            "Ask the sender for the file again, or open it in Excel or LibreOffice and save it as .xlsx"
-        )
-    return (
-        f"{name} line {line}: contains a NUL byte — it is not a text/CSV file (or it is UTF-16 without "
-        "a byte-order mark). Save the list as .xlsx or 'CSV UTF-8' and try again"
-    )
 
 
 def _markup_message(name: str, head: str) -> str:
@@ -212,6 +153,7 @@ def _choose_delimiter(text: str, ctx: _Context, overrides: dict[str, Field], lin
         raise InputFileError(
             f"{_quote(ctx.path.name)}: no header row found — the first line is '{first}'. "
             "The file needs a header with column names such as Navn, E-mail, Beløb, separated by ';', ',' or tabs"
+            + (f". {ctx.decode_doubt}" if ctx.decode_doubt else "")
         )
     results.sort(key=lambda item: item[0], reverse=True)
     best = results[0]

@@ -16,7 +16,7 @@ import html
 import re
 import threading
 import zipfile
-from typing import Iterable
+from typing import Any, Iterable
 
 from flexybulk.errors import InputFileError
 
@@ -37,6 +37,8 @@ _F_ELEMENT = re.compile(rb"<(?:\w+:)?f\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?f>)", re.
 _V_ELEMENT = re.compile(rb"<(?:\w+:)?v\b[^>]*?(?:/>|>(.*?)</(?:\w+:)?v>)", re.DOTALL)
 _ATTR = re.compile(rb"\b([\w:]+)=\"([^\"]*)\"")
 _ROW_END = re.compile(rb"</(?:\w+:)?row>")
+_EXTERNAL_REF = re.compile(r"\[(\d+)\]")  # [1]Ark1!B2: a reference into external workbook 1
+_HYPERLINK_TARGET = re.compile(r'HYPERLINK\(\s*"((?:[^"]|"")*)"', re.IGNORECASE)
 _CHUNK = 1 << 20
 
 
@@ -56,6 +58,10 @@ class _XlsxParts:
         self.has_formula_or_error = False
         self.hidden_rows: set[int] = set()
         self.hidden_cols: set[int] = set()
+        self.after_data = b""  # the XML after </sheetData>: autoFilter, hyperlinks, tableParts (issue #12)
+        self.external: dict[int, str] = {}  # external workbook number in formulas ([1]) -> file name; set before cells()
+        self.formula_links: dict[tuple[int, int], str] = {}  # HYPERLINK("mailto:...", ...) targets, filled by cells()
+        self._styles: Any = None
         self._scanned = False
         self._thread: threading.Thread | None = None
         self._thread_error: BaseException | None = None
@@ -133,6 +139,7 @@ class _XlsxParts:
             return
         tail = b""
         marks: tuple[bytes, ...] | None = None
+        after: list[bytes] | None = None
         for chunk in self._chunks():
             if marks is None:
                 root = re.search(rb"<(\w+:)?worksheet\b", chunk)
@@ -140,6 +147,15 @@ class _XlsxParts:
                 # Every formula sheet has a closing </f> (a shared formula's children
                 # <f .../> always come with a master that has one), and error cells t="e".
                 marks = (b"</" + prefix + b"f>", b't="e"')
+                data_end = b"</" + prefix + b"sheetData>"
+            if after is not None:
+                after.append(chunk)
+            elif data_end in chunk:
+                after = [chunk[chunk.index(data_end):]]
+            else:
+                edge = tail[-32:] + chunk[:32]  # the closing tag split across two chunks
+                if data_end in edge:
+                    after = [edge[edge.index(data_end):] + chunk[32:]]
             seam = tail[-16:] + chunk[:16]  # a mark split across two chunks
             if not self.has_formula_or_error and any(m in chunk or m in seam for m in marks):
                 self.has_formula_or_error = True
@@ -156,6 +172,7 @@ class _XlsxParts:
                         if int(hi) - int(lo) < 1000:
                             self.hidden_cols.update(range(int(lo) - 1, int(hi)))
             tail = chunk[-4096:]
+        self.after_data = b"".join(after or ())
 
     def cells(self, want_style: set[tuple[int, int]]) -> tuple[dict[tuple[int, int], tuple[str, str]], dict[tuple[int, int], int]]:
         """Parse cell elements: formula cells without a cached value, error cells, and styles.
@@ -215,20 +232,38 @@ class _XlsxParts:
                         shared[f_attrs[b"si"]] = (formula, ref_text)
                     elif f_attrs[b"si"] in shared:
                         formula = _translate_shared(*shared[f_attrs[b"si"]], ref_text)
+                if self.external and "[" in formula:
+                    linked = _EXTERNAL_REF.search(formula)
+                    if linked and int(linked.group(1)) in self.external:
+                        # Cached or not, the value is another workbook's (issue #12).
+                        issues[key] = ("external", self.external[int(linked.group(1))])
+                        continue
+                if "mailto:" in formula and "HYPERLINK" in formula.upper():
+                    target = _HYPERLINK_TARGET.search(formula)
+                    if target:
+                        self.formula_links[key] = target.group(1).replace('""', '"')
                 if not cached:
                     issues[key] = ("formula", "=" + formula if formula else "(a shared formula)")
             tail = buf[end:]
         return issues, styles
 
+    def styles_root(self) -> Any:
+        """``xl/styles.xml`` parsed (once), or ``None`` when it is missing or odd."""
+        if self._styles is None:
+            from defusedxml import ElementTree as ET
+
+            try:
+                self._styles = ET.fromstring(_read_member(self.zf, "xl/styles.xml", 16 * _MIB, _quote(self.ctx.path.name)))
+            except InputFileError:
+                raise
+            except Exception:  # no or odd styles: nothing to pad or strike
+                self._styles = False
+        return self._styles or None
+
     def zero_pad_styles(self) -> dict[int, str]:
         """Style index -> format code for the cell styles whose number format pads with zeros (``0000``)."""
-        from defusedxml import ElementTree as ET
-
-        try:
-            root = ET.fromstring(_read_member(self.zf, "xl/styles.xml", 16 * _MIB, _quote(self.ctx.path.name)))
-        except InputFileError:
-            raise
-        except Exception:  # no or odd styles: nothing to pad
+        root = self.styles_root()
+        if root is None:
             return {}
         codes: dict[str, str] = {}
         xf_formats: list[str] = []
