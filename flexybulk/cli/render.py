@@ -65,9 +65,7 @@ def show_known(checked: Checked, *, limit: int = 200) -> None:
     known = checked.known
     if not known:
         return
-    kinds = {"done": "would be skipped", "skip": "would be skipped", "near": "would need your confirmation",
-             "send": "would finish an earlier batch's row"}
-    counts = {k: sum(1 for r in known.values() if r.action == k) for k in kinds}
+    counts = {k: sum(1 for r in known.values() if r.action == k) for k in ("done", "skip", "near", "send")}
     skipped = counts["done"] + counts["skip"]
     parts = [f"{plural(skipped, 'row')} already issued (an issue would skip them)"] if skipped else []
     if counts["near"]:
@@ -76,7 +74,7 @@ def show_known(checked: Checked, *, limit: int = 200) -> None:
         parts.append(f"{plural(counts['send'], 'row')} finishing an earlier batch's rows with their ids")
     echo("The ledger knows " + "; ".join(parts) + ":")
     for n, r in list(known.items())[:limit]:
-        echo(f"  row {n}: {kinds[r.action]}: {r.message}")
+        echo(f"  row {n}: {r.message}")  # each message says what an issue would do
     if len(known) > limit:
         echo(f"  … and {len(known) - limit:,} more: see the Warning column of the validation sheet.")
 
