@@ -452,3 +452,47 @@ def test_a_retry_s_summary_records_both_files_hashes(tmp_path, sandbox_env):
     assert summary["SHA-256 of the input file"] == hashlib.sha256(src.read_bytes()).hexdigest()
     assert summary["SHA-256 of the file written from"] == given
     assert summary["Written from"] == str(result.resolve())
+
+
+BIND_CHECK = """
+import subprocess, sys
+from flexybulk.errors import LedgerBusy
+from flexybulk.journal import Journal
+real, bound = sys.argv[1], sys.argv[2]
+holder = subprocess.Popen([sys.executable, "-c",
+    "import sys, time\\nfrom flexybulk.journal import Journal\\nj = Journal(sys.argv[1])\\n"
+    "with j.issuing_lock('issue kampagne.xlsx'):\\n    print('held', flush=True)\\n    time.sleep(60)\\n", real],
+    stdout=subprocess.PIPE, text=True)
+assert holder.stdout.readline().strip() == "held"
+try:
+    with Journal(bound, create=False) as j, j.issuing_lock("issue other.xlsx"):
+        print("NOT REFUSED")
+except LedgerBusy:
+    print("REFUSED")
+finally:
+    holder.kill()
+"""
+
+
+def test_the_same_ledger_through_a_bind_mount_is_one_lock(tmp_path):
+    """A bind mount of the ledger file onto another path (in a mount namespace of its own) reaches the same lock."""
+    import os
+    import subprocess
+    import sys
+
+    from flexybulk.journal import Journal
+
+    real = tmp_path / "real.sqlite3"
+    Journal(real).close()
+    bound = tmp_path / "other" / "mounted.sqlite3"
+    bound.parent.mkdir()
+    bound.touch()
+    script = tmp_path / "check.py"
+    script.write_text(BIND_CHECK, encoding="utf-8")
+    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("this machine does not allow a mount namespace (unshare -m)")
+    run = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                          f'mount --bind "{real}" "{bound}" && exec "{sys.executable}" "{script}" "{real}" "{bound}"'],
+                         capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert run.stdout.strip() == "REFUSED", run.stdout + run.stderr
