@@ -33,7 +33,7 @@ from .client import FlexyboxClient, certificate_numbers
 from .errors import ApiError, ConflictError, FlexybulkError, JournalError
 from .journal import Journal, RowRecord, Step
 from .model import RowStatus
-from .outcome import Outcome, after_failure
+from .outcome import DescribeRefusal, Outcome, after_failure
 from .planning import Plan
 from .records import content_fingerprint, content_total, describe_content
 
@@ -72,13 +72,17 @@ class BatchRunner:
         progress: called from worker threads with each finished row's status.
         on_row: called from worker threads with each finished row's record (as planned), status and error text.
         stop: an event that, once set (a web page's stop button, SIGTERM), stops taking new rows like :meth:`stop`.
+        describe_refusal: says a vendor's refusal in the input sheet's words
+            (:class:`~flexybulk.refusals.RefusalWords`, built by the caller that knows the sheet);
+            without it a refused field is named in words only.
     """
 
     def __init__(self, client: FlexyboxClient, journal: Journal, *, payment_type: str = "Mastercard",
                  workers: int = 4, progress: Callable[[RowStatus], None] | None = None,
                  on_row: Callable[[RowRecord, RowStatus, str | None], None] | None = None,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, describe_refusal: DescribeRefusal | None = None) -> None:
         self.client = client
+        self.describe_refusal = describe_refusal
         self.journal = journal
         self.payment_type = payment_type
         self.workers = workers
@@ -284,7 +288,8 @@ class BatchRunner:
             return Outcome(RowStatus.ISSUED, note, certificate_numbers(answer), None if c == rec.content else c, already=already)
         except ApiError as exc:  # a rejected token too: after_failure marks it fatal
             outcome = after_failure(step, exc, sales_order_id=rec.sales_order_id, commit_sent_before=sent_before,
-                                    note=note, content=None if c == rec.content else c)
+                                    note=note, content=None if c == rec.content else c, sent=c,
+                                    describe_refusal=self.describe_refusal)
             outcome.already = already and outcome.status == RowStatus.ISSUED
             return outcome
 

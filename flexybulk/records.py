@@ -77,11 +77,13 @@ def row_state_text(rec: RowRecord) -> str:
     """What an unfinished row's ledger record means, in plain words (its error, else its step)."""
     if rec.error:
         return rec.error
+    one = bool(rec.content) and int(rec.content.get("quantity") or 0) == 1
     return {
         Step.PLANNED: "not sent yet.",
         Step.CUSTOMER: "interrupted while saving the customer; no gift certificate can have been issued. A rerun finishes it with the same ids.",
         Step.ORDER: "interrupted while saving the sales order; no gift certificate can have been issued. A rerun finishes it with the same ids.",
-        Step.COMMIT: "interrupted while committing: the gift certificates may or may not exist. A rerun settles it with the same payment id, so it cannot issue twice.",
+        Step.COMMIT: (f"interrupted while committing: the gift certificate{'' if one else 's'} may or may not exist. A rerun "
+                      "settles it with the same payment id, so it cannot issue twice."),
     }.get(rec.step, "not finished.")
 
 
