@@ -37,7 +37,7 @@ from .client import FlexyboxClient
 from .errors import ConfigError, FlexybulkError, InputFileError, SpendingLimit
 from .issue import BatchRunner
 from .planning import Plan, PlannedRow, plan_batch
-from .records import issued_totals, row_state_text
+from .records import issued_totals, row_ranges, row_state_text, same_words
 from .refusals import RefusalWords
 from .journal import BatchRecord, Journal, RowRecord
 from .model import Catalogue, Order, RowStatus, Sheet
@@ -752,5 +752,5 @@ def make_template(out: Path | str, target: Target, *, lang: str = "da", force: b
 __all__ = [
     "BatchStatus", "Checked", "Decision", "Input", "Issuing", "Outcome", "Prepared", "ReadRequest", "RowOutcome",
     "TemplateWritten", "batch_status", "check", "issuing", "list_batches", "make_template", "read_input",
-    "row_state_text", "validate_input", "write_result", "write_validation",
+    "row_ranges", "row_state_text", "same_words", "validate_input", "write_result", "write_validation",
 ]

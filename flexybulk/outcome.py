@@ -149,7 +149,7 @@ def after_failure(step: str, exc: ApiError, *, sales_order_id: str, commit_sent_
         # The customer or sales order PUT may or may not have been saved, but no commit was ever sent for this
         # row, so no gift certificate can exist: the row is simply not finished (PENDING), never UNKNOWN.
         return Outcome(RowStatus.PENDING, (
-            f"Not finished: the call to {_WHAT.get(step, step)} got no clear answer ({_detail(exc)}). Nothing can have "
+            f"Not finished: the call to {_WHAT.get(step, step)} got no clear answer: {_detail(exc)}. Nothing can have "
             "been issued: no commit was sent for this row. Rerun (flexybulk retry on the result sheet) to finish it "
             "with the same ids."))
     # A definite refusal of a call that cannot have issued anything (a customer or sales order PUT, or a

@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import openpyxl
 import pytest
@@ -137,7 +138,8 @@ def test_confirmation_is_asked_and_no_means_nothing_issued(tmp_path, sandbox_env
     src = shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx")
     run = flexybulk("issue", src, input="n\n")
     assert run.code == 1
-    assert "Issue 18 gift certificates worth 10,399.85 DKK for 6 rows?" in run.stderr
+    # Issue #13: the confirmation names where it issues (here a Flexybox at the sandbox's address, not --sandbox).
+    assert f"Issue 18 gift certificates worth 10,399.85 DKK for 6 rows on Flexybox at {urlsplit(sandbox_env.url).netloc}?" in run.stderr
     assert "Aborted" in run.stderr
     assert sandbox_env.state.counts()["customers"] == 0
     assert "no batch" in flexybulk("status", src).stdout  # a declined run leaves no batch behind
