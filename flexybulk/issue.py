@@ -184,8 +184,7 @@ class BatchRunner:
             self.on_row(rec, RowStatus.PENDING, str(exc))
             return RowStatus.PENDING
         except Exception as exc:  # one row's surprise must not stop the batch or lose its record
-            outcome = Outcome(RowStatus.UNKNOWN, f"Unexpected error ({type(exc).__name__}: {exc}). A rerun settles this row safely with the same ids.",
-                              commit_reached=rec.commit_may_have_happened)
+            outcome = self._after_surprise(rec, exc)
         status = outcome.status
         if outcome.already:
             self._already.add(rec.row_number)
@@ -214,6 +213,24 @@ class BatchRunner:
         self.progress(status)
         self.on_row(rec, status, outcome.error)
         return status
+
+    def _after_surprise(self, rec: RowRecord, exc: Exception) -> Outcome:
+        """A row's outcome after an unexpected error in its flow: UNKNOWN if a commit may have been sent, else PENDING.
+
+        The ledger says which: the commit step is on disk before any commit
+        is sent, so a row whose record has no commit step sent none, and no
+        gift certificate can exist for it (issue #13: PENDING, not UNKNOWN).
+        """
+        what = f"Unexpected error ({type(exc).__name__}: {exc})"
+        try:
+            now = self.journal.row(rec.batch_id, rec.row_number)
+            reached = rec.commit_may_have_happened or now is None or now.commit_may_have_happened
+        except Exception:  # the ledger cannot say: assume the worst
+            reached = True
+        if reached:
+            return Outcome(RowStatus.UNKNOWN, f"{what}. A rerun settles this row safely with the same ids.", commit_reached=True)
+        return Outcome(RowStatus.PENDING, f"{what} before any commit was sent for this row: nothing can have been issued. "
+                       "A rerun (flexybulk retry on the result sheet) finishes it with the same ids.")
 
     def _flow(self, rec: RowRecord) -> Outcome:
         c = rec.content

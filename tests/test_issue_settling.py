@@ -198,3 +198,35 @@ def test_finish_row_keeps_the_commit_step_of_a_failed_row_whose_commit_may_have_
     # A corrected copy's row with the same fingerprint adopts the row that kept its step, never the other.
     found = journal.rows_by_fingerprint(["fp2", "fp3"], target="t")
     assert [r.commit_may_have_happened for r in found["fp2"] + found["fp3"]] == [True, False]
+
+
+def test_a_surprise_before_the_commit_is_pending_and_after_it_unknown(settings, sandbox, journal):
+    """Issue #13: an unexpected error leaves a row UNKNOWN only when the ledger shows a commit may have been sent."""
+
+    class Surprising(FlexyboxClient):
+        def put_sales_order(self, body):
+            if body["CustomerId"] == first_customer:
+                raise RuntimeError("a bug before the commit")
+            return super().put_sales_order(body)
+
+        def commit_sales_order(self, sales_order_id, **kw):
+            super().commit_sales_order(sales_order_id, **kw)  # issued...
+            raise RuntimeError("a bug after the commit")  # ...and then a surprise
+
+    rows = [person(0), person(1)]
+    with Surprising(settings) as client:
+        validation = validate(make_sheet(rows), client.get_catalogue())
+        plan = plan_batch(journal, validation, input_path="x", target="sandbox-test", options={})
+        first_customer = journal.rows(plan.batch.id)[0].customer_id
+        report = BatchRunner(client, journal, workers=1).run(plan)
+    assert report.outcomes == {2: RowStatus.PENDING, 3: RowStatus.UNKNOWN}
+    before, after = journal.rows(plan.batch.id)
+    assert before.error == ("Unexpected error (RuntimeError: a bug before the commit) before any commit was sent for this "
+                            "row: nothing can have been issued. A rerun (flexybulk retry on the result sheet) finishes it "
+                            "with the same ids.")
+    assert after.error == "Unexpected error (RuntimeError: a bug after the commit). A rerun settles this row safely with the same ids."
+    assert after.step == Step.COMMIT and before.step != Step.COMMIT
+    assert sandbox.state.counts()["certificates"] == rows[1]["quantity"]
+    _, report = run(settings, journal, make_sheet(rows), batch_id=plan.batch.id)
+    assert set(report.outcomes.values()) == {RowStatus.ISSUED}
+    assert sandbox.state.counts()["certificates"] == expected_certificates(rows)  # nothing twice
