@@ -533,7 +533,12 @@ def run_validate(rows: int, repeat: int) -> ValidateResult:
     for _ in range(repeat):  # alternate, so a noisy neighbour hurts both alike
         pandas_.append(measure_child(_CHILD_PANDAS.format(path=path)))
         ours.append(measure_child(_CHILD_VALIDATE.format(root=str(ROOT), path=path)))
-    best_ours = min(ours, key=lambda r: r[0]["seconds"])[0]
+    best_ours = dict(min(ours, key=lambda r: r[0]["seconds"])[0])
+    for key in ("with_write", "write_result"):  # each figure its own best run, as with the others
+        best = min(ours, key=lambda r: r[0][key])[0]
+        best_ours[key] = best[key]
+        if key == "with_write":
+            best_ours["with_write_parts"] = (best["seconds"], best["write_validation"])
     best_pandas = min(pandas_, key=lambda r: r[0]["seconds"])[0]
     return ValidateResult(rows, best_ours, max(p for _, p in ours), best_pandas, max(p for _, p in pandas_))
 
@@ -584,7 +589,7 @@ def print_table(args: argparse.Namespace, issue: list[IssueResult], val: Validat
         print(line("validate incl. the validation sheet", None, f"{ours['rows']:,}", f"{ours['with_write']:.2f}",
                    f"{val.rows / ours['with_write']:,.0f}", None, f"{ratio:.2f}", f"<= {TARGET_WITH_WRITE:g}x",
                    "yes" if ratio <= TARGET_WITH_WRITE else "NO", None, f"{val.ours_peak:.0f}",
-                   f"read + validate {ours['seconds']:.2f} s + writing the XLSX {ours['write_validation']:.2f} s "
+                   f"read + validate {ours['with_write_parts'][0]:.2f} s + writing the XLSX {ours['with_write_parts'][1]:.2f} s "
                    f"({ours['sizes']['kampagne.validation.xlsx'] / 2**20:.1f} MiB)"))
         ratio = ours["write_result"] / base
         print(line("result sheet write (result_sheet + XLSX)", None, f"{ours['issued_rows']:,}",

@@ -24,7 +24,6 @@ the reader (no name or email header), so a result sheet given back to
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -190,7 +189,7 @@ def _add(groups: dict, key: tuple, rows: int, quantity: int, total: Decimal) -> 
     entry[2] += total
 
 
-def _status_lines(counts: Counter, statuses: Sequence[RowStatus]) -> list[list[Any]]:
+def _status_lines(counts: dict, statuses: Sequence[RowStatus]) -> list[list[Any]]:
     lines: list[list[Any]] = [[], [Heading("Rows per status")], [Label("Status"), Label("Rows"), Label("What it means")]]
     lines += [[s, counts.get(s, 0), MEANING[s]] for s in statuses]
     lines.append([Label("All rows"), sum(counts.values())])
@@ -238,7 +237,6 @@ def _validation_sheet(validation: Any) -> OutputSheet:
     rows = []
     attention: list[Sequence[Any]] = []
     groups: dict = {}
-    counts: Counter = Counter()
     valid_status, invalid_status = RowStatus.VALID, RowStatus.INVALID
     for c in validation.checks:
         row = c.row
@@ -254,7 +252,6 @@ def _validation_sheet(validation: Any) -> OutputSheet:
             amount, line_total = _typed(fields.get("amount"), fields.get("quantity"), currency)
             status, error = invalid_status, problems_text(c.problems) or None
             attention.append([row.number, invalid_status, _who(fields), TO_DO_VALIDATION, error])
-        counts[status] += 1
         extra = {
             "Status": status,
             "Error": error,
@@ -275,6 +272,7 @@ def _validation_sheet(validation: Any) -> OutputSheet:
         [Label("Times"), zone_text(now)],
         [Label("Rows that need attention"), len(attention), "listed in the sheet Needs attention"],
     ]
+    counts = {RowStatus.VALID: len(rows) - len(attention), RowStatus.INVALID: len(attention)}
     summary += _status_lines(counts, (RowStatus.VALID, RowStatus.INVALID))
     summary += money_lines("Valid rows", groups)
     return OutputSheet(sheet.headers, VALIDATION_COLUMNS, rows, header_row=sheet.header_row, summary=summary,
@@ -309,24 +307,32 @@ def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledg
     rows = []
     attention: list[Sequence[Any]] = []
     issued: dict = {}
-    counts: Counter = Counter()
+    statuses: list[RowStatus] = []
+    prices: dict[str, Decimal] = {}
+    moments: dict[str, datetime] = {}
+    ISSUED, INVALID, PENDING = RowStatus.ISSUED, RowStatus.INVALID, RowStatus.PENDING
+    needs_attention = tuple(s for s in RowStatus if s.needs_attention)  # a tuple: compared by identity first
     for c in validation.checks:
         rec = records.get(c.row.number)
-        status = rec.status if rec else RowStatus.PENDING
+        status = rec.status if rec else PENDING
         error = rec.error if rec else None
         edited = False
-        if not c.valid and status != RowStatus.ISSUED:
-            status, error = RowStatus.INVALID, problems_text(c.problems)
-        if status == RowStatus.ISSUED and rec.content and (c.order is None or order_content(c.order) != rec.content):
+        if not c.valid and status is not ISSUED:
+            status, error = INVALID, problems_text(c.problems)
+        if status is ISSUED and rec.content and (c.order is None or order_content(c.order) != rec.content):
             # The line was edited after the issue (or a rerun used an older copy): say what was really issued.
             note = (f"Issued as: {describe_content(rec.content)}. The values on this line differ and were not applied: "
                     "an issued row is never sent again.")
             error = f"{error} {note}" if error and note not in error else note
             edited = True
-        counts[status] += 1
-        content = rec.content if rec is not None and status == RowStatus.ISSUED and rec.content else None
+        statuses.append(status)
+        content = rec.content if rec is not None and status is ISSUED and rec.content else None
         if content is not None:
-            price, quantity, currency = Decimal(content["price"]), int(content["quantity"]), content["currency"]
+            text = content["price"]
+            price = prices.get(text)
+            if price is None:
+                price = prices[text] = Decimal(text)
+            quantity, currency = int(content["quantity"]), content["currency"]
             _add(issued, (content["type_name"], content["department_name"], currency), 1, quantity, price * quantity)
         elif c.order is not None:
             price, quantity, currency = c.order.price, c.order.quantity, c.order.currency
@@ -335,12 +341,16 @@ def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledg
             price, quantity = fields.get("amount"), fields.get("quantity")
             currency = str(fields.get("currency") or DEFAULT_CURRENCY).upper()
         amount, line_total = _typed(price, quantity, currency)
-        if status.needs_attention or edited:
+        if status in needs_attention or edited:
             attention.append([c.row.number, status, _who(c.row.fields, rec.content if rec else None),
                               TO_DO[status], error])
         # Ids are shown for every row that has them in use; only a row never sent and now invalid has none to show.
-        show_ids = rec is not None and not (status == RowStatus.INVALID and rec.step == Step.PLANNED)
-        issued_at = (datetime.fromisoformat(rec.issued_at).astimezone() if rec is not None and rec.issued_at else None)
+        show_ids = rec is not None and not (status is INVALID and rec.step == Step.PLANNED)
+        issued_at = None
+        if rec is not None and rec.issued_at:
+            issued_at = moments.get(rec.issued_at)
+            if issued_at is None:  # rows issued in the same second share one
+                issued_at = moments[rec.issued_at] = datetime.fromisoformat(rec.issued_at).astimezone()
         extra = {
             "Status": status,
             "Error": error,
@@ -369,7 +379,7 @@ def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledg
         [Label("Times"), f"{zone_text(now)}; IssuedAt too"],
         [Label("Rows that need attention"), len(attention), "listed in the sheet Needs attention"],
     ]
-    summary += _status_lines(counts, _RESULT_STATUSES)
+    summary += _status_lines({st: statuses.count(st) for st in _RESULT_STATUSES}, _RESULT_STATUSES)
     summary += money_lines("Issued", issued)
     return OutputSheet(sheet.headers, RESULT_COLUMNS, rows, header_row=sheet.header_row, summary=summary,
                        sheet_name="Result", csv_delimiter=sheet.csv_delimiter or ",",

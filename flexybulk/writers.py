@@ -247,25 +247,33 @@ def _xml_text(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _clean_column(texts: list[str]) -> list[str]:
-    """``texts`` with the characters XML cannot hold shown as U+FFFD, ``& < >`` escaped, cut at Excel's limit.
+# Past the first text of a joined column, one that starts like a formula (quote prefix) or starts or ends
+# with whitespace (xml:space). Led by the joiner, so the regex engine scans for it at C speed.
+_NEEDS_CARE = re.compile(r"\x00(?:[=+\-@\s]|(?<=\s\x00))")
 
-    Done on the whole column joined (a few C-speed passes instead of a call
-    per cell); a column holding NUL, the joiner, goes cell by cell.
+
+def _clean_column(texts: list[str]) -> tuple[list[str], bool]:
+    """``texts`` cut at Excel's limit, the characters XML cannot hold shown as U+FFFD, ``& < >`` escaped.
+
+    Also says whether any text needs a look of its own (formula-like start,
+    whitespace at an end). Done on the whole column joined: a few C-speed
+    passes instead of calls per cell; a column holding NUL, the joiner, goes
+    cell by cell.
     """
     if not texts:
-        return texts
+        return texts, False
+    if max(map(len, texts)) > _MAX_TEXT:
+        texts = [t[:_MAX_TEXT] for t in texts]  # before escaping: a cut must not split an &amp;
     blob = "\x00".join(texts)
     if blob.count("\x00") != len(texts) - 1:
-        return [_xml_text(_ILLEGAL.sub("\ufffd", t)[:_MAX_TEXT]) for t in texts]
+        return [_xml_text(_ILLEGAL.sub("\ufffd", t)) for t in texts], True
+    care = (blob.startswith(_DANGEROUS_START) or blob[:1].isspace() or blob[-1:].isspace()
+            or _NEEDS_CARE.search(blob) is not None)
     if _ILLEGAL_BUT_NUL.search(blob):
         blob = _ILLEGAL_BUT_NUL.sub("\ufffd", blob)
     if "&" in blob or "<" in blob or ">" in blob:
         blob = _xml_text(blob)
-    out = blob.split("\x00")
-    if max(map(len, out)) > _MAX_TEXT:
-        out = [t[:_MAX_TEXT] for t in out]
-    return out
+    return blob.split("\x00"), care
 
 
 @dataclass
@@ -279,7 +287,6 @@ class _Column:
 
 _NONE = type(None)
 _LETTER = re.compile(r"[A-Za-z]")  # in a number's text: NaN, Infinity or an exponent - the careful path
-_WHITESPACE_ENDS = frozenset(" \t\n\r\u00a0\u2028\u2029\u3000")
 
 
 def _column_width(col: _Column, styles: _Styles) -> int:
@@ -296,6 +303,8 @@ def _column_width(col: _Column, styles: _Styles) -> int:
             longest += longest // 3
     elif kinds == {RowStatus}:
         longest = max(len(v.value) for v in set(values) if v is not None)
+    elif kinds and all(issubclass(k, (datetime, date)) for k in kinds):
+        longest = 19 if any(issubclass(k, datetime) for k in kinds) else 10
     elif kinds == {Money}:
         present = [v for v in values if v is not None]
         currencies = {m.currency for m in present}
@@ -333,12 +342,11 @@ def _render_column(col: _Column, letter: str, numbers: list[int], values: list, 
     kinds = set(map(type, values))
     if len(kinds) == 1 and _NONE not in kinds and (str not in kinds or all(values)):
         return _cells(kinds.pop(), values, letter, numbers, col.kind, styles)
-    groups: dict[type, list[int]] = {}
-    for i, v in enumerate(values):
-        if v is not None and v != "":
-            groups.setdefault(v.__class__, []).append(i)
+    kinds.discard(_NONE)
     out = [""] * len(values)
-    for cls, where in groups.items():
+    for cls in kinds:  # one pass per type present (a comprehension each), not a branch per cell
+        where = ([i for i, v in enumerate(values) if v.__class__ is str and v] if cls is str
+                 else [i for i, v in enumerate(values) if v.__class__ is cls])
         cells = _cells(cls, [values[i] for i in where], letter, [numbers[i] for i in where], col.kind, styles)
         for i, cell in zip(where, cells):
             out[i] = cell
@@ -377,7 +385,8 @@ def _cells(cls: type, values: list, letter: str, numbers: list[int], kind: str, 
         return out
     if issubclass(cls, (datetime, date)):
         style = styles.index(styles.datetime if issubclass(cls, datetime) else styles.date)
-        return [f'<c r="{letter}{n}" s="{style}"><v>{_excel_serial(v)!r}</v></c>' if v.year >= 1900
+        serials = {v: repr(_excel_serial(v)) for v in set(values) if v.year >= 1900}  # a batch's rows share seconds
+        return [f'<c r="{letter}{n}" s="{style}"><v>{serials[v]}</v></c>' if v in serials
                 else _text_cells([v.isoformat()], letter, [n], kind, styles)[0] for n, v in zip(numbers, values)]
     return _text_cells([str(v) for v in values], letter, numbers, kind, styles)
 
@@ -394,12 +403,10 @@ def _number_texts(values: list) -> list[str] | None:
 
 def _text_cells(texts: list[str], letter: str, numbers: list[int], kind: str, styles: _Styles) -> list[str]:
     """Inline-string cells; formula-like text gets the quote prefix, a status its colour, wrap columns wrap."""
-    cleaned = _clean_column(texts)
+    cleaned, care = _clean_column(texts)
     wrap = kind == "wrap"
     plain = styles.index(styles.wrap) if wrap else 0
-    firsts = {t[:1] for t in texts}
-    ends = firsts | {t[-1:] for t in texts}
-    if firsts.isdisjoint(_DANGEROUS_START) and ends.isdisjoint(_WHITESPACE_ENDS):
+    if not care:
         if kind == "status":
             fills = {t: f' s="{styles.index(styles.status[t])}"' if t in styles.status else "" for t in set(texts)}
             return [f'<c r="{letter}{n}"{fills[raw]} t="inlineStr"><is><t>{t}</t></is></c>'
@@ -503,7 +510,7 @@ class _TableWorksheet:
         letters = [_column_letter(j) for j in range(len(columns))]
         header_s = styles.index(styles.header)
         head = "".join(f'<c r="{letter}{header_row}" s="{header_s}" t="inlineStr"><is><t>{text}</t></is></c>'
-                       for letter, text in zip(letters, _clean_column([c.header for c in columns])))
+                       for letter, text in zip(letters, _clean_column([c.header for c in columns])[0]))
         yield f'<row r="{header_row}">{head}</row>'.encode()
         for start in range(0, len(numbers), _CHUNK_ROWS):
             part = numbers[start:start + _CHUNK_ROWS]
