@@ -172,7 +172,8 @@ def _who(fields: dict[str, Any], content: dict | None = None) -> str | None:
 
 def _group_lines(title: str, first: str, groups: dict[tuple[str, str], list]) -> list[list[Any]]:
     """A Summary table: ``first`` | Rows | Gift certificates | Money, one line per (name, currency)."""
-    lines: list[list[Any]] = [[], [Heading(title)], [Label(first), Label("Rows"), Label("Gift certificates"), Label("Money")]]
+    lines: list[list[Any]] = [[], [Heading(title)], [Label(first), Label("Rows", right=True),
+                                                     Label("Gift certificates", right=True), Label("Money", right=True)]]
     if not groups:
         lines.append(["(none)", 0, 0, None])
     for (name, currency), (rows, certificates, money) in sorted(groups.items(), key=lambda kv: (kv[0][0].casefold(), kv[0][1])):
@@ -190,7 +191,8 @@ def _add(groups: dict, key: tuple, rows: int, quantity: int, total: Decimal) -> 
 
 
 def _status_lines(counts: dict, statuses: Sequence[RowStatus]) -> list[list[Any]]:
-    lines: list[list[Any]] = [[], [Heading("Rows per status")], [Label("Status"), Label("Rows"), Label("What it means")]]
+    lines: list[list[Any]] = [[], [Heading("Rows per status")], [Label("Status"), Label("Rows", right=True),
+                                                               Label("What it means")]]
     lines += [[s, counts.get(s, 0), MEANING[s]] for s in statuses]
     lines.append([Label("All rows"), sum(counts.values())])
     return lines

@@ -110,9 +110,10 @@ class Heading:
 
 @dataclass(frozen=True, slots=True)
 class Label:
-    """A bold Summary cell: a label before its value, or a table's column name."""
+    """A bold Summary cell: a label before its value, or a table's column name (``right``: over numbers)."""
 
     text: str
+    right: bool = False
 
 
 def money_format(currency: str) -> str:
@@ -196,6 +197,7 @@ class _Styles:
         self.wb = wb
         self.header = wb.add_format({"bold": True, "bg_color": HEADER_FILL, "bottom": 1})
         self.bold = wb.add_format({"bold": True})
+        self.bold_right = wb.add_format({"bold": True, "align": "right"})
         self.heading = wb.add_format({"bold": True, "font_size": 13})
         self.quote = wb.add_format({"quote_prefix": True})
         self.wrap = wb.add_format({"text_wrap": True})
@@ -565,7 +567,7 @@ def _write_cell(ws: Any, r: int, c: int, value: Any, styles: _Styles) -> int:
         ws.write_string(r, c, value.text, styles.heading)
         return 0  # a heading may run over the next cells
     if isinstance(value, Label):
-        ws.write_string(r, c, value.text, styles.bold)
+        ws.write_string(r, c, value.text, styles.bold_right if value.right else styles.bold)
         return len(value.text)
     if isinstance(value, RowStatus):
         ws.write_string(r, c, value.value, styles.status.get(value.value))
