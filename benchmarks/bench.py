@@ -19,7 +19,11 @@
    ``read_sheet`` + ``validate`` and, for comparison,
    ``pandas.read_excel(path, engine="calamine")`` each run in a child process;
    seconds exclude imports; peak memory is the child's maximum RSS as the
-   kernel reports it to the parent (``os.wait4``).
+   kernel reports it to the parent (``os.wait4``). The same child then writes
+   the validation sheet (``validation_sheet`` + ``write_output``, XLSX: what
+   ``flexybulk validate`` does next; issue #13: read + validate + write <= 3x
+   the bare read) and, timed alone, a result sheet of the same rows with every
+   valid row ISSUED (ledger records built in memory; target <= 1x the read).
 
 ``--repeat N`` runs every configuration N times and shows the best (the run
 least disturbed by other processes on a shared machine), the other ratios

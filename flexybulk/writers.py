@@ -504,7 +504,8 @@ class _TableWorksheet:
 
     @property
     def marker(self) -> str:
-        return f"<!--flexybulk rows of sheet {self.index}-->"
+        """What ``<sheetData>`` holds in XlsxWriter's file: a comment naming this worksheet object."""
+        return f"<!--flexybulk rows of table {id(self):x}-->"
 
     def xml_chunks(self) -> Iterator[bytes]:
         """The header row and the data rows as UTF-8 XML, a few thousand rows a piece."""
