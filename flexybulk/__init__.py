@@ -9,7 +9,9 @@ Modules, one responsibility each:
 - ``client``    ``FlexyboxClient``, the only module that talks HTTP
 - ``journal``   the SQLite ledger of every batch, row, id and step
 - ``issue``     runs rows through the vendor's flow (customer -> sales order -> commit)
-- ``results``   writes the result and validation sheets atomically
+- ``results``   what the result and validation sheets hold (rows, typed columns, Summary, Needs attention)
+- ``writers``   writes them as XLSX or CSV, atomically (XlsxWriter builds the workbook)
+- ``cells``     the big tables' XLSX cells: values, looks, widths, row heights
 - ``sandbox``   a local emulator of the three Flexybox hosts, for tests and dry runs
 """
 
