@@ -268,7 +268,8 @@ def verify(url: str, token: str, journal: Any, batch_id: str, validation: Any, r
 def run_issue(rows: int, latency: float, workers: int, ledger_dir: Path) -> IssueResult:
     from flexybulk.audit import AuditLog, audit_path
     from flexybulk.client import FlexyboxClient
-    from flexybulk.issue import BatchRunner, plan_batch
+    from flexybulk.issue import BatchRunner
+    from flexybulk.planning import plan_batch
     from flexybulk.journal import Journal
     from flexybulk.settings import Secret, Settings
     from flexybulk.validate import validate
@@ -444,7 +445,7 @@ sys.path.insert(0, {root!r})
 from flexybulk.client import parse_catalogue
 from flexybulk.model import Catalogue
 from flexybulk.sandbox import default_catalogue
-from flexybulk.sheet import ReadOptions, read_sheet
+from flexybulk.reading import ReadOptions, read_sheet
 from flexybulk.validate import validate
 import python_calamine, email_validator  # imports are not timed
 raw = default_catalogue()
@@ -465,7 +466,7 @@ t3 = time.perf_counter()
 # A result sheet of the same rows, every valid row ISSUED (ledger records built in memory, as the ledger
 # returns them): result_sheet + write_output, timed alone.
 from datetime import datetime, timezone
-from flexybulk.issue import order_content
+from flexybulk.records import order_content
 from flexybulk.journal import RowRecord, Step
 from flexybulk.model import RowStatus
 from types import SimpleNamespace
@@ -477,10 +478,12 @@ for k, c in enumerate(validation.checks):
         continue
     content = order_content(c.order)
     ids = [f"{{k:08x}}-0000-4000-8000-{{n:012x}}" for n in range(3)]
-    records[c.row.number] = RowRecord(batch.id, c.row.number, RowStatus.ISSUED, Step.COMMITTED, c.fingerprint, content,
-                                      ids[0], ids[1], ids[2], str(c.order.total), content,
-                                      [str(100000000000 + 10 * k + q) for q in range(c.order.quantity)],
-                                      None, None, now, now, now)
+    records[c.row.number] = RowRecord(
+        batch_id=batch.id, row_number=c.row.number, status=RowStatus.ISSUED, step=Step.COMMITTED,
+        fingerprint=c.fingerprint, content=content, customer_id=ids[0], sales_order_id=ids[1], payment_id=ids[2],
+        payment_amount=str(c.order.total), commit_content=content,
+        certificate_numbers=[str(100000000000 + 10 * k + q) for q in range(c.order.quantity)],
+        error=None, settles=None, created_at=now, updated_at=now, issued_at=now)
 t4 = time.perf_counter()
 write_output(result_sheet(sheet, validation, batch, records, os.path.join(out, "ledger.sqlite3")),
              os.path.join(out, "kampagne.result.xlsx"))

@@ -1,17 +1,25 @@
 """flexybulk: issue Flexybox gift certificates in bulk from a spreadsheet.
 
-The package is a library with a thin Click CLI on top (``flexybulk.cli``).
-Modules, one responsibility each:
+The package is a library with two faces over one core: ``batches`` holds the
+use cases (check, prepare, run, status, history, template) and every rule about
+money; ``cli`` (and the web page) only translate to and from it. Modules:
 
-- ``sheet``     read XLSX/XLSM/ODS/XLS/CSV/TSV into rows that keep their sheet row numbers
-- ``values``    parse single cells: amounts (Decimal), quantities, emails, phones, postal codes
+- ``batches``   the batch use cases, returning plain dataclasses
+- ``target``    where a batch goes: settings, ledger name, the in-process sandbox
+- ``reading``   read XLSX/XLSM/XLSB/ODS/XLS/CSV/TSV into rows that keep their sheet row numbers
 - ``validate``  rows + catalogue -> orders and row problems (pure functions)
 - ``client``    ``FlexyboxClient``, the only module that talks HTTP
 - ``journal``   the SQLite ledger of every batch, row, id and step
-- ``issue``     runs rows through the vendor's flow (customer -> sales order -> commit)
+- ``planning``  a batch's ids and a decision per row, recorded before any call
+- ``records``   what a recorded row means: totals, fingerprint, words
+- ``issue``     runs rows through the vendor's flow
+- ``outcome``   what a failed call means for a row
+- ``adoption``  rebuilding a batch from its result sheet
 - ``results``   what the result and validation sheets hold (rows, typed columns, Summary, Needs attention)
 - ``writers``   writes them as XLSX or CSV, atomically (XlsxWriter builds the workbook)
 - ``cells``     the big tables' XLSX cells: values, looks, widths, row heights
+- ``result_input``  a result sheet given back as input (retry)
+- ``cli``       the command line
 - ``sandbox``   a local emulator of the three Flexybox hosts, for tests and dry runs
 """
 

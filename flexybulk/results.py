@@ -47,27 +47,31 @@ ATTENTION_HEADERS = ("Row", "Status", "Who", "What to do", "Details")
 _KINDS = {"Status": "status", "Error": "wrap", "Warning": "wrap", "GiftCertificateNumbers": "wrap", "Row": "int"}
 _ATTENTION_KINDS = {"Status": "status", "What to do": "wrap", "Details": "wrap", "Row": "int"}
 
-_RESULT_STATUSES = (RowStatus.ISSUED, RowStatus.FAILED, RowStatus.UNKNOWN, RowStatus.PENDING, RowStatus.SKIPPED,
-                    RowStatus.INVALID)
+# The Summary's order of statuses; a status this version of RowStatus lacks is left out.
+_RESULT_STATUSES = tuple(s for name in ("ISSUED", "FAILED", "UNKNOWN", "PENDING", "SKIPPED", "EXCLUDED", "INVALID")
+                         for s in RowStatus if s.value == name)
 MEANING = {
-    RowStatus.ISSUED: "The gift certificates exist. Never sent again.",
-    RowStatus.FAILED: "Flexybox refused the row; nothing was issued. See Needs attention.",
-    RowStatus.UNKNOWN: "The last call's outcome is not known. flexybulk retry settles it safely.",
-    RowStatus.PENDING: "Not finished (interrupted). flexybulk retry finishes it.",
-    RowStatus.SKIPPED: "Not sent on purpose (issued by an earlier batch, or invalid with --skip-invalid).",
-    RowStatus.INVALID: "The row has problems; nothing was sent for it. See Needs attention.",
-    RowStatus.VALID: "The row passed every check.",
+    "ISSUED": "The gift certificates exist. Never sent again.",
+    "FAILED": "Flexybox refused the row; nothing was issued. See Needs attention.",
+    "UNKNOWN": "The last call's outcome is not known. flexybulk retry settles it safely.",
+    "PENDING": "Not finished (interrupted, or held back). flexybulk retry finishes it.",
+    "SKIPPED": "Not sent on purpose (issued by an earlier batch, or invalid with --skip-invalid).",
+    "EXCLUDED": "Left out on purpose (hidden or filtered out in the sheet); never sent.",
+    "INVALID": "The row has problems; nothing was sent for it. See Needs attention.",
+    "VALID": "The row passed every check.",
 }
+"""What each status means, by its value (the Summary's legend)."""
 TO_DO = {
-    RowStatus.INVALID: "Correct the cells named in Details in this sheet, then run flexybulk retry on this sheet.",
-    RowStatus.FAILED: "If Details names a value (a misspelt email, a wrong type), correct it in this sheet; then run "
-                      "flexybulk retry on this sheet. It reuses the row's ids, so nothing is issued twice.",
-    RowStatus.UNKNOWN: "Run flexybulk retry on this sheet: it settles the row with its recorded ids and cannot issue "
-                       "twice. Do not issue it by hand.",
-    RowStatus.PENDING: "Run flexybulk retry on this sheet to finish the row (same ids, nothing issued twice).",
-    RowStatus.ISSUED: "Nothing to retry: issued as recorded, the edit was not applied. For a different gift "
-                      "certificate, put it in a new sheet and issue that.",
+    "INVALID": "Correct the cells named in Details in this sheet, then run flexybulk retry on this sheet.",
+    "FAILED": "If Details names a value (a misspelt email, a wrong type), correct it in this sheet; then run "
+              "flexybulk retry on this sheet. It reuses the row's ids, so nothing is issued twice.",
+    "UNKNOWN": "Run flexybulk retry on this sheet: it settles the row with its recorded ids and cannot issue "
+               "twice. Do not issue it by hand.",
+    "PENDING": "Run flexybulk retry on this sheet to finish the row (same ids, nothing issued twice).",
+    "ISSUED": "Nothing to retry: issued as recorded, the edit was not applied. For a different gift "
+              "certificate, put it in a new sheet and issue that.",
 }
+"""What a person does about a row in "Needs attention", by its status's value."""
 TO_DO_VALIDATION = "Correct the cells named in Details in the input file, then validate again."
 
 
@@ -126,14 +130,25 @@ class OutputSheet:
 def default_output_path(input_path: Path, kind: str) -> Path:
     """``kampagne.xlsx`` -> ``kampagne.result.xlsx`` (``kind`` = ``"result"`` or ``"validation"``).
 
-    A result sheet given as input keeps its own name (a retry updates it in place).
+    A ``.result`` or ``.validation`` part of the input's name is replaced, so
+    ``kampagne.validation.xlsx`` gives ``kampagne.result.xlsx``. Never the input
+    itself (issue #11: an output must not overwrite the file it was made from):
+    then ``kampagne (2).result.xlsx``. (A retry updates a result sheet in place
+    on purpose; that choice is made by the caller, not here.)
     """
-    name = input_path.name
+    stem = input_path.stem
     for suffix in (".result", ".validation"):
-        stem = Path(name).stem
         if stem.endswith(suffix):
-            return input_path if kind == "result" else input_path.with_name(stem[: -len(suffix)] + f".{kind}.xlsx")
-    return input_path.with_name(f"{input_path.stem}.{kind}.xlsx")
+            stem = stem[: -len(suffix)]
+            break
+    path = input_path.with_name(f"{stem}.{kind}.xlsx")
+    return numbered_path(path, kind) if path == input_path else path
+
+
+def numbered_path(path: Path, kind: str, n: int = 2) -> Path:
+    """``kampagne.result.xlsx`` -> ``kampagne (2).result.xlsx`` (the ``n``-th copy, the way desktop programs name them)."""
+    stem = path.stem[: -len(f".{kind}")] if path.stem.endswith(f".{kind}") else path.stem
+    return path.with_name(f"{stem} ({n}).{kind}{path.suffix}")
 
 
 def input_values(sheet: Sheet, original: dict[str, Any]) -> dict[str, Any]:
@@ -193,7 +208,7 @@ def _add(groups: dict, key: tuple, rows: int, quantity: int, total: Decimal) -> 
 def _status_lines(counts: dict, statuses: Sequence[RowStatus]) -> list[list[Any]]:
     lines: list[list[Any]] = [[], [Heading("Rows per status")], [Label("Status"), Label("Rows", right=True),
                                                                Label("What it means")]]
-    lines += [[s, counts.get(s, 0), MEANING[s]] for s in statuses]
+    lines += [[s, counts.get(s, 0), MEANING.get(s.value, "")] for s in statuses]
     lines.append([Label("All rows"), sum(counts.values())])
     return lines
 
@@ -219,23 +234,26 @@ def money_lines(what: str, groups: dict[tuple[str, str, str], list]) -> list[lis
 # -- the two sheets --------------------------------------------------------------------
 
 
-def validation_sheet(validation: Any) -> OutputSheet:
+def validation_sheet(validation: Any, *, notes: dict[int, str] | None = None) -> OutputSheet:
     """The validation sheet of a dry run: every input row with Status (VALID/INVALID), Error, Warning and Row.
 
     ``validation`` is a :class:`flexybulk.validate.Validation`. XLSX adds
     AmountRead and LineTotal; the Summary gives the file, its SHA-256, the
     rows per status and the money of the valid rows per currency, type and
-    department; "Needs attention" lists the invalid rows.
+    department; "Needs attention" lists the invalid rows. ``notes`` (input
+    row -> text: what the ledger knows of the row, such as "Already issued
+    on ...") are added to the row's Warning.
     """
     with gc_paused():  # a hundred thousand rows' objects, no cycles
-        return _validation_sheet(validation)
+        return _validation_sheet(validation, notes or {})
 
 
-def _validation_sheet(validation: Any) -> OutputSheet:
-    from .issue import problems_text
+def _validation_sheet(validation: Any, notes: dict[int, str]) -> OutputSheet:
+    from .records import problems_text
     from .validate import DEFAULT_CURRENCY
 
     sheet = validation.sheet
+    notes = notes or {}
     rows = []
     attention: list[Sequence[Any]] = []
     groups: dict = {}
@@ -257,7 +275,8 @@ def _validation_sheet(validation: Any) -> OutputSheet:
         extra = {
             "Status": status,
             "Error": error,
-            "Warning": problems_text(c.warnings) or None if c.warnings else None,
+            "Warning": ("; ".join(t for t in (problems_text(c.warnings), notes.get(row.number)) if t) or None
+                        if c.warnings or row.number in notes else None),
             "Row": row.number,
             "AmountRead": amount,
             "LineTotal": line_total,
@@ -302,7 +321,7 @@ def result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledge
 
 
 def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledger_path: Path) -> OutputSheet:
-    from .issue import describe_content, order_content, problems_text
+    from .records import describe_content, order_content, problems_text
     from .journal import Step
     from .validate import DEFAULT_CURRENCY
 
@@ -345,7 +364,7 @@ def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledg
         amount, line_total = _typed(price, quantity, currency)
         if status in needs_attention or edited:
             attention.append([c.row.number, status, _who(c.row.fields, rec.content if rec else None),
-                              TO_DO[status], error])
+                              TO_DO.get(status.value, ""), error])
         # Ids are shown for every row that has them in use; only a row never sent and now invalid has none to show.
         show_ids = rec is not None and not (status is INVALID and rec.step == Step.PLANNED)
         issued_at = None
@@ -375,7 +394,13 @@ def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledg
         [Label("Target"), batch.target],
         [Label("Input file"), batch.input_path],
         [Label("Sheet"), sheet.sheet_name],
-        [Label("SHA-256 of the input file"), sheet.sha256],
+        [Label("SHA-256 of the input file"), batch.input_sha256],
+    ]
+    if sheet.sha256 != batch.input_sha256:
+        # A retry's sheet is written from a result sheet: an auditor can check both files (issue #11).
+        summary += [[Label("Written from"), str(sheet.path.resolve())],
+                    [Label("SHA-256 of the file written from"), sheet.sha256]]
+    summary += [
         [Label("Ledger"), str(Path(ledger_path).resolve())],
         [Label("Written at"), now],
         [Label("Times"), f"{zone_text(now)}; IssuedAt too"],

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
+import stat
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError
 
@@ -64,6 +67,41 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def canonical_target(url: str) -> str:
+    """The one spelling of a Flexybox base URL under which its batches are recorded (issue #11).
+
+    ``HTTP://LOCALHOST:8780/``, ``http://localhost:8780`` and
+    ``http://127.0.0.1:8780`` are one Flexybox, and a ledger that compared them
+    as text would let each spelling issue the same file again. Rules: scheme
+    and host lower-cased, a trailing dot of the host and trailing slashes of
+    the path dropped, the scheme's default port dropped (RFC 3986 6.2.3), and
+    ``localhost``, ``127.0.0.1`` and ``::1`` all written ``127.0.0.1`` (the
+    same machine's loopback; other 127.x addresses stay distinct, as they may
+    be other servers). Anything that is not an http(s) URL with a host (such as
+    ``"sandbox"``, the in-process sandbox's name) is returned unchanged.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    if scheme not in _DEFAULT_PORTS or not host:
+        return url
+    if host in _LOOPBACK_NAMES:
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        host += f":{port}"
+    return urlunsplit((scheme, host, parts.path.rstrip("/"), "", ""))
 
 
 def check_base_url(name: str, url: str) -> str:
@@ -137,3 +175,43 @@ class Settings:
         for timeout in (self.connect_timeout, self.read_timeout):
             if not (math.isfinite(timeout) and 0 < timeout <= 3600):
                 raise ConfigError("--timeout must be a number of seconds between 0 and 3600, such as 60.")
+
+
+def find_token(token: str | None, token_file: str | None) -> tuple[str | None, list[str]]:
+    """Find the bearer token: ``--token-file``, ``--token``, ``$FLEXYBOX_TOKEN``, then the OS keyring.
+
+    Returns ``(token or None, warnings)``. A token file readable by other
+    users, or a token given on the command line (visible in the process list
+    to other users), works but warns (issue #6).
+
+    Raises:
+        ConfigError: the token file cannot be read or is empty.
+    """
+    warnings: list[str] = []
+    if token_file:
+        path = Path(token_file).expanduser()
+        try:
+            mode = path.stat().st_mode
+            value = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"Cannot read the token file {path}: {exc.strerror}.") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            warnings.append(f"the token file {path} can be read by other users. Run: chmod 600 {path}")
+        if not value:
+            raise ConfigError(f"The token file {path} is empty. Put the Flexybox token in it.")
+        return value, warnings
+    if token:
+        warnings.append(f"a token given with --token is visible to other users of this machine (process list, shell history). Prefer {TOKEN_ENV} or --token-file.")
+        return token, warnings
+    env = os.environ.get(TOKEN_ENV, "").strip()
+    if env:
+        return env, warnings
+    try:  # optional: the OS keyring, when the keyring package is installed
+        import keyring  # type: ignore
+
+        value = keyring.get_password("flexybulk", "token")
+        if value:
+            return value, warnings
+    except Exception:  # no keyring package or no backend: not an error, just no token from there
+        pass
+    return None, warnings

@@ -43,8 +43,8 @@ from .model import Catalogue, CatalogueItem, Field
 if TYPE_CHECKING:
     import openpyxl
 
-# openpyxl is imported where a workbook is built, not here: cli.py imports this module at
-# start-up to register the command, and every other command should not pay for openpyxl.
+# openpyxl is imported where a workbook is built, not here: importing this module (the CLI's
+# template command does) must not make every other command pay for openpyxl.
 
 __all__ = [
     "COLUMN_FIELDS",
@@ -54,7 +54,6 @@ __all__ = [
     "LAST_ROW",
     "SHEET_NAMES",
     "dropdown_names",
-    "register",
     "write_template",
 ]
 
@@ -455,59 +454,3 @@ def _build(catalogue: Catalogue, lang: str, file_name: str) -> openpyxl.Workbook
 
     wb.active = 0
     return wb
-
-
-def register(cli_group: Any) -> None:
-    """Add the ``template`` command to ``cli_group`` (the ``flexybulk`` Click group).
-
-    Calling it again replaces the command (Click keeps commands by name), so
-    it is safe to call from a test even when ``cli.py`` already did.
-    """
-    import click
-
-    # Imported here, not at the top: cli.py imports this module to register the command.
-    from .cli import _api_options, api_context, echo, warn
-    from .errors import ConfigError
-
-    @cli_group.command("template")
-    @click.argument("out", type=click.Path(dir_okay=False))
-    @click.option("--lang", type=click.Choice(LANGUAGES, case_sensitive=False), default="da", show_default=True,
-                  help="Language of the headers and the help sheet.")
-    @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
-    @_api_options
-    def template(out: str, lang: str, force: bool, **kw: Any) -> int:
-        """Write an empty recipient sheet (XLSX) to fill in, with dropdowns from the live catalogue.
-
-        Fetches the gift certificate types and departments (read-only) and
-        writes OUT with the columns flexybulk reads, dropdowns of the active
-        types and departments, phone and postal code formatted as text, and a
-        help sheet. Fill it in, then check it with: flexybulk validate OUT
-
-        \b
-        Examples:
-          flexybulk template modtagere.xlsx --sandbox            # try it with the sandbox's catalogue
-          flexybulk template modtagere.xlsx                      # dropdowns from the live Flexybox
-          flexybulk template recipients.xlsx --lang en --force   # English, overwrite an old template
-        """
-        from .client import FlexyboxClient
-
-        path = Path(out)
-        if path.suffix.lower() != ".xlsx":
-            raise ConfigError(f"{path.name}: the template is an Excel workbook; give it a name ending in .xlsx.")
-        if path.exists() and not force:
-            raise ConfigError(f"{path} exists already. Choose another name, or add --force to overwrite it.")
-        with api_context(kw) as ctx:
-            with FlexyboxClient(ctx.settings) as client:
-                catalogue = client.get_catalogue()
-        lang = lang.lower()
-        write_template(path, catalogue, lang=lang)
-        types, departments = dropdown_names(catalogue.types), dropdown_names(catalogue.departments)
-        echo(f"Template: {path}")
-        echo(f"Dropdowns: {len(types)} gift certificate types, {len(departments)} departments (from {ctx.target}).")
-        header = dict(zip(COLUMN_FIELDS, HEADERS[lang]))
-        for fld, names in ((Field.TYPE, types), (Field.DEPARTMENT, departments)):
-            if not names:
-                warn(f"Flexybox lists no active {'gift certificate types' if fld == Field.TYPE else 'departments'}: "
-                     f"the '{header[fld]}' column has no dropdown.")
-        echo(f"Fill it in, then check it (issues nothing): flexybulk validate {path}")
-        return ExitCode.OK

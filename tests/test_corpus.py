@@ -24,9 +24,9 @@ import openpyxl
 import pytest
 from openpyxl.styles import Font
 
-import flexybulk.sheet as sheet_module
+import flexybulk.reading.engines as engines_module
 from flexybulk.errors import InputFileError
-from flexybulk.sheet import ReadOptions, read_sheet
+from flexybulk.reading import ReadOptions, read_sheet
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls")
@@ -58,7 +58,7 @@ def test_the_corpus_covers_every_pitfall_and_has_at_least_25_cases():
 @pytest.mark.parametrize("name, case, engine", CASES)
 def test_corpus_case(name: str, case: dict, engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     if engine == "fallback":
-        monkeypatch.setattr(sheet_module, "_CALAMINE_ENABLED", False)
+        monkeypatch.setattr(engines_module, "_CALAMINE_ENABLED", False)
     path = materialise(case, tmp_path)
     opts = ReadOptions(**case.get("options", {}))
 

@@ -21,7 +21,7 @@ from flexybulk.journal import Journal
 from flexybulk.model import RowStatus
 from flexybulk.results import OWN_COLUMNS, OutputRow, OutputSheet, write_output
 from flexybulk.sandbox.state import Refusal
-from flexybulk.sheet import RESULT_COLUMNS as READER_OWN, ReadOptions, read_sheet
+from flexybulk.reading import RESULT_COLUMNS as READER_OWN, ReadOptions, read_sheet
 from flexybulk.writers import STATUS_COLOURS, Heading, Label, Money
 
 HEADERS = ["Navn", "E-mail", "Gavekorttype", "Beløb", "Antal", "Afdeling", "Note"]

@@ -12,7 +12,7 @@ import xlsxwriter
 from clirun import flexybulk
 from flexybulk.model import RowStatus
 from flexybulk.results import OutputRow, OutputSheet, write_output
-from flexybulk.sheet import read_sheet
+from flexybulk.reading import read_sheet
 
 
 def _write(tmp_path, texts: list, kinds: dict | None = None, **kw):

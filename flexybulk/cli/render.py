@@ -1,0 +1,190 @@
+"""How the command line shows the library's data: the read, the dry run, the plan, a run's outcome, a status.
+
+Pure presentation over :mod:`flexybulk.batches`' dataclasses: each function
+prints lines and, where a command ends, returns its exit code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..batches import BatchStatus, Checked, Input, Outcome, Prepared, row_state_text
+from ..errors import ExitCode, Interrupted
+from ..model import RowStatus
+from ..validate import Validation
+from .base import echo, plural, warn
+
+
+def show_input(source: Input, *, quiet: bool = False) -> None:
+    """``Read kampagne.xlsx, sheet 'X' (XLSX): 25 rows.``, the reader's notes, and its warnings on stderr."""
+    sheet = source.sheet
+    if not quiet:
+        echo(f"Read {sheet.where()} ({sheet.format.upper()}): {len(sheet.rows):,} rows.")
+        for note in sheet.notes:
+            echo(f"  {note}")
+    for w in sheet.warnings:
+        warn(w)
+
+
+def show_validation(validation: Validation, *, limit: int = 200) -> None:
+    """Counts and totals per type and department on stdout; every problem (up to ``limit``) on stderr."""
+    totals = validation.totals()
+    rows = len(validation.checks)
+    echo(f"Valid rows: {len(validation.valid):,} of {rows:,} · gift certificates: {totals.certificates:,} · total: {totals.money()}")
+    for title, key in (("gift certificate type", lambda o: o.type.name), ("department", lambda o: o.department.name)):
+        groups = validation.by(key)
+        if groups:
+            echo(f"By {title}:")
+            width = max(len(k) for k in groups)
+            for name, t in groups.items():
+                echo(f"  {name:<{width}}  {plural(t.rows, 'row'):>10}  {plural(t.certificates, 'certificate'):>17}  {t.money():>18}")
+    problems = validation.messages()
+    if problems:
+        echo(f"{plural(len(validation.invalid), 'invalid row')}, {plural(len(problems), 'problem')}:", err=True)
+        for line in problems[:limit]:
+            echo(f"  {line}", err=True)
+        if len(problems) > limit:
+            echo(f"  … and {len(problems) - limit:,} more: see the Error column of the output sheet.", err=True)
+    show_warnings(validation, limit=limit)
+
+
+def show_warnings(validation: Validation, *, limit: int = 200) -> None:
+    """The validation's warnings (repeats within the file) on stderr."""
+    for line in validation.warning_messages()[:limit]:
+        warn(line)
+
+
+def show_known(checked: Checked, *, limit: int = 200) -> None:
+    """What the ledger says an issue would do with rows other than sending them (the dry run's truth, issue #11)."""
+    if not checked.ledger_exists:
+        echo(f"Ledger: {checked.ledger} (not created yet: nothing was issued with it)")
+        return
+    echo(f"Ledger: {checked.ledger}")
+    known = checked.known
+    if not known:
+        return
+    kinds = {"done": "would be skipped", "skip": "would be skipped", "near": "would need your confirmation",
+             "send": "would finish an earlier batch's row"}
+    counts = {k: sum(1 for r in known.values() if r.action == k) for k in kinds}
+    skipped = counts["done"] + counts["skip"]
+    parts = [f"{plural(skipped, 'row')} already issued (an issue would skip them)"] if skipped else []
+    if counts["near"]:
+        parts.append(f"{plural(counts['near'], 'row')} like gift certificates already issued (an issue would ask)")
+    if counts["send"]:
+        parts.append(f"{plural(counts['send'], 'row')} finishing an earlier batch's rows with their ids")
+    echo("The ledger knows " + "; ".join(parts) + ":")
+    for n, r in list(known.items())[:limit]:
+        echo(f"  row {n}: {kinds[r.action]}: {r.message}")
+    if len(known) > limit:
+        echo(f"  … and {len(known) - limit:,} more: see the Warning column of the validation sheet.")
+
+
+def show_plan(prepared: Prepared) -> None:
+    """The validation, the batch, the rows skipped or settled, and what is about to be issued."""
+    plan = prepared.plan
+    show_validation(prepared.validation)
+    if prepared.adopted:
+        echo(f"Adopted batch {plan.batch.id} from {prepared.input.path.name}: the ledger did not know it, so it was "
+             "rebuilt from the sheet's ids; ISSUED rows are never sent again, the others finish with their own ids.")
+    echo(f"Batch {plan.batch.id}" + (" (resumed)" if plan.resumed else ""))
+    if prepared.already_issued:
+        echo(f"Already issued in this batch: {prepared.already_issued:,} rows (skipped).")
+    for r in plan.duplicates:
+        if r.action == "skip":
+            echo(f"  row {r.row_number}: {r.message}")
+    if prepared.skipped:
+        echo(f"Issued by an earlier batch: {len(prepared.skipped):,} rows (skipped).")
+    for r in prepared.settling:
+        echo(f"  row {r.row_number}: {r.message}")
+    if prepared.held:
+        echo(f"Held back by --first: {plural(len(prepared.held), 'row')} (they stay PENDING; flexybulk retry sends them).")
+    echo(f"To issue now: {len(prepared.orders):,} rows, {prepared.totals.certificates:,} gift certificates, {prepared.totals.money()}.")
+
+
+def confirmation_question(prepared: Prepared) -> str:
+    """``Issue 18 gift certificates worth 10,399.85 DKK for 6 rows on the sandbox?``"""
+    totals = prepared.totals
+    question = f"Issue {totals.certificates:,} gift certificates worth {totals.money()} for {len(prepared.orders):,} rows"
+    if prepared.target.is_sandbox:
+        question += " on the sandbox"
+    return question + "?"
+
+
+def show_outcome(outcome: Outcome) -> int:
+    """What a run issued, what is left and how to finish it; returns the exit code.
+
+    Raises:
+        FlexybulkError: the error that stopped the run (a refused token); Interrupted after Ctrl-C.
+    """
+    out = outcome.output
+    now, in_all = outcome.issued_now, outcome.issued_in_all
+    if now.rows:
+        echo(f"Issued now: {plural(now.rows, 'row')}, {plural(now.certificates, 'gift certificate')}, {now.money()}.")
+    else:
+        echo("Issued now: nothing.")
+    if outcome.already:
+        echo(f"Already issued in Flexybox by another ledger or laptop (same file, same ids): {plural(len(outcome.already), 'row')}; "
+             "nothing new was issued for them.")
+    if in_all.rows != now.rows:
+        echo(f"Issued in this batch in all: {plural(in_all.rows, 'row')}, {plural(in_all.certificates, 'gift certificate')}, {in_all.money()}.")
+    echo(f"Batch: {outcome.prepared.batch.id}")
+    counts = outcome.counts
+    other = ", ".join(f"{s.value}: {n:,}" for s, n in sorted(counts.items(), key=lambda kv: kv[0].value) if s != RowStatus.ISSUED)
+    if other:
+        echo(f"Not issued: {other}.")
+    echo(f"Result sheet: {out}")
+    for r in outcome.absent:
+        echo(f"  input row {r.row_number}: {r.status.value} in the ledger, but not in this sheet, so it was not retried. "
+             f"Retry the full result sheet, or see: flexybulk status {out}", err=True)
+    attention = outcome.attention + outcome.absent
+    for r in attention[:50]:
+        echo(f"  row {r.row_number}: {r.status.value}: {row_state_text(r)}", err=True)
+    if len(attention) > 50:
+        echo(f"  … and {len(attention) - 50:,} more: see the result sheet.", err=True)
+    if outcome.fatal is not None:
+        raise outcome.fatal
+    if outcome.interrupted:
+        raise Interrupted(f"Interrupted. The rows not yet sent are PENDING in {out}; run: flexybulk retry {out}")
+    if attention:
+        echo(f"To finish: flexybulk retry {out}", err=True)
+    return ExitCode.ROWS_FAILED if attention or outcome.invalid else ExitCode.OK
+
+
+def show_status(status: BatchStatus, file_name: str) -> int:
+    """A batch's counts, money issued and the rows needing attention; returns the exit code."""
+    batch = status.batch
+    if not status.exists:
+        echo(f"The ledger {status.ledger} does not exist, so it has no batch for {file_name}: nothing was issued with it. "
+             "If you expected one, check --ledger (or FLEXYBULK_LEDGER).")
+        return ExitCode.OK
+    if batch is None:
+        echo(f"The ledger {status.ledger} has no batch for {file_name}. Nothing was issued from it with this ledger.")
+        return ExitCode.OK
+    rows = status.rows
+    echo(f"Ledger: {status.ledger}")
+    echo(f"Batch {batch.id} · {batch.input_path} · target {batch.target}")
+    echo(f"Created {batch.created_at} by {batch.os_user or 'unknown user'}; last change {batch.updated_at}.")
+    echo("Rows: " + ", ".join(f"{k}: {v:,}" for k, v in sorted(status.counts.items())) + f" (of {len(rows):,}).")
+    issued = status.issued
+    echo(f"Issued: {issued.certificates:,} gift certificates, {issued.money()}.")
+    attention = status.attention
+    if attention:
+        echo(f"Needing attention: {len(attention):,} rows")
+        for r in attention[:100]:
+            echo(f"  row {r.row_number}: {r.status.value}: {row_state_text(r)}")
+        return ExitCode.ROWS_FAILED
+    echo("No rows need attention.")
+    return ExitCode.OK
+
+
+def show_history(statuses: list[BatchStatus]) -> None:
+    """One line per batch: when, who, file, target, counts and money issued."""
+    if not statuses:
+        echo("The ledger has no batches yet.")
+        return
+    for s in statuses:
+        b = s.batch
+        counts = ", ".join(f"{k}: {v:,}" for k, v in sorted(s.counts.items()))
+        echo(f"{b.created_at[:16].replace('T', ' ')}  {b.id}  {b.os_user or '?'}  {Path(b.input_path).name}  "
+             f"{b.target}  {counts}  issued {s.issued.money()}")
+
