@@ -103,3 +103,17 @@ def test_a_number_no_cell_can_hold_is_shown_as_text(tmp_path, value, shown):
     path = write_output(OutputSheet(["Amount"], ["Row"], rows), tmp_path / "odd.xlsx")
     ws = openpyxl.load_workbook(path)["Result"]
     assert (ws["A2"].value, ws["A2"].data_type) == (shown, "s")
+
+
+def test_the_summary_s_own_lines_win_over_a_table_row_of_the_same_name(tmp_path):
+    """read_summary (adoption, existing results) takes a label's first line: a department called 'Target' cannot move a batch."""
+    from flexybulk.result_input import read_summary
+    from flexybulk.writers import Heading, Label, Money
+
+    summary = [[Heading("Result sheet")], [Label("Batch"), "b-1"], [Label("Target"), "https://pos.example.com"], [],
+               [Heading("Issued per department")], [Label("Department"), Label("Rows", right=True)],
+               ["Target", 2, 3, Money(Decimal("750.00"), "DKK")], ["Batch", 1, 1, Money(Decimal("1"), "DKK")]]
+    rows = [OutputRow(2, {"Text": "x"}, {"Status": RowStatus.ISSUED, "Row": 2})]
+    path = write_output(OutputSheet(["Text"], ["Status", "Row"], rows, summary=summary), tmp_path / "s.xlsx")
+    got = read_summary(path)
+    assert (got["Target"], got["Batch"]) == ("https://pos.example.com", "b-1")
