@@ -471,7 +471,8 @@ from flexybulk.journal import RowRecord, Step
 from flexybulk.model import RowStatus
 from types import SimpleNamespace
 now = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-batch = SimpleNamespace(id="6f1c1d9e-3b7a-4c55-9a63-0d5c2b8e7f10", input_path={path!r}, target="bench")
+batch = SimpleNamespace(id="6f1c1d9e-3b7a-4c55-9a63-0d5c2b8e7f10", input_path={path!r}, target="bench",
+                        input_sha256=sheet.sha256)
 records = {{}}
 for k, c in enumerate(validation.checks):
     if c.order is None:

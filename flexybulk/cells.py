@@ -240,8 +240,8 @@ def column_width(col: Column, styles: Styles) -> int:
     return max(len(col.header) + FILTER_BUTTON, longest)
 
 
-def render_column(col: Column, letter: str, numbers: list[int], values: list, styles: Styles) -> list[str]:
-    """The ``<c>`` elements of one column's ``values`` on sheet rows ``numbers`` (``""`` for an empty cell).
+def render_column(col: Column, letter: str, numbers: list[str], values: list, styles: Styles) -> list[str]:
+    """The ``<c>`` elements of one column's ``values`` on sheet rows ``numbers`` (as text; ``""`` for an empty cell).
 
     Cells are rendered a type at a time (:func:`_cells`): one list
     comprehension per type instead of a chain of tests per cell; a column
@@ -261,7 +261,7 @@ def render_column(col: Column, letter: str, numbers: list[int], values: list, st
     return out
 
 
-def _cells(cls: type, values: list, letter: str, numbers: list[int], kind: str, styles: Styles) -> list[str]:
+def _cells(cls: type, values: list, letter: str, numbers: list[str], kind: str, styles: Styles) -> list[str]:
     """The ``<c>`` elements of ``values``, all of class ``cls`` and none empty, in column ``letter`` on rows ``numbers``."""
     if cls is str:
         return _text_cells(values, letter, numbers, kind, styles)
@@ -309,7 +309,7 @@ def _number_texts(values: list) -> list[str] | None:
     return texts
 
 
-def _text_cells(texts: list[str], letter: str, numbers: list[int], kind: str, styles: Styles) -> list[str]:
+def _text_cells(texts: list[str], letter: str, numbers: list[str], kind: str, styles: Styles) -> list[str]:
     """Inline-string cells; formula-like text gets the quote prefix, a status its colour, wrap columns wrap."""
     cleaned, care = clean_column(texts)
     wrap = kind == "wrap"

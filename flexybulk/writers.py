@@ -175,12 +175,13 @@ class _TableWorksheet:
                        for letter, text in zip(letters, clean_column([c.header for c in columns])[0]))
         yield f'<row r="{header_row}">{head}</row>'.encode()
         for start in range(0, len(numbers), _CHUNK_ROWS):
-            part = numbers[start:start + _CHUNK_ROWS]
+            part = list(map(str, numbers[start:start + _CHUNK_ROWS]))  # each row number made text once, not per cell
             cells = [render_column(col, letter, part, col.values[start:start + _CHUNK_ROWS], styles)
                      for col, letter in zip(columns, letters)]
             heights = row_heights([(col.values[start:start + _CHUNK_ROWS], width) for col, width in self._wrapped])
-            yield "".join([f'<row r="{n}"{heights.get(i, "")}>{"".join(row)}</row>'
-                           for i, (n, row) in enumerate(zip(part, zip(*cells)))]).encode()
+            opens = [f'<row r="{n}"{heights[i]}>' if i in heights else f'<row r="{n}">' for i, n in enumerate(part)]
+            # Row by row, cell by cell, in one join: opening tag, the columns' cells, closing tag.
+            yield "".join(itertools.chain.from_iterable(zip(opens, *cells, itertools.repeat("</row>")))).encode()
 
 
 def _table_worksheet_class() -> type:
