@@ -160,17 +160,17 @@ def _xml_text(text: str) -> str:
 _NEEDS_CARE = re.compile(r"\x00(?:[=+\-@\s]|(?<=\s\x00))")
 
 
-def clean_column(texts: list[str]) -> tuple[list[str], bool]:
+def clean_column(texts: list[str], short: bool = False) -> tuple[list[str], bool]:
     """``texts`` cut at Excel's limit, the characters XML cannot hold shown as U+FFFD, ``& < >`` escaped.
 
     Also says whether any text needs a look of its own (formula-like start,
     whitespace at an end). Done on the whole column joined: a few C-speed
     passes instead of calls per cell; a column holding NUL, the joiner, goes
-    cell by cell.
+    cell by cell. ``short``: the texts are known to be within the limit.
     """
     if not texts:
         return texts, False
-    if max(map(len, texts)) > MAX_TEXT:
+    if not short and max(map(len, texts)) > MAX_TEXT:
         texts = [t[:MAX_TEXT] for t in texts]  # before escaping: a cut must not split an &amp;
     blob = "\x00".join(texts)
     if blob.count("\x00") != len(texts) - 1:
@@ -191,6 +191,9 @@ class Column:
     header: str
     values: list
     kind: str = "plain"  # plain, status, wrap, int
+    # Learnt by column_width's pass over the values, so the rendering need not look again:
+    dense: type | None = None  # the one class of every value, when there is no empty cell
+    short: bool = False  # no text past Excel's limit of characters in a cell
 
 
 _NONE = type(None)
@@ -200,10 +203,14 @@ _LETTER = re.compile(r"[A-Za-z]")  # in a number's text: NaN, Infinity or an exp
 def column_width(col: Column, styles: Styles) -> int:
     """Characters the column's widest cell shows (capped later); numbers the money styles it will use."""
     values = col.values
-    kinds = set(map(type, values)) - {_NONE}
+    kinds = set(map(type, values))
+    if len(kinds) == 1 and _NONE not in kinds and (str not in kinds or all(values)):
+        col.dense = next(iter(kinds))
+    kinds.discard(_NONE)
     longest = 0
     if kinds <= {str}:
         longest = max(map(len, filter(None, values)), default=0)
+        col.short = longest <= MAX_TEXT
     elif kinds <= {str, int, Decimal, float}:
         # Distinct values first: amounts, quantities and codes repeat. A None counts as "None", below MIN_WIDTH.
         longest = max(map(len, map(str, set(values))), default=0)
@@ -247,6 +254,8 @@ def render_column(col: Column, letter: str, numbers: list[str], values: list, st
     comprehension per type instead of a chain of tests per cell; a column
     of one type and no gaps is a single batch.
     """
+    if col.dense is not None:  # known from column_width: one batch, no gaps
+        return _cells(col.dense, values, letter, numbers, col.kind, styles, col.short)
     kinds = set(map(type, values))
     if len(kinds) == 1 and _NONE not in kinds and (str not in kinds or all(values)):
         return _cells(kinds.pop(), values, letter, numbers, col.kind, styles)
@@ -255,16 +264,21 @@ def render_column(col: Column, letter: str, numbers: list[str], values: list, st
     for cls in kinds:  # one pass per type present (a comprehension each), not a branch per cell
         where = ([i for i, v in enumerate(values) if v.__class__ is str and v] if cls is str
                  else [i for i, v in enumerate(values) if v.__class__ is cls])
-        cells = _cells(cls, [values[i] for i in where], letter, [numbers[i] for i in where], col.kind, styles)
+        cells = _cells(cls, [values[i] for i in where], letter, [numbers[i] for i in where], col.kind, styles,
+                       col.short)
         for i, cell in zip(where, cells):
             out[i] = cell
     return out
 
 
-def _cells(cls: type, values: list, letter: str, numbers: list[str], kind: str, styles: Styles) -> list[str]:
-    """The ``<c>`` elements of ``values``, all of class ``cls`` and none empty, in column ``letter`` on rows ``numbers``."""
+def _cells(cls: type, values: list, letter: str, numbers: list[str], kind: str, styles: Styles,
+           short: bool = False) -> list[str]:
+    """The ``<c>`` elements of ``values``, all of class ``cls`` and none empty, in column ``letter`` on rows ``numbers``.
+
+    ``short``: the texts are known to be within Excel's limit.
+    """
     if cls is str:
-        return _text_cells(values, letter, numbers, kind, styles)
+        return _text_cells(values, letter, numbers, kind, styles, short)
     if cls is RowStatus:
         return _text_cells([v.value for v in values], letter, numbers, kind, styles)
     if cls is Money:
@@ -309,9 +323,10 @@ def _number_texts(values: list) -> list[str] | None:
     return texts
 
 
-def _text_cells(texts: list[str], letter: str, numbers: list[str], kind: str, styles: Styles) -> list[str]:
+def _text_cells(texts: list[str], letter: str, numbers: list[str], kind: str, styles: Styles,
+                short: bool = False) -> list[str]:
     """Inline-string cells; formula-like text gets the quote prefix, a status its colour, wrap columns wrap."""
-    cleaned, care = clean_column(texts)
+    cleaned, care = clean_column(texts, short)
     wrap = kind == "wrap"
     plain = styles.index(styles.wrap) if wrap else 0
     if not care:
