@@ -17,7 +17,7 @@ money; ``cli`` (and the web page) only translate to and from it. Modules:
 - ``adoption``  rebuilding a batch from its result sheet
 - ``results``   what the result and validation sheets hold (rows, typed columns, Summary, Needs attention)
 - ``writers``   writes them as XLSX or CSV, atomically (XlsxWriter builds the workbook)
-- ``cells``     the big tables' XLSX cells: values, looks, widths, row heights
+- ``output_cells``  the big tables' XLSX cells: values, looks, widths, row heights
 - ``result_input``  a result sheet given back as input (retry)
 - ``cli``       the command line
 - ``sandbox``   a local emulator of the three Flexybox hosts, for tests and dry runs

@@ -3,7 +3,7 @@
 XlsxWriter builds the workbook: styles, the Summary, the frame of each big
 table (widths, frozen header, autofilter, page setup). The big tables' rows
 (the Result/Validation sheet and "Needs attention") are rendered by
-:mod:`flexybulk.cells` and streamed into the final file where XlsxWriter left
+:mod:`flexybulk.output_cells` and streamed into the final file where XlsxWriter left
 a marker in their ``<sheetData>``, deflated by a second thread while the next
 rows render. XlsxWriter's own per-cell calls cost about 4 µs a cell: 6 s for
 a 100,000-row validation sheet, against a target of a fraction of the
@@ -11,7 +11,7 @@ a 100,000-row validation sheet, against a target of a fraction of the
 
 Safety (issue #6, OWASP "CSV Injection"; pitfalls P17): text is never written
 as a formula. XLSX text cells are always strings, formula-like ones with the
-quote prefix (:mod:`flexybulk.cells`; the Summary's through XlsxWriter's
+quote prefix (:mod:`flexybulk.output_cells`; the Summary's through XlsxWriter's
 ``write_string``). CSV text cells beginning with ``= + - @``, a tab, CR or LF
 get a leading ``'``; numbers are never prefixed. The reader strips that one
 ``'`` again.
@@ -37,7 +37,7 @@ from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
-from .cells import (  # noqa: F401 (Money, Heading, Label, STATUS_COLOURS, money_format: re-exported)
+from .output_cells import (  # noqa: F401 (Money, Heading, Label, STATUS_COLOURS, money_format: re-exported)
     ILLEGAL, MAX_TEXT, MAX_WIDTH, MIN_WIDTH, PAGE_WIDTH, STATUS_COLOURS, WRAP_WIDTH, Column, Heading, Label, Money,
     Styles, clean_column, column_letter, column_width, is_dangerous, money_format, number_text, render_column,
     row_heights,
