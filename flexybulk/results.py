@@ -44,8 +44,9 @@ OWN_COLUMNS = frozenset(RESULT_COLUMNS) | frozenset(VALIDATION_COLUMNS) | frozen
 ATTENTION_HEADERS = ("Row", "Status", "Who", "What to do", "Details")
 """The "Needs attention" sheet's columns; none is a recipient-list header, so the reader never picks it."""
 
-_KINDS = {"Status": "status", "Error": "wrap", "Warning": "wrap", "GiftCertificateNumbers": "wrap", "Row": "int"}
-_ATTENTION_KINDS = {"Status": "status", "What to do": "wrap", "Details": "wrap", "Row": "int"}
+# Row stays a plain number: "row 1234" is how the messages name it, not "row 1,234".
+_KINDS = {"Status": "status", "Error": "wrap", "Warning": "wrap", "GiftCertificateNumbers": "wrap"}
+_ATTENTION_KINDS = {"Status": "status", "What to do": "wrap", "Details": "wrap"}
 
 # The Summary's order of statuses; a status this version of RowStatus lacks is left out.
 _RESULT_STATUSES = tuple(s for name in ("ISSUED", "FAILED", "UNKNOWN", "PENDING", "SKIPPED", "EXCLUDED", "INVALID")
