@@ -83,17 +83,30 @@ _FORMULA_MESSAGE = (
 )
 _ERROR_MESSAGE = "Cell {ref} ({header}) shows the error {error} — fix the formula or type the value"
 _EXTERNAL_MESSAGE = "{ref} takes its value from '{book}'; paste the values, then validate again"
+_EXTERNAL_ERROR_MESSAGE = "{ref} takes its value from '{book}' and shows the error {error}; paste the values, then validate again"
 
 
-def _issue_problem(column: _Column, row: int, col_abs: int, kind: str, text: str) -> RowProblem:
+def _issue_problem(column: _Column, row: int, col_abs: int, kind: str, text: str, error: str | None = None) -> RowProblem:
     """The row problem of a cell whose value must not be used: ``kind`` ``"formula"`` (no cached value)
-    or ``"error"`` (pitfalls P9), or ``"external"`` (``text`` names the other workbook it comes from, issue #12)."""
+    or ``"error"`` (pitfalls P9), or ``"external"`` (``text`` names the other workbook it comes from, issue #12;
+    ``error``: the error its cached value shows, if any).
+
+    A cell issue is a tuple ``(kind, text)``, or ``("external", file name, error)`` for a value from
+    another workbook that shows an error; :func:`_issue_shown` gives what the cell shows."""
     if kind == "external":
-        message = _EXTERNAL_MESSAGE.format(ref=f"{column_letter(col_abs)}{row}", book=text)
-        return RowProblem(row, column.header, message, text, column.letter)
+        template = _EXTERNAL_ERROR_MESSAGE if error else _EXTERNAL_MESSAGE
+        message = template.format(ref=f"{column_letter(col_abs)}{row}", book=text, error=error)
+        return RowProblem(row, column.header, message, error or text, column.letter)
     template = _FORMULA_MESSAGE if kind == "formula" else _ERROR_MESSAGE
     message = template.format(ref=f"{column_letter(col_abs)}{row}", header=column.header, formula=text, error=text)
     return RowProblem(row, column.header, message, text, column.letter)
+
+
+def _issue_shown(issue: tuple[str, ...]) -> str | None:
+    """The error text a cell issue's cell shows (``"#N/A"``), kept as the row's original value; else ``None``."""
+    if issue[0] == "error":
+        return issue[1]
+    return issue[2] if len(issue) > 2 else None
 
 
 def _fast_column(
@@ -132,7 +145,7 @@ def _parse_fields(
     originals: list[list[Any]],
     numbers: list[int],
     first_col: int,
-    issues: dict[tuple[int, int], tuple[str, str]],
+    issues: dict[tuple[int, int], tuple[str, ...]],
     formats: dict[tuple[int, int], str],
     joined: list[str | None] | None = None,
     amount_convention: Callable[[int], amounts.AmountConvention] | None = None,
@@ -155,16 +168,17 @@ def _parse_fields(
     if issues:
         row_index = {number: i for i, number in enumerate(numbers)}
         col_index = {first_col + c.index: k for k, c in enumerate(columns)}
-        for (row, col), (kind, text) in sorted(issues.items()):
+        for (row, col), issue in sorted(issues.items()):
             if col not in col_index or row not in row_index:
                 continue
             k, i = col_index[col], row_index[row]
-            per_column[k].append((i, _issue_problem(columns[k], row, col, kind, text)))
+            per_column[k].append((i, _issue_problem(columns[k], row, col, *issue)))
             blocked.setdefault(k, set()).add(i)
-            if kind == "error":
+            shown = _issue_shown(issue)
+            if shown is not None:
                 if originals[k].__class__ is not list:  # a plain text column shared with the grid
                     originals[k] = list(originals[k])
-                originals[k][i] = text
+                originals[k][i] = shown
 
     # Country first: phones and postal codes depend on the row's country.
     order = sorted(range(len(columns)), key=lambda k: columns[k].field is not Field.COUNTRY)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from flexybulk.model import Field, InputRow, RowProblem, Sheet
 
 from .amounts import AmountConvention, amount_convention as _column_convention
-from .columns import _issue_problem, _joined_text, _original_column, _parse_fields, _plain_original
+from .columns import _issue_problem, _issue_shown, _joined_text, _original_column, _parse_fields, _plain_original
 from .context import _Column, _Context, _Grid, _Header, _quote, column_letter
 from .layout import _is_blank_row, _map_columns
 from .list_end import _cut_list
@@ -113,7 +113,7 @@ def _build_sheet(
 
     # Formula cells without a cached value and error cells (pitfalls P9); 0000 formats (P5).
     # The person's marks (issue #12): hidden and filtered-out rows, strike-through, links; values from other files.
-    issues: dict[tuple[int, int], tuple[str, str]] = {}
+    issues: dict[tuple[int, int], tuple[str, ...]] = {}
     formats: dict[tuple[int, int], str] = {}
     marks = _Marks()
     if xlsx is not None:
@@ -124,11 +124,13 @@ def _build_sheet(
         below = {Field.POSTAL_CODE: 1000, Field.PHONE: 10_000_000}
         want = _numeric_cells(columns, [whole(k) for k in range(len(columns))], numbers, grid.first_col, below)
         recipient = {grid.first_col + c.index for c in columns if c.field in _RECIPIENT_FIELDS}
-        formats, marks, issues = _xls_extras(ctx, want, recipient)
+        mapped = {grid.first_col + c.index for c in columns if c.field is not None}
+        formats, marks, issues = _xls_extras(ctx, want, recipient, mapped)
     elif ctx.format == "ods":
         marks, issues = _ods_marks(ctx, ctx.archive)
     elif ctx.format == "xlsb":
-        marks = _xlsb_marks(ctx, ctx.archive, {grid.first_col + c.index for c in columns if c.field in _RECIPIENT_FIELDS})
+        marks, issues = _xlsb_marks(ctx, ctx.archive, {grid.first_col + c.index for c in columns if c.field in _RECIPIENT_FIELDS},
+                                    {grid.first_col + c.index for c in columns if c.field is not None})
 
     # The amount column's convention comes from all its text cells (pitfalls P1), so it is
     # decided over the whole column, once, when some block has a text amount.
@@ -241,7 +243,7 @@ def _numeric_cells(
 
 def _xlsx_extras(
     xlsx: _XlsxParts, columns: list[_Column], originals: list[list[Any]], numbers: list[int], first_col: int
-) -> tuple[dict[tuple[int, int], tuple[str, str]], dict[tuple[int, int], str]]:
+) -> tuple[dict[tuple[int, int], tuple[str, ...]], dict[tuple[int, int], str]]:
     """Formula/error cells (pitfalls P9) and ``0000`` formats of numeric postal codes/phones (P5).
 
     The cell-by-cell pass over the sheet XML runs only when the cheap scan saw
@@ -257,7 +259,7 @@ def _xlsx_extras(
         if pad_styles:
             below = {Field.POSTAL_CODE: 10**9, Field.PHONE: 10**15}
             want = _numeric_cells(columns, originals, numbers, first_col, below)
-    issues: dict[tuple[int, int], tuple[str, str]] = {}
+    issues: dict[tuple[int, int], tuple[str, ...]] = {}
     formats: dict[tuple[int, int], str] = {}
     if xlsx.has_formula_or_error or want:
         issues, styles = xlsx.cells(want)
@@ -277,7 +279,7 @@ def _warn_hidden_columns(xlsx: _XlsxParts, columns: list[_Column], first_col: in
 
 
 def _rows_only_formulas(
-    issues: dict[tuple[int, int], tuple[str, str]],
+    issues: dict[tuple[int, int], tuple[str, ...]],
     columns: list[_Column],
     numbers: list[int],
     first_data: int,
@@ -303,10 +305,11 @@ def _rows_only_formulas(
         problems = []
         for col_abs, column in sorted(by_col.items()):
             if (row, col_abs) in issues:
-                kind, text = issues[(row, col_abs)]
-                problems.append(_issue_problem(column, row, col_abs, kind, text))
-                if kind == "error":
-                    original[column.header] = text
+                issue = issues[(row, col_abs)]
+                problems.append(_issue_problem(column, row, col_abs, *issue))
+                shown = _issue_shown(issue)
+                if shown is not None:
+                    original[column.header] = shown
         result.append(InputRow(row, {}, original, problems))
     return result
 

@@ -1,13 +1,14 @@
 """The person's marks in an XLSB (binary Excel) sheet: hidden rows, AutoFilter ranges, struck-through
-cells and hyperlinks (issue #12).
+cells and hyperlinks (issue #12); and its error cells (pitfalls P9), which calamine gives as empty.
 
 calamine reads XLSB values; the marks are in the binary records, read here
 after [MS-XLSB]: each record is a type and a size (variable-length integers)
 and a body. ``workbook.bin`` names each sheet's part (``BrtBundleSh``),
 ``styles.bin`` the fonts (``BrtFont``, ``fStrikeout``) and cell formats
 (``BrtXF``); the sheet's part has a row header per row (``BrtRowHdr``,
-``fDyZero`` for hidden), the cells with their format, ``BrtBeginAFilter`` and
-``BrtHLink``. This walks every record of the sheet in Python, so it costs
+``fDyZero`` for hidden), the cells with their format (an error cell,
+``BrtCellError`` or a formula's ``BrtFmlaError``, with its error code),
+``BrtBeginAFilter`` and ``BrtHLink``. This walks every record of the sheet in Python, so it costs
 about a second per million cells: XLSB lists are rare and small. Formulas
 are not read here (values linked from another workbook are not detected in XLSB).
 """
@@ -27,6 +28,9 @@ from .xlsx_marks import _rels
 _ROW_HDR, _FONT, _XF, _BUNDLE_SH, _BEGIN_CELL_XFS, _END_CELL_XFS = 0x00, 0x2B, 0x2F, 0x9C, 0x269, 0x26A
 _BEGIN_AFILTER, _HLINK = 0x1A1, 0x1EE
 _CELLS = frozenset(range(0x01, 0x0D))  # BrtCellBlank .. BrtFmlaError: each starts with col (4) + iStyleRef (3)
+_ERRORS = (0x03, 0x0B)  # BrtCellError, BrtFmlaError: the error code (BErr) follows the cell
+_ERROR_TEXT = {0x00: "#NULL!", 0x07: "#DIV/0!", 0x0F: "#VALUE!", 0x17: "#REF!", 0x1D: "#NAME?", 0x24: "#NUM!",
+               0x2A: "#N/A", 0x2B: "#GETTING_DATA"}
 
 
 def _records(data: bytes) -> Iterator[tuple[int, int, int]]:
@@ -62,16 +66,20 @@ def _wide(data: bytes, pos: int) -> tuple[str, int]:
     return data[pos + 4:pos + 4 + 2 * count].decode("utf-16-le", "replace"), pos + 4 + 2 * count
 
 
-def _xlsb_marks(ctx: _Context, zf: zipfile.ZipFile | None, recipient_cols: set[int]) -> _Marks:
-    """The chosen sheet's marks; empty when a part is missing or odd (the values were read already)."""
+def _xlsb_marks(ctx: _Context, zf: zipfile.ZipFile | None, recipient_cols: set[int], mapped_cols: set[int]
+                ) -> tuple[_Marks, dict[tuple[int, int], tuple[str, str]]]:
+    """``(marks, errors)`` of the chosen sheet: its marks (struck-through cells only in
+    ``recipient_cols``), and its error cells in ``mapped_cols`` as cell issues, (row, column) ->
+    ``("error", "#N/A")``; both empty when a part is missing or odd (the values were read already)."""
     marks = _Marks()
+    errors: dict[tuple[int, int], tuple[str, str]] = {}
     if zf is None:
-        return marks
+        return marks, errors
     name = _quote(ctx.path.name)
     try:
         member = _sheet_member(zf, ctx.sheet_name, name)
         if member is None:
-            return marks
+            return marks, errors
         struck_xfs = _struck_xfs(zf, name)
         data = _read_member(zf, member, MAX_UNCOMPRESSED, name)
         rels: dict[str, str] | None = None
@@ -81,10 +89,12 @@ def _xlsb_marks(ctx: _Context, zf: zipfile.ZipFile | None, recipient_cols: set[i
                 row = struct.unpack_from("<I", data, start)[0] + 1
                 if data[start + 11] & 0x10:  # fDyZero
                     marks.hidden_rows.add(row)
-            elif rtype in _CELLS and struck_xfs and end - start >= 8:
+            elif rtype in _CELLS and end - start >= 8:
                 col = struct.unpack_from("<I", data, start)[0]
-                if col in recipient_cols and int.from_bytes(data[start + 4:start + 7], "little") in struck_xfs:
+                if struck_xfs and col in recipient_cols and int.from_bytes(data[start + 4:start + 7], "little") in struck_xfs:
                     marks.struck.add((row, col))
+                if rtype in _ERRORS and col in mapped_cols and end - start >= 9:
+                    errors[(row, col)] = ("error", _ERROR_TEXT.get(data[start + 8], "#ERROR"))
             elif rtype == _BEGIN_AFILTER and end - start >= 16:
                 first, last, col0, _ = struct.unpack_from("<IIII", data, start)
                 marks.filters.append(_Filter(first_row=first + 1, last_row=last + 1, criteria={col0: None}))
@@ -98,8 +108,8 @@ def _xlsb_marks(ctx: _Context, zf: zipfile.ZipFile | None, recipient_cols: set[i
                 if target and (last - first + 1) * (col1 - col0 + 1) <= 100_000:
                     marks.links.update(((r + 1, c), target) for r in range(first, last + 1) for c in range(col0, col1 + 1))
     except (struct.error, ValueError, KeyError):
-        return _Marks()
-    return marks
+        return _Marks(), {}
+    return marks, errors
 
 
 def _sheet_member(zf: zipfile.ZipFile, sheet_name: str | None, name: str) -> str | None:

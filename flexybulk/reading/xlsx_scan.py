@@ -218,11 +218,13 @@ class _XlsxParts:
                 cell_type = attrs.get(b"t", b"n")
                 v = _V_ELEMENT.search(body)
                 cached = v is not None and (v.group(1) or cell_type in (b"str", b"inlineStr"))
-                if cell_type == b"e" and v is not None and v.group(1):
-                    issues[key] = ("error", html.unescape(v.group(1).decode("utf-8", "replace")))
-                    continue
+                error = html.unescape(v.group(1).decode("utf-8", "replace")) \
+                    if cell_type == b"e" and v is not None and v.group(1) else None
                 f = _F_ELEMENT.search(body)
                 if f is None:
+                    if error is not None:
+                        prior = issues.get(key)  # a cell of an array formula that reads another workbook
+                        issues[key] = ("external", prior[1], error) if prior else ("error", error)
                     continue
                 f_attrs = dict(_ATTR.findall(f.group(1)))
                 formula = html.unescape((f.group(2) or b"").decode("utf-8", "replace"))
@@ -235,9 +237,17 @@ class _XlsxParts:
                 if self.external and "[" in formula:
                     linked = _EXTERNAL_REF.search(formula)
                     if linked and int(linked.group(1)) in self.external:
-                        # Cached or not, the value is another workbook's (issue #12).
-                        issues[key] = ("external", self.external[int(linked.group(1))])
+                        # Cached or not, the value is another workbook's (issue #12); an array
+                        # formula's other cells (ref="F2:F9") hold only values: mark them too.
+                        book = self.external[int(linked.group(1))]
+                        if f_attrs.get(b"t") == b"array" and b"ref" in f_attrs:
+                            for cell in _cells_of(f_attrs[b"ref"].decode("ascii", "replace")):
+                                issues.setdefault(cell, ("external", book))
+                        issues[key] = ("external", book, error) if error else ("external", book)
                         continue
+                if error is not None:
+                    issues[key] = ("error", error)
+                    continue
                 if "mailto:" in formula and "HYPERLINK" in formula.upper():
                     target = _HYPERLINK_TARGET.search(formula)
                     if target:
@@ -278,6 +288,19 @@ class _XlsxParts:
             for index, fmt in enumerate(xf_formats)
             if fmt in codes and zero_pad_width(codes[fmt])
         }
+
+
+def _cells_of(ref: str, limit: int = 100_000) -> list[tuple[int, int]]:
+    """(row, column) of the cells of a range ``"F2:G9"`` (1-based rows, 0-based columns); none
+    when it is odd or larger than ``limit`` cells."""
+    m = re.fullmatch(r"\$?([A-Z]+)\$?(\d+)(?::\$?([A-Z]+)\$?(\d+))?", ref)
+    if not m:
+        return []
+    c0, r0 = _column_index(m.group(1)), int(m.group(2))
+    c1, r1 = (_column_index(m.group(3)), int(m.group(4))) if m.group(3) else (c0, r0)
+    if (r1 - r0 + 1) * (c1 - c0 + 1) > limit or r1 < r0 or c1 < c0:
+        return []
+    return [(r, c) for r in range(r0, r1 + 1) for c in range(c0, c1 + 1)]
 
 
 def _translate_shared(formula: str, origin: str, target: str) -> str:

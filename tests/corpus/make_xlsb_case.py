@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Write the committed XLSB test workbook ``xlsb-modtagere.xlsb`` (issue #12).
+"""Write the committed XLSB test workbooks ``xlsb-modtagere.xlsb`` (issue #12) and ``xlsb-fejl.xlsb``.
 
     python tests/corpus/make_xlsb_case.py
 
@@ -9,11 +9,15 @@ it), so this script writes the binary records itself, after Microsoft's
 sheet, ``styles.bin`` with a plain and a struck-through font, shared strings
 in ``sharedStrings.bin``, and ``sheet1.bin`` with row headers and cells. Row 4
 is hidden (``fDyZero``) and row 5 struck through (its cells use the struck
-font), so that the reader's marks are tested on XLSB too. Not run by the tests.
+font), so that the reader's marks are tested on XLSB too. ``xlsb-fejl.xlsb`` has
+error cells as Excel writes them: formulas whose cached result is an error
+(``BrtFmlaError``: ``=1/0`` in Beløb, ``=NA()`` in Antal) and a typed error
+(``BrtCellError``: ``#N/A`` in Telefon). Not run by the tests.
 
 Checked against a reader that is not ours: LibreOffice 7.4 opens the file
 (``soffice --headless --convert-to ods xlsb-modtagere.xlsb``) with the same
-values, row 4 hidden and row 5 struck through.
+values, row 4 hidden and row 5 struck through; and ``xlsb-fejl.xlsb`` with
+``#DIV/0!`` in E2, ``#N/A`` in F3 and C4, and the formulas ``=1/0`` and ``=NA()``.
 """
 
 from __future__ import annotations
@@ -33,6 +37,26 @@ ROWS = [
 ]
 HIDDEN_ROWS = {4}
 STRUCK_ROWS = {5}
+
+
+class Error:
+    """An error cell: ``code`` is its BErr (0x07 #DIV/0!, 0x2A #N/A); ``rgce`` the formula's tokens
+    (``None``: a typed error, BrtCellError)."""
+
+    def __init__(self, code: int, rgce: bytes | None = None) -> None:
+        self.code, self.rgce = code, rgce
+
+
+DIV0 = Error(0x07, bytes([0x1E, 1, 0, 0x1E, 0, 0, 0x06]))  # =1/0: ptgInt 1, ptgInt 0, ptgDiv
+NA_FORMULA = Error(0x2A, bytes([0x41, 0x0A, 0x00]))  # =NA(): ptgFunc iftab 10
+NA = Error(0x2A)
+ERROR_ROWS = [
+    ["Navn", "E-mail", "Telefon", "Gavekorttype", "Afdeling", "Beløb", "Antal"],
+    ["Ida Testesen", "ida@example.com", "12345678", "Gavekort", "Webshop", DIV0, 1],
+    ["Bo Fiktiv", "bo@example.org", "", "Gavekort", "Webshop", 300, NA_FORMULA],
+    ["Åse Ørnebjerg", "aase@example.net", NA, "Julegavekort", "Odense", 500, 2],
+    ["Julie Demo", "julie@example.com", "", "Gavekort", "Webshop", 200, 1],
+]
 
 
 def varint(n: int, limit: int) -> bytes:
@@ -82,31 +106,39 @@ def styles() -> bytes:
     return out
 
 
-def strings() -> tuple[bytes, dict[str, int]]:
+def strings(rows: list[list]) -> tuple[bytes, dict[str, int]]:
     index: dict[str, int] = {}
-    for row in ROWS:
+    for row in rows:
         for v in row:
-            if isinstance(v, str):
+            if isinstance(v, str) and v:
                 index.setdefault(v, len(index))
-    total = sum(isinstance(v, str) for row in ROWS for v in row)
+    total = sum(isinstance(v, str) and bool(v) for row in rows for v in row)
     body = record(0x9F, struct.pack("<II", total, len(index)))
     for text in index:
         body += record(0x13, b"\x00" + wide(text))  # BrtSSTItem: RichStr without formatting
     return body + record(0xA0), index
 
 
-def sheet(index: dict[str, int]) -> bytes:
+def sheet(index: dict[str, int], rows: list[list], hidden: set[int], struck: set[int]) -> bytes:
     out = record(0x81)  # BrtBeginSheet
-    out += record(0x94, struct.pack("<IIII", 0, len(ROWS) - 1, 0, len(ROWS[0]) - 1))  # BrtWsDim
+    out += record(0x94, struct.pack("<IIII", 0, len(rows) - 1, 0, len(rows[0]) - 1))  # BrtWsDim
     out += record(0x91)  # BrtBeginSheetData
-    for r, row in enumerate(ROWS):
+    for r, row in enumerate(rows):
         number = r + 1
-        flags = 0x10 if number in HIDDEN_ROWS else 0  # fDyZero in the second flag byte
+        flags = 0x10 if number in hidden else 0  # fDyZero in the second flag byte
         out += record(0x00, struct.pack("<IIHBBBI", r, 0, 300, 0, flags, 0, 1) + struct.pack("<II", 0, len(row) - 1))
-        style = 1 if number in STRUCK_ROWS else 0
+        style = 1 if number in struck else 0
         for c, v in enumerate(row):
             cell = struct.pack("<I", c) + style.to_bytes(3, "little") + b"\x00"
-            if isinstance(v, str):
+            if v == "":
+                continue
+            if isinstance(v, Error) and v.rgce is None:
+                out += record(0x03, cell + bytes([v.code]))  # BrtCellError
+            elif isinstance(v, Error):
+                # BrtFmlaError: the cached error, grbitFlags, CellParsedFormula (cce, rgce, cb)
+                formula = struct.pack("<I", len(v.rgce)) + v.rgce + struct.pack("<I", 0)
+                out += record(0x0B, cell + bytes([v.code]) + struct.pack("<H", 0) + formula)
+            elif isinstance(v, str):
                 out += record(0x07, cell + struct.pack("<I", index[v]))  # BrtCellIsst
             else:
                 out += record(0x05, cell + struct.pack("<d", float(v)))  # BrtCellReal
@@ -123,15 +155,20 @@ WORKBOOK_RELS = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 
 
 def main() -> None:
-    shared, index = strings()
-    with zipfile.ZipFile(HERE / "xlsb-modtagere.xlsb", "w", zipfile.ZIP_DEFLATED) as z:
+    write("xlsb-modtagere.xlsb", ROWS, HIDDEN_ROWS, STRUCK_ROWS)
+    write("xlsb-fejl.xlsb", ERROR_ROWS, set(), set())
+
+
+def write(filename: str, rows: list[list], hidden: set[int], struck: set[int]) -> None:
+    shared, index = strings(rows)
+    with zipfile.ZipFile(HERE / filename, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("[Content_Types].xml", CONTENT_TYPES)
         z.writestr("_rels/.rels", RELS)
         z.writestr("xl/_rels/workbook.bin.rels", WORKBOOK_RELS)
         z.writestr("xl/workbook.bin", workbook())
         z.writestr("xl/styles.bin", styles())
         z.writestr("xl/sharedStrings.bin", shared)
-        z.writestr("xl/worksheets/sheet1.bin", sheet(index))
+        z.writestr("xl/worksheets/sheet1.bin", sheet(index, rows, hidden, struck))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,76 @@
+"""The reader's faults a tester found by attacking the CLI, end to end through ``flexybulk issue ... --yes``.
+
+Each input is made the way real software makes it: LibreOffice-written
+workbooks (``tests/corpus/make_reader_cases.py``), an XLSB after [MS-XLSB]
+(``make_xlsb_case.py``), and text files encoded as the programs named write
+them. The tests assert the exact messages (file, sheet, row, column) and the
+rows the sandbox on 127.0.0.1 really issued, and that nothing is sent for a
+refused file.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from clirun import flexybulk
+from test_cli_issue import result_rows
+from test_cli_selection import copy, issued, issued_names, nothing_sent
+
+
+# --- error cells: money at risk (pitfalls P9) ----------------------------------------------------
+
+@pytest.mark.parametrize("name", ["err-cells-libreoffice.xlsx", "err-cells-libreoffice.ods", "err-cells-libreoffice.xls",
+                                  "xlsb-fejl.xlsb"])
+def test_an_error_cell_is_a_cell_problem_showing_the_error_in_every_format(tmp_path, sandbox_env, name):
+    src = copy(name, tmp_path)
+    run = flexybulk("issue", src, "--yes")
+    assert run.code == 1
+    where = f"{name}, sheet 'Modtagere'"
+    assert (f"{where}, row 2, column 'Beløb' (F): Cell F2 (Beløb) shows the error #DIV/0! — fix the formula or "
+            "type the value") in run.stderr
+    assert (f"{where}, row 3, column 'Antal' (G): Cell G3 (Antal) shows the error #N/A — fix the formula or "
+            "type the value") in run.stderr
+    # An error in an optional field does not silently become an empty cell either.
+    assert (f"{where}, row 4, column 'Telefon' (C): Cell C4 (Telefon) shows the error #N/A — fix the formula or "
+            "type the value") in run.stderr
+    assert "the amount is missing" not in run.stderr
+    assert "Nothing was issued: 3 rows are invalid." in run.stderr
+    assert nothing_sent(sandbox_env)
+
+    run = flexybulk("issue", src, "--yes", "--skip-invalid")
+    assert run.code == 1  # three rows were not issued
+    if name == "xlsb-fejl.xlsb":
+        assert issued(sandbox_env) == (1, 1, Decimal("200"))
+        assert issued_names(sandbox_env) == ["Julie Demo"]
+        statuses = [(2, "INVALID"), (3, "INVALID"), (4, "INVALID"), (5, "ISSUED")]
+    else:
+        assert issued(sandbox_env) == (2, 2, Decimal("900"))
+        assert issued_names(sandbox_env) == ["Julie Demo", "Lars Eksempel"]
+        statuses = [(2, "INVALID"), (3, "INVALID"), (4, "INVALID"), (5, "ISSUED"), (6, "ISSUED")]
+    got = result_rows(tmp_path / f"{src.stem}.result.xlsx")
+    assert [(r["Row"], r["Status"]) for r in got] == statuses
+    # The result sheet shows what the cells showed, not an empty cell.
+    assert (got[0]["Beløb"], got[1]["Antal"], got[2]["Telefon"]) == ("#DIV/0!", "#N/A", "#N/A")
+
+
+# --- values from another workbook ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ext", ["xlsx", "ods", "xls"])
+def test_an_array_formula_or_a_link_to_a_moved_workbook_is_a_row_problem_naming_the_file(tmp_path, sandbox_env, ext):
+    src = copy(f"ext-more-libreoffice.{ext}", tmp_path)
+    run = flexybulk("issue", src, "--yes")
+    assert run.code == 1
+    where = f"ext-more-libreoffice.{ext}, sheet 'Modtagere'"
+    for row in (2, 3):  # one array formula over both cells
+        assert (f"{where}, row {row}, column 'Beløb' (F): F{row} takes its value from 'Budget 2026.xlsx'; paste the "
+                "values, then validate again") in run.stderr
+    assert (f"{where}, row 4, column 'Beløb' (F): F4 takes its value from 'Budget 2025.xlsx' and shows the error "
+            "#REF!; paste the values, then validate again") in run.stderr
+    assert "the amount is missing" not in run.stderr
+    assert nothing_sent(sandbox_env)
+    run = flexybulk("issue", src, "--yes", "--skip-invalid")
+    assert issued(sandbox_env) == (1, 1, Decimal("150"))
+    assert issued_names(sandbox_env) == ["Lars Eksempel"]
