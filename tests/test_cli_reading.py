@@ -74,3 +74,58 @@ def test_an_array_formula_or_a_link_to_a_moved_workbook_is_a_row_problem_naming_
     run = flexybulk("issue", src, "--yes", "--skip-invalid")
     assert issued(sandbox_env) == (1, 1, Decimal("150"))
     assert issued_names(sandbox_env) == ["Lars Eksempel"]
+
+
+# --- an old DOS program's CSV (code page 850) ------------------------------------------------------
+
+DOS_ENGLISH = ("Name;Email;Type;Department;Amount\r\n"
+               "Søren Bæk;soren@example.com;Gavekort;Webshop;250\r\n"
+               "Bo Fiktiv;bo@example.org;Gavekort;Webshop;300\r\n")
+
+
+def test_a_cp850_csv_that_reads_as_windows_1252_is_not_issued_garbled_and_names_encoding_cp850(tmp_path, sandbox_env):
+    src = tmp_path / "dos.csv"
+    src.write_bytes(DOS_ENGLISH.encode("cp850"))  # an old DOS program's export: cp850, CRLF
+    run = flexybulk("issue", src, "--yes")
+    assert run.code == 1
+    assert ("Warning: 'dos.csv' line 2: the text looks like an old DOS program's (code page 850), where 'S›ren' is "
+            "'Søren' — read the file with --encoding cp850 (or --encoding cp1252 if 'S›ren' is right)") in run.stderr
+    assert ("dos.csv, row 2, column 'Name' (A): 'S›ren B‘k' looks wrongly decoded: in code page 850 (an old DOS "
+            "program's) it reads 'Søren Bæk' — read the file with --encoding cp850") in run.stderr
+    assert "Nothing was issued: 1 row is invalid." in run.stderr
+    assert nothing_sent(sandbox_env)
+
+    run = flexybulk("issue", src, "--yes", "--encoding", "cp850")
+    assert run.code == 0, run.output
+    assert "  Read as cp850 (--encoding cp850)" in run.stdout
+    assert "DOS" not in run.output
+    assert issued(sandbox_env) == (2, 2, Decimal("550"))
+    assert issued_names(sandbox_env) == ["Bo Fiktiv", "Søren Bæk"]
+
+
+def test_a_cp850_csv_that_windows_1252_cannot_decode_is_refused_naming_encoding_cp850(tmp_path, sandbox_env):
+    src = tmp_path / "dos.csv"
+    src.write_bytes(("Navn;E-mail;Gavekorttype;Afdeling;Beløb\r\n"
+                     "Åse Ørnebjerg;aase@example.net;Julegavekort;Odense;500\r\n").encode("cp850"))  # Å is 0x8F
+    run = flexybulk("issue", src, "--yes")
+    assert run.code == 1
+    assert ("Error: 'dos.csv' line 2: the text is neither UTF-8 nor Windows-1252 (byte 0x8F) — it looks like an old "
+            "DOS program's export (code page 850, where line 1 reads 'Beløb'). Read it with --encoding cp850, or save "
+            "the list as 'CSV UTF-8'") in run.stderr
+    assert nothing_sent(sandbox_env)
+    run = flexybulk("issue", src, "--yes", "--encoding", "cp850")
+    assert run.code == 0, run.output
+    assert issued_names(sandbox_env) == ["Åse Ørnebjerg"]
+
+
+def test_a_csv_that_is_not_the_utf_8_its_bom_says_names_encoding(tmp_path, sandbox_env):
+    src = tmp_path / "halv.csv"
+    # A UTF-8 byte-order mark before Windows-1252 text (ø is 0xF8): the BOM says what the bytes are not.
+    src.write_bytes(b"\xef\xbb\xbf" + "Navn;E-mail;Gavekorttype;Afdeling;Beløb\r\nSøren Kjær;soren@example.com;Gavekort;Webshop;250\r\n".encode("cp1252"))
+    run = flexybulk("issue", src, "--yes")
+    assert run.code == 1
+    assert ("Error: 'halv.csv' line 1: the file says it is UTF-8 (with BOM) but has bytes that are not (byte 0xF8) — "
+            "save it again as 'CSV UTF-8' from Excel, or give its real encoding with --encoding (e.g. --encoding cp1252)") in run.stderr
+    run = flexybulk("issue", src, "--yes", "--encoding", "cp1252")
+    assert run.code == 0, run.output
+    assert issued_names(sandbox_env) == ["Søren Kjær"]

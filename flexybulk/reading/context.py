@@ -132,6 +132,7 @@ class _Context:
     list_stop: int | None = None  # the first sheet row not read because the list ended above it
     encoding: str | None = None  # Sheet.encoding
     decode_doubt: str | None = None  # Sheet.decode_doubt
+    dos_encoded: bool = False  # a CSV read as Windows-1252 whose text looks like code page 850 (.decoding)
 
     @property
     def where(self) -> str:

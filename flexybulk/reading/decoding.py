@@ -14,6 +14,14 @@ two code pages apart any better than these two rules, and the rules say why.
 When the text still shows signs of a wrong decode (a symbol between two
 letters), ``_decode_doubt`` words a hint naming ``--encoding`` for the
 messages about headers that do not match.
+
+An old DOS program's export is code page 850, whose æ, ø, å, Æ, Ø, Å (0x91,
+0x9B, 0x86, 0x92, 0x9D, 0x8F) read as Windows-1252 are ``‘ › † ’`` inside words
+(``S›ren B‘k``), or undefined there (0x8F, 0x9D). It is not read as cp850 by
+guesswork: when its reading gives only Danish letters where Windows-1252 gives
+those symbols (:func:`_dos_example`), the reader says so and names
+``--encoding cp850``: a file Windows-1252 cannot decode is refused, and in one
+it can, each cell that would read otherwise is a cell problem (:func:`_dos_reading`).
 """
 
 from __future__ import annotations
@@ -25,6 +33,10 @@ from flexybulk.errors import ConfigError, InputFileError
 _SAMPLE = 256 * 1024  # characters judged; a wrong decode shows in the first lines
 _PLAUSIBLE = set("æøåäöüéÆØÅÄÖÜÉ")  # the letters of Danish, Norwegian, Swedish and German names
 _TYPOGRAPHIC = set("‘’“”–—«»…·°§½€£")  # fine between letters (O’Brien, 1–2)
+_DANISH = set("æøåÆØÅ")
+_DOS_BYTES = (b"\x91", b"\x9b", b"\x86", b"\x92", b"\x9d", b"\x8f")  # cp850's æ ø å Æ Ø Å
+_DOS_SIGNS = set("‘›†’")  # those bytes read as Windows-1252 (0x9D and 0x8F are undefined there)
+_STRONG_DOS_SIGNS = set("‘›†")  # never between two letters in Windows-1252 text; ’ is (don’t)
 _LABELS = {"utf-8": "UTF-8", "cp1252": "Windows-1252", "mac_roman": "Mac Roman", "utf-16": "UTF-16",
            "utf-32": "UTF-32", "utf-8-sig": "UTF-8 (with BOM)", "latin-1": "Latin-1", "iso8859-1": "Latin-1"}
 
@@ -33,10 +45,10 @@ def _label(codec: str) -> str:
     return _LABELS.get(codecs.lookup(codec).name, codec)
 
 
-def _judge(text: str) -> tuple[int, int]:
+def _judge(text: str, plausible: set[str] = _PLAUSIBLE) -> tuple[int, int]:
     """``(plausible, odd)`` non-ASCII characters in the start of ``text``: the letters of Nordic and
-    German names count as plausible; a symbol between two letters, or a capital letter inside a
-    word of small letters (``SÅren``), as odd. Other letters count as neither."""
+    German names (or the ``plausible`` ones) count as plausible; a symbol between two letters, or a
+    capital letter inside a word of small letters (``SÅren``), as odd. Other letters count as neither."""
     good = bad = 0
     sample = text[:_SAMPLE]
     if sample.isascii():
@@ -49,7 +61,7 @@ def _judge(text: str) -> tuple[int, int]:
         if ch.isalpha():
             if ch.isupper() and before.isalpha() and (before.islower() or after.islower()):
                 bad += 1
-            elif ch in _PLAUSIBLE:
+            elif ch in plausible:
                 good += 1
         elif ch not in _TYPOGRAPHIC and before.isalpha() and after.isalpha():
             bad += 1
@@ -99,6 +111,8 @@ def _decode(data: bytes, name: str, wanted: str | None = None) -> tuple[str, str
         except LookupError:
             raise ConfigError(f"--encoding {wanted}: not an encoding Python knows. "
                               "Give one such as utf-8, cp1252, mac-roman or cp850.") from None
+        if data.startswith(codecs.BOM_UTF8) and not codec.startswith("utf"):
+            data = data[len(codecs.BOM_UTF8):]  # a BOM's bytes are never the first header's letters
         try:
             text = data.decode(codec)
         except UnicodeDecodeError as exc:
@@ -119,10 +133,12 @@ def _decode(data: bytes, name: str, wanted: str | None = None) -> tuple[str, str
             try:
                 text = data.decode(codec)
             except UnicodeDecodeError as exc:
-                line = data[: exc.start].decode(codec, "replace").count("\n") + 1
+                at = exc.start + (len(data) - len(exc.object))  # utf-8-sig reports positions after its BOM
+                line = data[:at].decode(codec, "replace").count("\n") + 1
                 raise InputFileError(
-                    f"{name} line {line}: the file says it is {label} but has bytes that are not — "
-                    "save it again as 'CSV UTF-8' from Excel"
+                    f"{name} line {line}: the file says it is {label} but has bytes that are not "
+                    f"(byte 0x{data[at]:02X}) — save it again as 'CSV UTF-8' from Excel, or give its real "
+                    "encoding with --encoding (e.g. --encoding cp1252)"
                 ) from None
             nul = text.find("\x00", 0, 1024)
             if nul >= 0:
@@ -148,10 +164,60 @@ def _decode(data: bytes, name: str, wanted: str | None = None) -> tuple[str, str
     if windows is not None:
         return _line_ends(windows), "Read as Windows-1252 (the file is not UTF-8)", "cp1252"
     line = data.count(b"\n", 0, failed.start) + 1
+    dos = _dos_example(data, None)
+    if dos is not None:
+        word, _, dos_line = dos
+        raise InputFileError(
+            f"{name} line {line}: the text is neither UTF-8 nor Windows-1252 (byte 0x{data[failed.start]:02X}) — "
+            f"it looks like an old DOS program's export (code page 850, where line {dos_line} reads '{word}'). "
+            "Read it with --encoding cp850, or save the list as 'CSV UTF-8'"
+        ) from None
     raise InputFileError(
         f"{name} line {line}: the text is neither UTF-8 nor Windows-1252 (byte 0x{data[failed.start]:02X}) — "
         "it may not be a text file. Save the list as 'CSV UTF-8' or .xlsx"
     ) from None
+
+
+def _dos_example(data: bytes, windows: str | None) -> tuple[str, str, int] | None:
+    """``(word, as Windows-1252 reads it, line)`` of the first word with a Danish letter when the
+    bytes look like code page 850: its reading has æ, ø, å, Æ, Ø, Å and nothing odd, where the
+    Windows-1252 reading (``windows``; ``None`` when it cannot decode) has ``‘ › †`` between
+    letters (``’``, cp850's Æ, is not a sign on its own: ``O’BRIEN`` is an apostrophe). Else ``None``."""
+    sample = data[:_SAMPLE]
+    if not any(b in sample for b in _DOS_BYTES):
+        return None
+    dos = sample.decode("cp850")  # every byte is a cp850 character
+    good, bad = _judge(dos, _DANISH)
+    if not good or bad:
+        return None
+    if windows is not None:
+        text = windows[:len(dos)]
+        if not any(0 < i < len(text) - 1 and text[i - 1].isalpha() and text[i + 1].isalpha()
+                   for i, ch in enumerate(text) if ch in _STRONG_DOS_SIGNS):
+            return None
+    for i, ch in enumerate(dos):
+        if ch in _DANISH:
+            start, end = i, i + 1
+            while start > 0 and dos[start - 1].isalpha():
+                start -= 1
+            while end < len(dos) and dos[end].isalpha():
+                end += 1
+            word = dos[start:end]
+            return word, word.encode("cp850").decode("cp1252", "replace"), dos.count("\n", 0, i) + 1
+    return None
+
+
+def _dos_reading(value: str) -> str | None:
+    """What a cell read as Windows-1252 says in code page 850 (``'S›ren B‘k'`` -> ``'Søren Bæk'``), when
+    that reading has Danish letters and nothing odd; else ``None`` (the cell is the same either way)."""
+    if not any(ch in _DOS_SIGNS for ch in value):
+        return None
+    try:
+        dos = value.encode("cp1252").decode("cp850")
+    except UnicodeError:
+        return None
+    good, bad = _judge(dos, _DANISH)
+    return dos if good and not bad else None
 
 
 def _line_ends(text: str) -> str:

@@ -22,6 +22,7 @@ from flexybulk.model import Field, InputRow, RowProblem, Sheet
 from .amounts import AmountConvention, amount_convention as _column_convention
 from .columns import _issue_problem, _issue_shown, _joined_text, _original_column, _parse_fields, _plain_original
 from .context import _Column, _Context, _Grid, _Header, _quote, column_letter
+from .decoding import _dos_reading
 from .layout import _is_blank_row, _map_columns
 from .list_end import _cut_list
 from .marks import _RECIPIENT_FIELDS, _Marks, _apply_marks, _keep_earlier_exclusions
@@ -185,6 +186,8 @@ def _build_sheet(
             row_problems[i] = found
         result_rows += map(InputRow, block_numbers, fields_by_row, originals_by_row, row_problems)
 
+    if ctx.dos_encoded:
+        _flag_dos_cells(result_rows, columns)
     hidden_by_formulas = _rows_only_formulas(issues, columns, numbers, first_data, grid.first_col, ctx.list_stop)
     if hidden_by_formulas:
         result_rows = sorted(result_rows + hidden_by_formulas, key=lambda r: r.number)
@@ -207,6 +210,21 @@ def _build_sheet(
         encoding=ctx.encoding,
         decode_doubt=ctx.decode_doubt,
     )
+
+
+def _flag_dos_cells(rows: list[InputRow], columns: list[_Column]) -> None:
+    """In a CSV that looks like code page 850 read as Windows-1252, each mapped cell that would read
+    otherwise in cp850 (``S›ren`` -> ``Søren``) is a cell problem naming ``--encoding`` (:mod:`.decoding`)."""
+    mapped = [c for c in columns if c.field is not None]
+    for row in rows:
+        for column in mapped:
+            value = row.original.get(column.header)
+            dos = _dos_reading(value) if value.__class__ is str else None
+            if dos is not None:
+                row.problems.append(RowProblem(
+                    row.number, column.header,
+                    f"'{value}' looks wrongly decoded: in code page 850 (an old DOS program's) it reads '{dos}' — "
+                    "read the file with --encoding cp850", value, column.letter))
 
 
 def _check_csv_widths(

@@ -18,7 +18,7 @@ from flexybulk.errors import InputFileError
 from flexybulk.model import Field, Sheet
 
 from .context import _Context, _Grid, _quote
-from .decoding import _decode, _decode_doubt
+from .decoding import _decode, _decode_doubt, _dos_example
 from .layout import HEADER_SEARCH_ROWS, _find_header, _is_blank_row, _no_header_message
 from .rows import _build_sheet
 
@@ -39,6 +39,15 @@ def _read_text(data: bytes, ctx: _Context, overrides: dict[str, Field]) -> Sheet
     ctx.notes.append(encoding_note)
     _warn_mojibake(text, ctx)
     ctx.decode_doubt = _decode_doubt(text, ctx.encoding)
+    if ctx.encoding == "cp1252":
+        dos = _dos_example(data, text)
+        if dos is not None:  # an old DOS program's text: each cell it changes becomes a problem (:mod:`.rows`)
+            ctx.dos_encoded = True
+            word, read, line = dos
+            ctx.warnings.append(
+                f"{name} line {line}: the text looks like an old DOS program's (code page 850), where '{read}' is "
+                f"'{word}' — read the file with --encoding cp850 (or --encoding cp1252 if '{read}' is right)"
+            )
 
     line_offset = 0
     forced = None
