@@ -98,10 +98,39 @@ def test_input_b_column_is_english_and_still_refuses_1_000():
         parse_amount("1.000", convention)
 
 
+def test_a_value_written_the_other_way_than_its_column_is_a_problem_saying_how_to_write_it():
+    # P1: one column, one convention, decided by the whole column (here three Danish values to one English).
+    column = ["1.000,00", "250,00", "1.234,50", "1,000.00"]
+    assert amount_convention(column) is DK
+    assert exact(parse_amount("1.000,00", DK), "1000.00")
+    with pytest.raises(CellValueError) as err:
+        parse_amount("1,000.00", DK)
+    assert str(err.value) == ("'1,000.00' is written the English way (1,234.50), but the other amounts in this column "
+                              "are written the Danish way (1.234,50) — write it as 1.000,00")
+    with pytest.raises(CellValueError) as err:
+        parse_amount("-1.234.567", EN)
+    assert str(err.value) == ("'-1.234.567' is written the Danish way (1.234,50), but the other amounts in this column "
+                              "are written the English way (1,234.50) — write it as -1,234,567")
+    with pytest.raises(CellValueError, match=r"— write it as 250,5$"):
+        parse_amount("250.5", DK)
+
+
+def test_a_column_written_as_often_one_way_as_the_other_has_no_way_and_each_telling_value_is_a_problem():
+    assert amount_convention(["1.000,00", "1,000.00", "250"]) is MIXED
+    with pytest.raises(CellValueError) as err:
+        parse_amount("1.000,00", MIXED)
+    assert str(err.value) == ("'1.000,00' is written the Danish way (1.234,50), but as many amounts in this column are "
+                              "written the English way (1,234.50), so the column's way cannot be told — write every "
+                              "amount one way (this one is 1,000.00 the English way)")
+    assert exact(parse_amount("250", MIXED), "250")
+
+
 @pytest.mark.parametrize(
     "column, expected",
     [
         (["1.234,50", "250,00"], DK),
+        (["1.234,50", "250,00", "1,000.00"], DK),  # the way most values are written
+        (["1,234.50", "2,000.00", "1.234,50"], EN),
         (["499,95", "1000", "2500"], DK),  # firmagaver-da.csv
         (["1,234.50"], EN),
         (["250.50"], EN),

@@ -129,3 +129,40 @@ def test_a_csv_that_is_not_the_utf_8_its_bom_says_names_encoding(tmp_path, sandb
     run = flexybulk("issue", src, "--yes", "--encoding", "cp1252")
     assert run.code == 0, run.output
     assert issued_names(sandbox_env) == ["Søren Kjær"]
+
+
+# --- one amount column, one convention (pitfalls P1) ----------------------------------------------------
+
+
+def test_an_amount_written_the_other_way_than_the_column_is_a_row_problem_saying_how_to_write_it(tmp_path, sandbox_env):
+    src = tmp_path / "beloeb.csv"
+    src.write_bytes(("Navn;E-mail;Gavekorttype;Afdeling;Beløb\r\n"  # Danish Excel's "CSV (semikolonsepareret)"
+                     "Ida Testesen;ida@example.com;Gavekort;Webshop;1.000,00\r\n"
+                     "Bo Fiktiv;bo@example.org;Gavekort;Webshop;1,000.00\r\n"
+                     "Åse Ørnebjerg;aase@example.net;Julegavekort;Odense;1.234,50\r\n"
+                     "Lars Eksempel;lars@example.com;Gavekort;Aarhus;250\r\n").encode("cp1252"))
+    run = flexybulk("issue", src, "--yes")
+    assert run.code == 1
+    assert ("beloeb.csv, row 3, column 'Beløb' (E): '1,000.00' is written the English way (1,234.50), but the other "
+            "amounts in this column are written the Danish way (1.234,50) — write it as 1.000,00") in run.stderr
+    assert "Nothing was issued: 1 row is invalid." in run.stderr
+    assert nothing_sent(sandbox_env)
+    run = flexybulk("issue", src, "--yes", "--skip-invalid")
+    assert issued(sandbox_env) == (3, 3, Decimal("2484.50"))
+    assert sorted(c["Amount"] for c in sandbox_env.state.certificates) == [Decimal("250"), Decimal("1000"), Decimal("1234.50")]
+    assert issued_names(sandbox_env) == ["Ida Testesen", "Lars Eksempel", "Åse Ørnebjerg"]
+
+
+def test_an_amount_column_written_as_often_one_way_as_the_other_issues_none_of_those_values(tmp_path, sandbox_env):
+    src = tmp_path / "beloeb.csv"
+    src.write_text("Navn;E-mail;Gavekorttype;Afdeling;Beløb\n"
+                   "Ida Testesen;ida@example.com;Gavekort;Webshop;1.000,00\n"
+                   "Bo Fiktiv;bo@example.org;Gavekort;Webshop;1,000.00\n", encoding="utf-8")
+    run = flexybulk("issue", src, "--yes", "--skip-invalid")
+    assert ("beloeb.csv, row 2, column 'Beløb' (E): '1.000,00' is written the Danish way (1.234,50), but as many "
+            "amounts in this column are written the English way (1,234.50), so the column's way cannot be told — "
+            "write every amount one way (this one is 1,000.00 the English way)") in run.stderr
+    assert ("beloeb.csv, row 3, column 'Beløb' (E): '1,000.00' is written the English way (1,234.50), but as many "
+            "amounts in this column are written the Danish way (1.234,50), so the column's way cannot be told — "
+            "write every amount one way (this one is 1.000,00 the Danish way)") in run.stderr
+    assert nothing_sent(sandbox_env)

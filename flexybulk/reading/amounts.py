@@ -36,8 +36,12 @@ class AmountConvention(str, Enum):
     DANISH: ``,`` is the decimal mark and ``.`` groups thousands (``1.234,50``).
     ENGLISH: ``.`` is the decimal mark and ``,`` groups thousands (``1,234.50``).
     UNKNOWN: no value tells (only ``250``, ``1.000``-like values, or numeric cells).
-    MIXED: both kinds occur; each unambiguous value is read by its own form
-    and an ambiguous one is a problem.
+    MIXED: as many values are written one way as the other, so the column has no way;
+    every value that shows a way is a problem, and so is an ambiguous one.
+
+    In a DANISH or ENGLISH column (most of its telling values are written that way), a
+    value written the other way is a problem saying how to write it (pitfalls P1: one
+    column, one convention; never a silent guess per cell).
     """
 
     DANISH = "danish"
@@ -106,9 +110,10 @@ def amount_convention(values: Iterable[Any]) -> AmountConvention:
     Only text values count (numeric spreadsheet cells carry no convention).
     A value that can only be Danish (``1.234,50``, ``250,00``, ``1.234.567``)
     or only English (``1,234.50``, ``250.50``, ``1,234,567``) is a hint;
-    ``250`` and the ambiguous ``1.000``/``1,234`` are not.
+    ``250`` and the ambiguous ``1.000``/``1,234`` are not. The way more of the
+    hints are written is the column's; as many each way is MIXED.
     """
-    danish = english = False
+    danish = english = 0
     for value in values:
         if value.__class__ is not str:
             continue
@@ -117,21 +122,37 @@ def amount_convention(values: Iterable[Any]) -> AmountConvention:
             continue
         kind = _classify(core.lstrip("+-"))[0]
         if kind == _DANISH:
-            danish = True
+            danish += 1
         elif kind == _ENGLISH:
-            english = True
-        if danish and english:
-            return AmountConvention.MIXED
-    if danish:
+            english += 1
+    if danish > english:
         return AmountConvention.DANISH
-    if english:
+    if english > danish:
         return AmountConvention.ENGLISH
-    return AmountConvention.UNKNOWN
+    return AmountConvention.MIXED if danish else AmountConvention.UNKNOWN
 
 
 def _danish_thousands(digits: str) -> str:
     """``"1000"`` -> ``"1.000"``: the integer written with Danish thousands dots."""
     return f"{int(digits):,}".replace(",", ".")
+
+
+_WAYS = {_DANISH: ("Danish", "1.234,50"), _ENGLISH: ("English", "1,234.50")}
+
+
+def _written_other_way(text: str, kind: int, sign: str, whole: str, frac: str, convention: AmountConvention) -> str:
+    """The problem of a value written the other way than its column (pitfalls P1), saying how to write it."""
+    other = _ENGLISH if kind == _DANISH else _DANISH
+    grouped = f"{int(whole):,}"
+    rewritten = sign + (grouped.replace(",", ".") + ("," + frac if frac else "") if other == _DANISH
+                        else grouped + ("." + frac if frac else ""))
+    (own_name, own_example), (other_name, other_example) = _WAYS[kind], _WAYS[other]
+    if convention is AmountConvention.MIXED:
+        return (f"'{text}' is written the {own_name} way ({own_example}), but as many amounts in this column are "
+                f"written the {other_name} way ({other_example}), so the column's way cannot be told — write every "
+                f"amount one way (this one is {rewritten} the {other_name} way)")
+    return (f"'{text}' is written the {own_name} way ({own_example}), but the other amounts in this column are "
+            f"written the {other_name} way ({other_example}) — write it as {rewritten}")
 
 
 def parse_amount(value: Any, convention: AmountConvention = AmountConvention.UNKNOWN) -> Decimal | None:
@@ -146,12 +167,14 @@ def parse_amount(value: Any, convention: AmountConvention = AmountConvention.UNK
     ``convention`` (from :func:`amount_convention` over the whole column)
     settles values with one separator and three digits after it: ``1.000`` is
     1000 in a Danish column, and ``1,234`` is 1234 in an English one. In any
-    other column such a value raises, giving both readings.
+    other column such a value raises, giving both readings. A value written
+    the other way than a DANISH or ENGLISH column (``1,000.00`` among
+    ``1.234,50``), or either way in a MIXED one, raises saying how to write it.
     Zero and negative amounts are returned as they are (the validator rejects them).
 
     Raises:
-        CellValueError: for text that is not an amount, an ambiguous value,
-            or a non-number cell (a date, TRUE/FALSE).
+        CellValueError: for text that is not an amount, an ambiguous value, a value
+            written the other way than its column, or a non-number cell (a date, TRUE/FALSE).
     """
     if value is None:
         return None
@@ -189,6 +212,10 @@ def parse_amount(value: Any, convention: AmountConvention = AmountConvention.UNK
             raise CellValueError(f"'{text}' could mean {sign}{whole} or {sign}{shown} (three decimals, which no price has) — {thousands}")
         two_places = f"{small:.2f}".replace(".", mark)
         raise CellValueError(f"'{text}' could mean {sign}{whole} or {sign}{shown} — {thousands}, or {sign}{two_places} if you mean {sign}{shown}")
+    if (kind == _DANISH and convention is not AmountConvention.DANISH and convention is not AmountConvention.UNKNOWN) or (
+        kind == _ENGLISH and convention is not AmountConvention.ENGLISH and convention is not AmountConvention.UNKNOWN
+    ):
+        raise CellValueError(_written_other_way(text, kind, sign, whole, frac, convention))
     return Decimal(f"{sign}{whole}.{frac}" if frac else f"{sign}{whole}")
 
 
