@@ -166,3 +166,42 @@ def test_an_amount_column_written_as_often_one_way_as_the_other_issues_none_of_t
             "amounts in this column are written the Danish way (1.234,50), so the column's way cannot be told — "
             "write every amount one way (this one is 1.000,00 the Danish way)") in run.stderr
     assert nothing_sent(sandbox_env)
+
+
+# --- separators, and text named as a workbook (pitfalls P2, P16) --------------------------------------------
+
+
+def test_a_line_that_uses_another_separator_says_so(tmp_path, sandbox_env):
+    src = tmp_path / "liste.csv"
+    src.write_bytes(("Navn;E-mail;Gavekorttype;Afdeling;Beløb\r\n"
+                     "Ida Testesen;ida@example.com;Gavekort;Webshop;250\r\n"
+                     "Bo Fiktiv,bo@example.org,Gavekort,Webshop,300\r\n"  # pasted from another, comma-separated file
+                     "Åse Ørnebjerg;aase@example.net;Julegavekort;Odense;500\r\n").encode("cp1252"))
+    run = flexybulk("issue", src, "--yes")
+    assert run.code == 1
+    assert ("liste.csv, row 3: row 3 seems to separate its values with ',', not ';' like the rest of the file, so the "
+            "whole line is read into column A (Navn) — separate the values with ';' as in the other rows") in run.stderr
+    assert nothing_sent(sandbox_env)
+    run = flexybulk("issue", src, "--yes", "--skip-invalid")
+    assert issued(sandbox_env) == (2, 2, Decimal("750"))
+    assert issued_names(sandbox_env) == ["Ida Testesen", "Åse Ørnebjerg"]
+
+
+def test_a_csv_named_xlsx_says_it_is_text_when_read_and_when_refused(tmp_path, sandbox_env):
+    src = tmp_path / "liste.xlsx"
+    lines = ["Navn;E-mail;Gavekorttype;Afdeling;Beløb", "Ida Testesen;ida@example.com;Gavekort;Webshop;250",
+             "Bo Fiktiv;bo@example.org;Gavekort;Webshop;300"]
+    src.write_bytes(("\r\n".join(lines) + "\r\n").encode("cp1252"))
+    run = flexybulk("issue", src, "--yes")
+    assert run.code == 0, run.output
+    assert "Read liste.xlsx (CSV): 2 rows." in run.stdout
+    assert "  'liste.xlsx' is really a semicolon-separated text file — read it as CSV" in run.stdout
+    assert issued_names(sandbox_env) == ["Bo Fiktiv", "Ida Testesen"]
+
+    broken = tmp_path / "brudt.xlsx"
+    broken.write_bytes(("\r\n".join(lines[:2] + ['"Lars Eksempel;lars@example.com;Gavekort;Aarhus;150']) + "\r\n").encode("cp1252"))
+    run = flexybulk("issue", broken, "--yes")
+    assert run.code == 1
+    assert ("Error: 'brudt.xlsx' line 3: a quote (\") opened here is never closed, so the rest of the file would be one "
+            "value — fix the quotes on that line or export the file again ('brudt.xlsx' is not a workbook but a text "
+            "file: it was read as CSV)") in run.stderr

@@ -77,9 +77,14 @@ def _build_sheet(
     first_data = grid.first_row + header_index + 1
     numbers = [first_data + i for i in kept]
     width = len(header_cells)
+    other_separator: dict[int, str] = {}  # CSV: index of a row whose line uses another separator -> which
     if is_csv:  # short CSV records end early; long ones were checked above
-        for row in rows:
+        for i, row in enumerate(rows):
             if len(row) != width:
+                if len(row) < width:
+                    found = _other_separator(row, width, ctx.delimiter)
+                    if found:
+                        other_separator[i] = found
                 row[:] = (row + [""] * width)[:width]
 
     columns = _map_columns(grid, header_index, header_cells, rows, numbers, width, filled, ctx, overrides)
@@ -188,6 +193,8 @@ def _build_sheet(
 
     if ctx.dos_encoded:
         _flag_dos_cells(result_rows, columns)
+    if other_separator:
+        _flag_other_separators(result_rows, other_separator, numbers, columns, ctx.delimiter)
     hidden_by_formulas = _rows_only_formulas(issues, columns, numbers, first_data, grid.first_col, ctx.list_stop)
     if hidden_by_formulas:
         result_rows = sorted(result_rows + hidden_by_formulas, key=lambda r: r.number)
@@ -210,6 +217,46 @@ def _build_sheet(
         encoding=ctx.encoding,
         decode_doubt=ctx.decode_doubt,
     )
+
+
+_SEPARATOR_NAMES = {";": "';'", ",": "','", "\t": "a tab"}
+
+
+def _other_separator(row: list[Any], width: int, delimiter: str | None) -> str | None:
+    """The separator a short CSV record's line seems to use instead of the file's (``Bo,bo@example.com,...``
+    in a ``;`` file: one value holding the whole line), or ``None`` (pitfalls P2). The value is split
+    with ``csv``, as the file was; it must give at least as many values as the header has, or three."""
+    import csv
+
+    values = [v for v in row if v and not v.isspace()]
+    if len(values) != 1 or delimiter is None:
+        return None
+    for other in (";", ",", "\t"):
+        if other != delimiter and other in values[0]:
+            try:
+                fields = next(csv.reader([values[0]], delimiter=other))
+            except csv.Error:
+                continue
+            if len(fields) >= min(width, 3):
+                return other
+    return None
+
+
+def _flag_other_separators(rows: list[InputRow], found: dict[int, str], numbers: list[int], columns: list[_Column],
+                           delimiter: str | None) -> None:
+    """A row problem, first of the row's, for each CSV line that seems to use another separator (pitfalls P2)."""
+    by_number = {numbers[i]: other for i, other in found.items()}
+    first = next((c for c in columns if c.index == 0), None)
+    into = f"column {first.letter} ({first.header})" if first else "the first column"
+    ours = _SEPARATOR_NAMES.get(delimiter or "", repr(delimiter))
+    for row in rows:
+        other = by_number.get(row.number)
+        if other is not None:
+            theirs = _SEPARATOR_NAMES[other]
+            row.problems.insert(0, RowProblem(
+                row.number, None,
+                f"row {row.number} seems to separate its values with {theirs}, not {ours} like the rest of the file, "
+                f"so the whole line is read into {into} — separate the values with {ours} as in the other rows"))
 
 
 def _flag_dos_cells(rows: list[InputRow], columns: list[_Column]) -> None:

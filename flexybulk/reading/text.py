@@ -60,13 +60,26 @@ def _read_text(data: bytes, ctx: _Context, overrides: dict[str, Field]) -> Sheet
         line_offset = 1
         ctx.notes.append(f"Used the separator {_DELIMITER_NAMES.get(forced, repr(forced))} from the sep= line")
 
+    if ctx.path.suffix.lower() not in _WORKBOOK_SUFFIXES:
+        return _read_records(text, ctx, overrides, forced, line_offset)
+    try:
+        return _read_records(text, ctx, overrides, forced, line_offset)
+    except InputFileError as exc:
+        # Named as a workbook: a refusal of its text must say it was read as text (pitfalls P16).
+        raise InputFileError(f"{exc} ({name} is not a workbook but a text file: it was read as CSV)") from None
+
+
+_WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods", ".xlsb")
+
+
+def _read_records(text: str, ctx: _Context, overrides: dict[str, Field], forced: str | None, line_offset: int) -> Sheet:
+    """The decoded text's delimiter, records, header and rows; a text file named as a workbook gets a note."""
     delimiter = forced or _choose_delimiter(text, ctx, overrides, line_offset)
     ctx.delimiter = delimiter
-    grid = _parse_csv(text, delimiter, ctx, line_offset)
-    suffix = ctx.path.suffix.lower()
-    if suffix in (".xlsx", ".xlsm", ".xls", ".ods", ".xlsb"):
+    if ctx.path.suffix.lower() in _WORKBOOK_SUFFIXES:
         kind = {"\t": "tab-separated", ";": "semicolon-separated", ",": "comma-separated"}.get(delimiter, "delimited")
-        ctx.notes.append(f"{name} is really a {kind} text file — read it as CSV")
+        ctx.notes.append(f"{_quote(ctx.path.name)} is really a {kind} text file — read it as CSV")
+    grid = _parse_csv(text, delimiter, ctx, line_offset)
     header = _find_header(grid, overrides)
     if header is None:
         raise ctx.error(_no_header_message(grid) + (f". {ctx.decode_doubt}" if ctx.decode_doubt else ""))
