@@ -205,3 +205,49 @@ def test_a_csv_named_xlsx_says_it_is_text_when_read_and_when_refused(tmp_path, s
     assert ("Error: 'brudt.xlsx' line 3: a quote (\") opened here is never closed, so the rest of the file would be one "
             "value — fix the quotes on that line or export the file again ('brudt.xlsx' is not a workbook but a text "
             "file: it was read as CSV)") in run.stderr
+
+
+# --- limits and empty sheets ------------------------------------------------------------------------------
+
+
+def test_the_default_rows_limit_names_max_rows_and_a_limit_set_by_max_rows_is_kept(tmp_path, sandbox_env):
+    src = tmp_path / "stor.csv"
+    rows = "".join(f"Person {i};p{i}@example.com;Gavekort;Webshop;100\n" for i in range(100_001))
+    src.write_text("Navn;E-mail;Gavekorttype;Afdeling;Beløb\n" + rows, encoding="utf-8")
+    run = flexybulk("issue", src, "--yes")
+    assert run.code == 1
+    assert ("Error: 'stor.csv': the sheet has 100,001 data rows; the limit is 100,000 — split it into smaller files, "
+            "or raise the limit with --max-rows") in run.stderr
+    assert nothing_sent(sandbox_env)
+    run = flexybulk("validate", src, "--max-rows", "1000")
+    assert "Error: 'stor.csv': the sheet has 100,001 data rows; the limit is 1,000 — split it into smaller files\n" in run.stderr
+
+
+def test_the_default_file_size_limit_names_max_file_size(tmp_path, sandbox_env):
+    src = tmp_path / "stor.csv"
+    with open(src, "wb") as handle:
+        handle.truncate(50 * 1024 * 1024 + 1)
+    run = flexybulk("validate", src)
+    assert run.code == 1
+    assert ("Error: 'stor.csv' is 50.0 MB; the limit is 50.0 MB — split it into smaller files, or raise the limit with "
+            "--max-file-size (in MB)") in run.stderr
+
+
+def test_an_empty_sheet_or_file_is_said_to_be_empty(tmp_path, sandbox_env):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.active.title = "Modtagere"
+    wb.save(tmp_path / "tom.xlsx")
+    run = flexybulk("issue", tmp_path / "tom.xlsx", "--yes")
+    assert run.code == 1
+    assert ("Error: 'tom.xlsx', sheet 'Modtagere': the sheet is empty — put the recipients on it below a header row with "
+            "column names such as Navn, E-mail, Beløb, Antal, or choose the sheet that has them with --sheet") in run.stderr
+    assert "(nothing)" not in run.stderr
+
+    (tmp_path / "tom.csv").write_bytes(b";;;;\r\n;;;;\r\n")  # an export of an empty range
+    run = flexybulk("issue", tmp_path / "tom.csv", "--yes")
+    assert run.code == 1
+    assert ("Error: 'tom.csv' is empty: it has only empty lines or separators — export the list again, with a header "
+            "row (Navn, E-mail, Beløb, ...) and a row per recipient") in run.stderr
+    assert nothing_sent(sandbox_env)

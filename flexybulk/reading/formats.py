@@ -40,8 +40,10 @@ def _read_bytes(path: Path, opts: ReadOptions) -> bytes:
     if path.is_dir():
         raise InputFileError(f"{name} is a folder, not a file — give the spreadsheet file itself")
     if size > opts.max_file_size:
+        # A limit the caller set is known to them; the default one is named with the option that raises it.
         raise InputFileError(
             f"{name} is {_size_text(size)}; the limit is {_size_text(opts.max_file_size)} — split it into smaller files"
+            + (", or raise the limit with --max-file-size (in MB)" if opts.max_file_size == ReadOptions.max_file_size else "")
         )
     if size == 0:
         raise InputFileError(f"{name} is empty (0 bytes) — export the spreadsheet again")

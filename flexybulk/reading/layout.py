@@ -264,7 +264,10 @@ def _find_header(grid: _Grid, overrides: dict[str, Field]) -> _Header | None:
 
 def _no_header_message(grid: _Grid) -> str:
     first = next((row for row in grid.rows if not _is_blank_row(row)), None)
-    shown = ", ".join(clean_header(v) for v in first if not _is_blank(v))[:200] if first else "(nothing)"
+    if first is None:
+        return ("the sheet is empty — put the recipients on it below a header row with column names such as Navn, "
+                "E-mail, Beløb, Antal, or choose the sheet that has them with --sheet")
+    shown = ", ".join(clean_header(v) for v in first if not _is_blank(v))[:200]
     return (
         f"no header row found in the first {HEADER_SEARCH_ROWS} rows — the first row with text has: {shown}. "
         "Add a header row with column names such as Navn, E-mail, Beløb, Antal, or name a column with --column"

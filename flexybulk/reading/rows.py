@@ -21,7 +21,7 @@ from flexybulk.model import Field, InputRow, RowProblem, Sheet
 
 from .amounts import AmountConvention, amount_convention as _column_convention
 from .columns import _issue_problem, _issue_shown, _joined_text, _original_column, _parse_fields, _plain_original
-from .context import _Column, _Context, _Grid, _Header, _quote, column_letter
+from .context import ReadOptions, _Column, _Context, _Grid, _Header, _quote, column_letter
 from .decoding import _dos_reading
 from .layout import _is_blank_row, _map_columns
 from .list_end import _cut_list
@@ -67,9 +67,11 @@ def _build_sheet(
     kept = _cut_list(body, kept, header_cells, grid.first_row + header_index + 1, overrides, ctx)
     count = len(kept) + grid.uncounted_rows
     if count > ctx.opts.max_rows:
+        # A limit the caller set is known to them; the default one is named with the option that raises it.
         raise ctx.error(
             f"the sheet has {count:,} data row{'s' if count != 1 else ''}; "
             f"the limit is {ctx.opts.max_rows:,} — split it into smaller files"
+            + (", or raise the limit with --max-rows" if ctx.opts.max_rows == ReadOptions.max_rows else "")
         )
     if is_csv:
         _check_csv_widths(grid, header_index, header_cells, body, kept, ctx)

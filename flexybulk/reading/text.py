@@ -171,6 +171,11 @@ def _choose_delimiter(text: str, ctx: _Context, overrides: dict[str, Field], lin
         share = consistent / len(body) if body else 1.0
         results.append(((header.score, share), delimiter, records))
     if not results:
+        if not text.strip(" \t\r\n;,\ufeff"):
+            raise InputFileError(
+                f"{_quote(ctx.path.name)} is empty: it has only empty lines or separators — export the list again, "
+                "with a header row (Navn, E-mail, Beløb, ...) and a row per recipient"
+            )
         first = text.split("\n", 1)[0].strip()[:120]
         raise InputFileError(
             f"{_quote(ctx.path.name)}: no header row found — the first line is '{first}'. "
