@@ -22,12 +22,12 @@ from test_cli_selection import copy, issued, issued_names, nothing_sent
 # --- error cells: money at risk (pitfalls P9) ----------------------------------------------------
 
 @pytest.mark.parametrize("name", ["err-cells-libreoffice.xlsx", "err-cells-libreoffice.ods", "err-cells-libreoffice.xls",
-                                  "xlsb-fejl.xlsb"])
+                                  "xlsb-fejl.xlsb", "err-cells-libreoffice.csv"])
 def test_an_error_cell_is_a_cell_problem_showing_the_error_in_every_format(tmp_path, sandbox_env, name):
     src = copy(name, tmp_path)
     run = flexybulk("issue", src, "--yes")
     assert run.code == 1
-    where = f"{name}, sheet 'Modtagere'"
+    where = name if name.endswith(".csv") else f"{name}, sheet 'Modtagere'"  # a CSV: the error texts Calc saved
     assert (f"{where}, row 2, column 'Beløb' (F): Cell F2 (Beløb) shows the error #DIV/0! — fix the formula or "
             "type the value") in run.stderr
     assert (f"{where}, row 3, column 'Antal' (G): Cell G3 (Antal) shows the error #N/A — fix the formula or "

@@ -480,3 +480,18 @@ def test_reading_20000_rows_is_right(tmp_path):
     sheet = read_sheet(path)
     assert len(sheet.rows) == 20_000 and not any(r.problems for r in sheet.rows)
     assert sheet.rows[-1].number == 20_001
+
+
+def test_an_error_text_in_a_csv_is_a_cell_problem_not_a_name_or_an_address(tmp_path):
+    # Excel and Calc save an error cell as its text; in a text field it must not become a name or an address.
+    path = tmp_path / "fejl.csv"
+    path.write_bytes("Navn;E-mail;Adresse;Beløb\r\n#N/A;a@example.com;Vej 1;250\r\nBo;b@example.com;#VALUE!;Err:502\r\n"
+                     "Vej #3;c@example.com;#3;100\r\n".encode("cp1252"))
+    rows = read_sheet(path).rows
+    assert [(p.row, p.column_letter, p.message) for r in rows for p in r.problems] == [
+        (2, "A", "Cell A2 (Navn) shows the error #N/A — fix the formula or type the value"),
+        (3, "C", "Cell C3 (Adresse) shows the error #VALUE! — fix the formula or type the value"),
+        (3, "D", "Cell D3 (Beløb) shows the error Err:502 — fix the formula or type the value"),
+    ]
+    assert "name" not in rows[0].fields and "address" not in rows[1].fields and rows[0].original["Navn"] == "#N/A"
+    assert rows[2].fields["name"] == "Vej #3" and rows[2].fields["address"] == "#3"  # a # alone is text

@@ -13,6 +13,7 @@ still in the CPU cache; each column of a block is parsed by
 
 from __future__ import annotations
 
+import re
 from itertools import chain, compress, count as _indices, repeat
 from operator import is_
 from typing import TYPE_CHECKING, Any, Iterable
@@ -101,6 +102,7 @@ def _build_sheet(
     # whole-column checks of the fast paths; a plain text column is its own original.
     block_originals: list[list[list[Any] | tuple[Any, ...]]] = []
     block_joined: list[list[str | None]] = []
+    csv_errors: dict[tuple[int, int], tuple[str, ...]] = {}  # a CSV's error texts, exported from a sheet's error cells
     for start, end in spans:
         part = rows[start:end]
         column_values = list(zip(*part)) if part else [() for _ in range(width)]
@@ -109,6 +111,8 @@ def _build_sheet(
         for col in columns:
             values = column_values[col.index] if part else ()
             text = _joined_text(values)
+            if is_csv and col.field is not None and ("#" in text or "Err:" in text if text is not None else True):
+                _csv_error_cells(values, numbers[start:end], grid.first_col + col.index, csv_errors)
             plain = text is not None and _plain_original(text)
             originals.append(values if plain else _original_column(values))
             joined.append(text if plain else None)
@@ -121,7 +125,7 @@ def _build_sheet(
 
     # Formula cells without a cached value and error cells (pitfalls P9); 0000 formats (P5).
     # The person's marks (issue #12): hidden and filtered-out rows, strike-through, links; values from other files.
-    issues: dict[tuple[int, int], tuple[str, ...]] = {}
+    issues: dict[tuple[int, int], tuple[str, ...]] = csv_errors
     formats: dict[tuple[int, int], str] = {}
     marks = _Marks()
     if xlsx is not None:
@@ -222,6 +226,17 @@ def _build_sheet(
 
 
 _SEPARATOR_NAMES = {";": "';'", ",": "','", "\t": "a tab"}
+_ERROR_TEXTS = frozenset(("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA"))
+_LIBREOFFICE_ERROR = re.compile(r"Err:\d{3}|#N/A|#NAME\?|#NULL!|#DIV/0!|#VALUE!|#REF!|#NUM!")
+
+
+def _csv_error_cells(values: Iterable[Any], numbers: list[int], col: int,
+                     found: dict[tuple[int, int], tuple[str, ...]]) -> None:
+    """A CSV's cells that are a spreadsheet's error text (``#N/A``, ``#DIV/0!``, LibreOffice's
+    ``Err:502``): what an error cell becomes when its sheet is saved as CSV; cell issues (pitfalls P9)."""
+    for number, value in zip(numbers, values):
+        if value.__class__ is str and value and (value in _ERROR_TEXTS or _LIBREOFFICE_ERROR.fullmatch(value.strip())):
+            found[(number, col)] = ("error", value.strip())
 
 
 def _other_separator(row: list[Any], width: int, delimiter: str | None) -> str | None:

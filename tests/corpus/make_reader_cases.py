@@ -5,7 +5,7 @@
 
 Not run by the tests: the files are committed. LibreOffice is driven through its
 UNO API (see ``make_selection_cases.py``) as a coordinator types formulas in Calc;
-each sheet is saved as ODS, XLSX and XLS:
+each sheet is saved as ODS, XLSX and XLS (the error cells also as CSV):
 
 - ``err-cells-libreoffice.*``: 5 recipients; Beløb of row 2 is ``=1/0`` (#DIV/0!),
   Antal of row 3 ``=NA()`` (#N/A), Telefon of row 4 ``=NA()`` (an optional field);
@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from make_selection_cases import FILTERS, Calc, prop
+from make_selection_cases import FILTERS, HERE, Calc, prop
 
 HEADER = ["Navn", "E-mail", "Telefon", "Gavekorttype", "Afdeling", "Beløb", "Antal"]
 
@@ -38,6 +38,9 @@ def error_cells(calc: Calc) -> None:
             ["Julie Demo", "julie@example.com", "87654321", "Firmagavekort", "Webshop", 750, 1]]
     doc, sheet = calc.new(rows)
     doc.calculateAll()
+    # File > Save As > Text CSV: ';' separated, '"' quotes, UTF-8 (76), as a Danish Calc offers it.
+    doc.storeToURL(f"file://{HERE / 'err-cells-libreoffice.csv'}",
+                   (prop("FilterName", "Text - txt - csv (StarCalc)"), prop("FilterOptions", "59,34,76,1")))
     calc.save(doc, "err-cells")
 
 
