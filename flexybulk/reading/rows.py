@@ -2,10 +2,11 @@
 their real row numbers, every cell parsed, row problems as data (pitfalls P1, P5, P9, P10, P11).
 
 Owns the row rules: fully empty rows are left out but the numbers of the
-others kept, the row limit, CSV records wider than the header, rows that
-look empty only because their cells are formulas without values, the
-hidden-row and hidden-column warnings, and the number formats that pad
-postal codes and phones with zeros. The cells are worked on in blocks of
+others kept, the row limit, CSV records wider than the header, CSV lines that
+use another separator, a CSV's error texts (``#N/A``) and cells garbled by a
+DOS code page, rows that look empty only because their cells are formulas
+without values, the hidden-row and hidden-column warnings, and the number
+formats that pad postal codes and phones with zeros. The cells are worked on in blocks of
 rows (:data:`_BLOCK_ROWS`) so that the passes over a block find its cells
 still in the CPU cache; each column of a block is parsed by
 :mod:`flexybulk.reading.columns`.
