@@ -26,6 +26,7 @@ written after every run, interrupted or not [issue #3].
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from decimal import Decimal
 from collections import Counter
@@ -41,12 +42,14 @@ from .records import issued_totals, row_ranges, row_state_text, same_words
 from .refusals import RefusalWords
 from .journal import BatchRecord, Journal, RowRecord
 from .model import Catalogue, Order, RowStatus, Sheet
-from .result_input import check_result_lines, existing_result, result_sheet_batch
+from .result_input import check_moved_values, check_result_lines, existing_result, looks_like_own_sheet, result_sheet_batch, validation_sheet_identity
 from .results import default_output_path, numbered_path, result_sheet, validation_sheet, write_output
+from .settings import canonical_target
 from .target import Target
 from .validate import RowCheck, Totals, Validation
 
 MIB = 1024 * 1024
+_WRITTEN_IN_PLACE = (".xlsx", ".csv", ".tsv", ".txt")  # the formats a result sheet is written in
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,17 @@ class Input:
     sheet: Sheet
     batch_id: str | None = None
     lines: dict[int, int] = field(default_factory=dict)
+    made_from: tuple[str, str | None] | None = None
+
+    @property
+    def identity(self) -> tuple[str, str | None]:
+        """``(SHA-256, sheet name)`` the input's batch is known by (issue #11).
+
+        The file's own bytes and worksheet; for a validation sheet given to
+        ``issue``, those of the file it was made from (``made_from``), so that
+        it is the same batch with the same derived ids.
+        """
+        return self.made_from or (self.sheet.sha256, self.sheet.sheet_name)
 
 
 def read_input(path: Path | str, request: ReadRequest, *, command: str = "issue") -> Input:
@@ -110,7 +124,8 @@ def read_input(path: Path | str, request: ReadRequest, *, command: str = "issue"
     if command == "retry" and batch_id is None:
         raise ConfigError(f"{path.name} is not a flexybulk result sheet (no BatchId and Row columns). "
                           f"To issue a new file, run: flexybulk issue {path}")
-    return Input(path, sheet, batch_id, lines)
+    made_from = None if batch_id else validation_sheet_identity(sheet, path)
+    return Input(path, sheet, batch_id, lines, made_from)
 
 
 def validate_input(sheet: Sheet, catalogue: Catalogue, request: ReadRequest,
@@ -142,6 +157,7 @@ class Checked:
     ledger: Path | None = None
     ledger_exists: bool = False
     known: dict[int, PlannedRow] = field(default_factory=dict)
+    ledger_named: bool = False
 
     @property
     def sheet(self) -> Sheet:
@@ -169,11 +185,11 @@ def check(source: Input, target: Target, request: ReadRequest, progress: Callabl
     with FlexyboxClient(target.settings) as client:
         catalogue = client.get_catalogue()
     checked = Checked(source, catalogue, validate_input(source.sheet, catalogue, request, progress))
-    path, _ = ledger_of(target, ledger)
-    checked.ledger, checked.ledger_exists = path, path.exists()
+    path, named = ledger_of(target, ledger)
+    checked.ledger, checked.ledger_exists, checked.ledger_named = path, path.exists(), named
     if checked.ledger_exists:
         with Journal(path, create=False) as journal:
-            checked.known = preview(journal, checked.validation, target=target.name)
+            checked.known = preview(journal, checked.validation, target=target.name, identity=source.identity)
     return checked
 
 
@@ -183,9 +199,17 @@ def write_validation(validation: Validation, out: Path | None = None, *, notes: 
     ``notes`` (input row -> text, from :meth:`Checked.notes`) join the rows' warnings.
 
     Raises:
+        ConfigError: ``out`` is the input itself, or an existing file that is not a validation sheet.
         InputFileError: the file cannot be written.
     """
     path = Path(out) if out else default_output_path(validation.sheet.path, "validation")
+    if path.exists():
+        if os.path.samefile(path, validation.sheet.path):
+            raise ConfigError(f"{path} is the input file itself; the validation sheet is not written over it. "
+                              "Choose another --output.")
+        if not looks_like_own_sheet(path, "Validation"):
+            raise ConfigError(f"{path} exists and is not a flexybulk validation sheet, so it is not overwritten. "
+                              "Choose another --output, or move that file away.")
     return write_output(validation_sheet(validation, notes=notes), path)
 
 
@@ -397,23 +421,30 @@ def issuing(target: Target, ledger: Path | str | None, what: str, *, new_ledger:
     finds the lock taken. One process issues with a ledger at a time: two
     runs planning together could each issue the same rows.
 
+    The live catalogue is fetched before the ledger is opened (and kept as
+    ``Issuing.catalogue``), so a refused token leaves no new ledger behind.
+
     Raises:
+        ApiError: the catalogue could not be fetched (``AuthError`` for a refused token).
         LedgerMissing: a named ledger does not exist and ``new_ledger`` is false.
         JournalError: the ledger cannot be opened.
         LedgerBusy: another process holds the issuing lock.
     """
-    with open_ledger(target, ledger, new_ledger=new_ledger) as journal, \
-            journal.issuing_lock(what), FlexyboxClient(target.settings) as client:
-        yield Issuing(target, journal, client)
+    with FlexyboxClient(target.settings) as client:
+        # The catalogue first: a refused token or an unreachable Flexybox must not leave a new, empty ledger behind.
+        catalogue = client.get_catalogue()
+        with open_ledger(target, ledger, new_ledger=new_ledger) as journal, journal.issuing_lock(what):
+            yield Issuing(target, journal, client, catalogue)
 
 
 class Issuing:
     """Planning and running batches with one ledger, under its issuing lock (from :func:`issuing`)."""
 
-    def __init__(self, target: Target, journal: Journal, client: FlexyboxClient) -> None:
+    def __init__(self, target: Target, journal: Journal, client: FlexyboxClient, catalogue: Catalogue | None = None) -> None:
         self.target = target
         self.journal = journal
         self.client = client
+        self.catalogue = catalogue
 
     @property
     def ledger(self) -> Path:
@@ -449,10 +480,11 @@ class Issuing:
             InputFileError: a result sheet's lines do not match its batch.
             JournalError: the ledger cannot be written, or names no such batch.
         """
-        catalogue = self.client.get_catalogue()
+        catalogue = self.catalogue or self.client.get_catalogue()
         validation = validate_input(source.sheet, catalogue, request, progress)
         journal, sheet = self.journal, source.sheet
-        batch = journal.get_batch(source.batch_id) if source.batch_id else journal.find_batch_by_sha256(sheet.sha256, self.target.name)
+        batch = (journal.get_batch(source.batch_id) if source.batch_id
+                 else journal.find_batch_by_sha256(source.identity[0], self.target.name, source.identity[1]))
         adopted = False
         if source.batch_id and batch is None:
             # The ledger does not know this result sheet's batch: the sheet is its only record. Adopt it.
@@ -464,6 +496,7 @@ class Issuing:
         known = {r.row_number: r for r in journal.rows(batch.id)} if batch else {}
         if source.batch_id and batch is not None:
             check_result_lines(sheet, source.lines, known)
+            check_moved_values(validation, source.lines, known)
         if not source.batch_id:
             self._refuse_a_lost_batch(source)
         expected = None if allow_reissue else (batch.id if batch else None)
@@ -484,7 +517,7 @@ class Issuing:
                             "rate": rate, "sheet": sheet.sheet_name, "target": self.target.name}
         prepared.plan = plan_batch(journal, validation, input_path=str(source.path.resolve()), target=self.target.name,
                                    options=prepared.options, batch_id=source.batch_id, allow_reissue=allow_reissue,
-                                   web_user=web_user)
+                                   web_user=web_user, identity=source.identity)
         if first is not None:
             prepared.plan.hold_after(first)
         checks = {c.row.number: c for c in validation.checks}
@@ -533,13 +566,19 @@ class Issuing:
             ConfigError: ``output`` exists and is not this batch's result sheet.
         """
         if source.batch_id and output is None:
-            return source.path
+            if source.path.suffix.lower() in _WRITTEN_IN_PLACE:
+                return source.path
+            # An .ods, .xls or .xlsm result sheet is not rewritten in a format it is not: an .xlsx beside it.
+            path, n = source.path.with_suffix(".xlsx"), 2
+            while (existing := existing_result(path)) is not None and existing.batch_id != source.batch_id:
+                path, n = source.path.with_name(f"{source.path.stem} ({n}).xlsx"), n + 1
+            return path
         if output is not None:
             existing = existing_result(output)
             if existing is not None and (batch_id is None or existing.batch_id != batch_id):
                 what = (f"the result sheet of batch {existing.batch_id}" if existing.readable
                         else "a file that is not a result sheet of this batch")
-                raise ConfigError(f"{output} exists and is {what}; it is not overwritten (issue nothing over it). "
+                raise ConfigError(f"{output} exists and is {what}, so it is not overwritten and nothing was issued. "
                                   "Choose another --output, or move that file away.")
             return output
         default = default_output_path(source.path, "result")
@@ -630,14 +669,18 @@ def over_limit(totals: Totals, limits: dict[str | None, Decimal]) -> str | None:
     """``"12,500.00 DKK (limit 10,000.00 DKK)"`` for every currency over its limit, or ``None``.
 
     ``limits`` maps a currency (or ``None``: every currency) to the most that
-    may be issued in it, as ``Decimal``.
+    may be issued in it, as ``Decimal``. Once any limit is given, a currency
+    that none covers counts as over it: a guard meant for DKK but typed as
+    EUR must not leave DKK unlimited.
     """
     from .validate import format_money
 
     over = []
     for currency, amount in sorted(totals.amounts.items()):
         limit = limits.get(currency, limits.get(None))
-        if limit is not None and amount > limit:
+        if limits and limit is None:
+            over.append(f"{format_money(amount)} {currency} (no --max-total for {currency})")
+        elif limit is not None and amount > limit:
             over.append(f"{format_money(amount)} {currency} (limit {format_money(limit)} {currency})")
     return ", ".join(over) or None
 
@@ -698,7 +741,8 @@ def batch_status(path: Path | str, ledger: Path, *, target: str | None = None) -
             pass
         if batch is None:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            candidates = [b for b in journal.batches() if b.input_sha256 == digest and (target is None or b.target == target)]
+            wanted = canonical_target(target) if target else None
+            candidates = [b for b in journal.batches() if b.input_sha256 == digest and (wanted is None or b.target == wanted)]
             batch = candidates[-1] if candidates else None
         return BatchStatus(journal.path, batch, journal.rows(batch.id) if batch else [])
 
