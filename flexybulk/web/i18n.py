@@ -93,6 +93,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "waiting_queue": ("Venter på at en anden batch bliver færdig (plads {place} i køen).",
                       "Waiting for another batch to finish (place {place} in the queue)."),
     "will_issue_on": ("Udsteder på", "Issues on"),
+    "the_sandbox": ("SANDKASSEN (den indbyggede prøve-Flexybox)", "the SANDBOX (the built-in practice Flexybox)"),
+    "real_flexybox": ("den rigtige Flexybox på {host}", "the real Flexybox at {host}"),
     "to_send": ("Rækker der sendes", "Rows to send"),
     "already_issued": ("Allerede udstedt i denne batch (sendes ikke igen)", "Already issued in this batch (not sent again)"),
     "skipped_earlier": ("Udstedt af en tidligere batch — sendes ikke igen", "Issued by an earlier batch — not sent again"),

@@ -14,8 +14,9 @@ In this order, per HTTP request (issue #14):
 3. **A user is needed** in team mode: without one, a page (GET) redirects to
    the login and anything else answers 401.
 4. Every answer carries the security headers (a strict Content-Security-Policy:
-   scripts and styles from this server only; no framing; no referrer; pages
-   not cached).
+   scripts and styles from this server only; no framing; no referrer to other sites; pages
+   not cached). The referrer policy is ``same-origin``: with ``no-referrer`` a browser sends ``Origin: null``
+   on a form post, which would look cross-site.
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ class Guard:
         async def wrapped(message: dict) -> None:
             if message["type"] == "http.response.start":
                 extra = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
-                         (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY"),
+                         (b"referrer-policy", b"same-origin"), (b"x-frame-options", b"DENY"),
                          (b"cross-origin-opener-policy", b"same-origin")]
                 if not static:
                     extra.append((b"cache-control", b"no-store"))

@@ -190,7 +190,7 @@ async def progress_page(request: Request) -> Response:
             edit = None
     total = sum(counts.values())
     context = {
-        "upload": upload, "work": work, "place": web.issuer.place(upload.id), "status": status, "counts": counts,
+        "upload": upload, "work": work, "place": web.issuer.place(upload.id), "ledger_status": status, "counts": counts,
         "statuses": STATUSES, "total": total, "attention": attention, "attention_problem": problem, "edit": edit,
         "issued": status.issued if status else None, "retry_fixes": len(upload.retry_fixes()),
         "live": upload.state in ("queued", "running"),
