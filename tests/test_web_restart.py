@@ -17,9 +17,9 @@ import pytest
 
 from flexybulk.journal import Journal
 from flexybulk.sandbox import Faults, Sandbox
-from webtools import launch_chromium, result_rows, server_env, WebServer, write_sheet
+from webtools import import_playwright, launch_chromium, result_rows, server_env, WebServer, write_sheet
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+playwright_api = import_playwright()
 expect = playwright_api.expect
 
 ROWS = 60

@@ -35,6 +35,15 @@ def browser_required() -> bool:
     return bool(os.environ.get("FLEXYBULK_REQUIRE_BROWSER") or os.environ.get("CI"))
 
 
+def import_playwright():
+    """``playwright.sync_api``; a test module without it skips (in CI: fails at collection)."""
+    if browser_required():
+        import playwright.sync_api
+
+        return playwright.sync_api
+    return pytest.importorskip("playwright.sync_api")
+
+
 def launch_chromium(playwright):
     """Debian's Chromium through Playwright; skips (or, in CI, fails) when it is not installed."""
     if not CHROMIUM.exists():

@@ -188,9 +188,10 @@ class Issuer:
     def place(self, upload_id: str) -> int | None:
         """1 while the upload's run is running, 2 for the next one waiting, and so on; ``None`` when not queued."""
         with self._cond:
-            ahead = 1 if self.current is not None and self.current.kind == "issue" else 0
-            if self.current is not None and self.current.upload_id == upload_id and self.current.kind == "issue":
+            current = self.current
+            if current is not None and current.kind == "issue" and current.upload_id == upload_id:
                 return 1
+            ahead = 1 if current is not None and current.kind == "issue" else 0
             for work in self._queue:
                 if work.kind != "issue":
                     continue
@@ -221,27 +222,28 @@ class Issuer:
                     self._cond.wait()
                 if self._closing:
                     return
-                work = self._queue[0]
-                self.current = work
+                work = self.current = self._queue.popleft()
             try:
                 self._do(work)
             except LedgerBusy as exc:
+                # Another process issues with this ledger (the command line, say): wait, first in line, and try again.
                 work.message = self.redact(str(exc))
                 with self._cond:
+                    self._queue.appendleft(work)
                     self.current = None
-                    self._cond.wait(BUSY_RETRY_SECONDS)  # stays first in the queue: tried again
+                    self._cond.wait(BUSY_RETRY_SECONDS)
                 continue
             except Exception as exc:  # the worker must live on: the message goes to the page and the log
                 text = self.redact(str(exc) if isinstance(exc, FlexybulkError) else f"unexpected {type(exc).__name__}: {exc}")
-                log.exception("%s of upload %s failed: %s", work.kind, work.upload_id, text) if not isinstance(exc, FlexybulkError) \
-                    else log.warning("%s of upload %s: %s", work.kind, work.upload_id, text)
+                if isinstance(exc, FlexybulkError):
+                    log.warning("%s of upload %s: %s", work.kind, work.upload_id, text)
+                else:
+                    log.error("%s of upload %s failed: %s", work.kind, work.upload_id, text, exc_info=True)
                 if work.kind == "preview":
                     self.previews[work.upload_id] = Preview(work.key, error=text)
                 else:
                     self._set(work.upload_id, state="error", message=text)
             with self._cond:
-                if self._queue and self._queue[0] is work:
-                    self._queue.popleft()
                 self.current = None
             work.done.set()
 

@@ -1,0 +1,474 @@
+"""The web page's views in-process (Starlette's TestClient), against the sandbox on 127.0.0.1 (issue #14)."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import getpass
+import json
+import os
+import re
+import shutil
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from conftest import REPO
+from flexybulk.cli import main
+from flexybulk.journal import Journal
+from flexybulk.sandbox import Faults
+from flexybulk.sandbox.state import Refusal
+from flexybulk.target import Target
+from flexybulk.web import WebConfig, create_app
+from flexybulk.web.auth import Auth, hash_password, load_users
+from flexybulk.web.security import Guard
+from webtools import write_sheet
+
+SAMPLES = REPO / "samples"
+KAMPAGNE_CERTIFICATES, KAMPAGNE_TOTAL = 18, Decimal("10399.85")
+PASSWORDS = {"anna": "anna-kodeord-1", "bo": "bo-kodeord-2", "carl": "carl-kodeord-3"}
+
+
+@pytest.fixture(scope="module")
+def users_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("users") / "users.toml"
+    roles = {"anna": ["uploader", "approver"], "bo": ["approver"], "carl": ["uploader"]}
+    path.write_text("".join(f'[users.{n}]\npassword = "{hash_password(PASSWORDS[n])}"\nroles = {json.dumps(roles[n])}\n\n'
+                            for n in PASSWORDS), encoding="utf-8")
+    return path
+
+
+def _app(tmp_path: Path, settings, *, team_users: Path | None = None, approval_above: str | None = None,
+         max_mb: int = 50) -> tuple:
+    target = Target(settings, "sandbox", tmp_path / "ledger.sqlite3")
+    config = WebConfig(data_dir=tmp_path / "data", ledger=tmp_path / "ledger.sqlite3", max_file_size=max_mb * 1024 * 1024,
+                       team=team_users is not None, approval_above=Decimal(approval_above) if approval_above else None)
+    auth = Auth(load_users(team_users) if team_users else None, team=team_users is not None)
+    app = create_app(config, target, auth)
+    return app, config
+
+
+@pytest.fixture
+def local(tmp_path, settings):
+    app, config = _app(tmp_path, settings)
+    with TestClient(app, base_url="http://127.0.0.1:8770") as client:
+        client.config = config
+        yield client
+
+
+def _upload(client: TestClient, path: Path) -> str:
+    with open(path, "rb") as fh:
+        answer = client.post("/upload", files={"file": (path.name, fh)}, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    return answer.headers["location"].rsplit("/", 1)[1]
+
+
+def _digest(client: TestClient, uid: str) -> str:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        page = client.get(f"/u/{uid}/confirm").text
+        found = re.search(r'name="digest" value="([0-9a-f]{64})"', page)
+        if found:
+            return found.group(1)
+        time.sleep(0.05)
+    raise AssertionError(f"no confirmation for {uid}:\n{page}")
+
+
+def _state(client: TestClient, uid: str, wanted: tuple = ("done", "error", "needs_confirmation"), timeout: float = 30) -> dict:
+    path = Path(client.config.data_dir) / "uploads" / uid / "upload.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data["state"] in wanted:
+            return data
+        time.sleep(0.05)
+    raise AssertionError(f"upload {uid} is {data['state']}, not {wanted}")
+
+
+def _issue(client: TestClient, uid: str) -> dict:
+    answer = client.post(f"/u/{uid}/confirm", data={"digest": _digest(client, uid)}, follow_redirects=False)
+    assert answer.status_code == 303
+    return _state(client, uid)
+
+
+def _copy(name: str, tmp_path: Path) -> Path:
+    return Path(shutil.copy(SAMPLES / name, tmp_path / name))
+
+
+# -- local mode ---------------------------------------------------------------------------------------
+
+
+def test_upload_check_confirm_issue_and_the_audit_log_names_the_web_user(local, sandbox, tmp_path):
+    uid = _upload(local, _copy("kampagne.xlsx", tmp_path))
+    page = local.get(f"/u/{uid}").text
+    assert 'data-testid="rows-invalid">0<' in page and 'data-testid="money">10,399.85 DKK<' in page
+    assert sandbox.state.counts()["customers"] == 0  # the check issues nothing
+    confirm = local.get(f"/u/{uid}/confirm").text
+    _digest(local, uid)
+    confirm = local.get(f"/u/{uid}/confirm").text
+    assert 'data-testid="confirm-certificates">18<' in confirm and "10,399.85 DKK" in confirm
+    assert sandbox.state.counts()["customers"] == 0  # nor does the confirmation page
+    state = _issue(local, uid)
+    assert state["state"] == "done" and state["batch_id"]
+    assert sandbox.state.counts()["certificates"] == KAMPAGNE_CERTIFICATES
+    assert sum((c["Amount"] for c in sandbox.state.certificates), Decimal(0)) == KAMPAGNE_TOTAL
+    progress = local.get(f"/u/{uid}/progress").text
+    assert 'data-testid="status-count-ISSUED">6<' in progress and 'data-testid="download-result"' in progress
+    sheet = local.get(f"/u/{uid}/result.xlsx")
+    assert sheet.status_code == 200 and sheet.content[:2] == b"PK"
+    audit = [json.loads(line) for line in (tmp_path / "audit" / f"{state['batch_id']}.jsonl").read_text().splitlines()]
+    web_event = next(e for e in audit if e["event"] == "web")
+    run_event = next(e for e in audit if e["event"] == "run")
+    assert web_event["web_user"] == getpass.getuser() and web_event["approved_by"] is None
+    assert run_event["options"]["web_user"] == getpass.getuser()
+    history = local.get("/history").text
+    assert history.count('data-testid="history-row"') == 1 and getpass.getuser() in history
+    assert local.get("/history?q=no-such-thing").text.count('data-testid="history-row"') == 0
+
+
+def test_a_fix_is_checked_again_at_once_and_changes_the_inputs_identity(local, sandbox, tmp_path):
+    uid = _upload(local, _copy("fejl.xlsx", tmp_path))
+    page = local.get(f"/u/{uid}").text
+    assert 'data-testid="rows-invalid">10<' in page
+    editor = local.get(f"/u/{uid}/edit", params={"row": "5", "column": "Gavekorttype"}, headers={"HX-Request": "true"}).text
+    assert 'data-testid="fix-suggestion"' in editor and "Use &#39;Gavekort&#39;" in editor
+    assert "<option value=\"Julegavekort\"" in editor  # the live list of types to pick from
+    answer = local.post(f"/u/{uid}/fix", data={"row": "5", "column": "Gavekorttype", "text": "Gavekrot", "suggestion": "Gavekort"},
+                        follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"].endswith("#row-5")
+    page = local.get(f"/u/{uid}").text
+    assert 'data-testid="rows-invalid">9<' in page
+    fixes = json.loads((Path(local.config.data_dir) / "uploads" / uid / "fixes.json").read_text())
+    assert fixes["fixes"] == [[5, "Gavekorttype", "Gavekort"]]
+    only = local.get(f"/u/{uid}?only=problems").text
+    assert only.count('<tr id="row-') == 9
+    # The validation sheet has the fix in it.
+    sheet = local.get(f"/u/{uid}/validation.xlsx")
+    assert sheet.status_code == 200 and sheet.content[:2] == b"PK"
+
+
+def test_skip_invalid_issues_the_valid_rows_only(local, sandbox, tmp_path):
+    uid = _upload(local, _copy("fejl.xlsx", tmp_path))
+    deadline = time.monotonic() + 20
+    while "nothing can be issued yet" not in local.get(f"/u/{uid}/confirm").text:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    local.post(f"/u/{uid}/options", data={"skip_invalid": "1"})
+    state = _issue(local, uid)
+    assert state["state"] == "done"
+    assert sandbox.state.counts()["committed_orders"] == 2  # rows 2 and 13 of fejl.xlsx
+
+
+def test_a_failed_row_fixed_on_the_result_page_and_retried_keeps_its_ids(local, sandbox, tmp_path, monkeypatch):
+    real = sandbox.state.put_customer
+
+    def refuses_one(customer_id, body):
+        if body.get("EmailAddress") == "soeren@example.org":
+            raise Refusal(400, "EmailAddress: this address is blocked (sandbox test)")
+        return real(customer_id, body)
+
+    monkeypatch.setattr(sandbox.state, "put_customer", refuses_one)
+    uid = _upload(local, _copy("kampagne.xlsx", tmp_path))
+    state = _issue(local, uid)
+    progress = local.get(f"/u/{uid}/progress").text
+    assert 'data-testid="status-count-FAILED">1<' in progress and 'data-testid="retry-button"' in progress
+    with Journal(tmp_path / "ledger.sqlite3") as journal:
+        failed = journal.row(state["batch_id"], 3)
+    assert failed.status.value == "FAILED"
+    answer = local.post(f"/u/{uid}/fix", data={"row": "3", "column": "E-mail", "text": "soeren2@example.org", "retry": "1"},
+                        follow_redirects=False)
+    assert answer.status_code == 303
+    assert local.post(f"/u/{uid}/retry", follow_redirects=False).headers["location"] == f"/u/{uid}/confirm"
+    confirm_digest = _digest(local, uid)
+    assert 'data-testid="confirm-rows">1<' in local.get(f"/u/{uid}/confirm").text
+    local.post(f"/u/{uid}/confirm", data={"digest": confirm_digest})
+    state = _state(local, uid)
+    with Journal(tmp_path / "ledger.sqlite3") as journal:
+        rows = {r.row_number: r for r in journal.rows(state["batch_id"])}
+    assert {r.status.value for r in rows.values()} == {"ISSUED"}
+    assert rows[3].sales_order_id == failed.sales_order_id and rows[3].payment_id == failed.payment_id
+    assert rows[3].content["email"] == "soeren2@example.org"
+    assert sandbox.state.counts()["certificates"] == KAMPAGNE_CERTIFICATES
+
+
+def test_stop_leaves_the_rest_pending_and_resume_finishes(local, sandbox, tmp_path):
+    sandbox.faults = Faults(latency=0.05)
+    rows = [[f"P {i}", f"p{i}@example.com", "Gavekort", 100, 1, "Webshop"] for i in range(30)]
+    uid = _upload(local, write_sheet(tmp_path / "lang.xlsx", rows))
+    local.post(f"/u/{uid}/confirm", data={"digest": _digest(local, uid)})
+    _state(local, uid, ("running",))
+    while sandbox.state.counts()["committed_orders"] < 2:
+        time.sleep(0.01)
+    assert local.post(f"/u/{uid}/stop", follow_redirects=False).status_code == 303
+    state = _state(local, uid)
+    sandbox.faults = Faults()
+    done = sandbox.state.counts()["committed_orders"]
+    assert 2 <= done < 30
+    page = local.get(f"/u/{uid}/progress").text
+    assert f'data-testid="status-count-PENDING">{30 - done}<' in page and 'data-testid="resume-button"' in page
+    local.post(f"/u/{uid}/resume")
+    _state(local, uid)
+    assert sandbox.state.counts()["committed_orders"] == 30 and sandbox.state.counts()["certificates"] == 30
+    assert _state(local, uid)["batch_id"] == state["batch_id"]
+
+
+def test_a_second_batch_waits_in_the_queue_with_its_place(local, sandbox, tmp_path):
+    sandbox.faults = Faults(latency=0.03)
+    first = _upload(local, write_sheet(tmp_path / "a.xlsx", [[f"A {i}", f"a{i}@example.com", "Gavekort", 100, 1, "Webshop"] for i in range(20)]))
+    second = _upload(local, write_sheet(tmp_path / "b.xlsx", [["B", "b@example.com", "Gavekort", 100, 1, "Webshop"]]))
+    d1, d2 = _digest(local, first), _digest(local, second)
+    local.post(f"/u/{first}/confirm", data={"digest": d1})
+    _state(local, first, ("running",))
+    local.post(f"/u/{second}/confirm", data={"digest": d2})
+    page = local.get(f"/u/{second}/progress").text
+    assert "In the queue: place 2." in page
+    _state(local, second)
+    sandbox.faults = Faults()
+    assert sandbox.state.counts()["committed_orders"] == 21
+
+
+def test_cross_site_requests_are_refused(local, sandbox, tmp_path):
+    path = _copy("kampagne.xlsx", tmp_path)
+    for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "null"}):
+        with open(path, "rb") as fh:
+            answer = local.post("/upload", files={"file": (path.name, fh)}, headers=headers, follow_redirects=False)
+        assert answer.status_code == 403, headers
+    assert not list((Path(local.config.data_dir) / "uploads").iterdir())
+    with open(path, "rb") as fh:
+        same = local.post("/upload", files={"file": (path.name, fh)}, follow_redirects=False,
+                          headers={"Origin": "http://127.0.0.1:8770", "Sec-Fetch-Site": "same-origin"})
+    assert same.status_code == 303
+
+
+def test_an_oversized_body_is_answered_before_a_byte_of_it_is_read():
+    calls = []
+
+    async def app(scope, receive, send):  # would read the body
+        calls.append("app")
+
+    async def receive():
+        calls.append("receive")
+        return {"type": "http.request", "body": b"x" * 10, "more_body": True}
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    guard = Guard(app, auth=Auth(), max_body=1000)
+    scope = {"type": "http", "method": "POST", "path": "/upload", "headers": [(b"content-length", b"5000")]}
+    asyncio.run(guard(scope, receive, send))
+    assert calls == [] and sent[0]["status"] == 413
+    # Without a declared length, the body is cut off at the limit as it arrives.
+    calls.clear()
+    sent.clear()
+
+    async def reads(scope, receive, send):
+        while True:
+            await receive()
+
+    guard = Guard(reads, auth=Auth(), max_body=1000)
+    asyncio.run(guard({"type": "http", "method": "POST", "path": "/upload", "headers": []}, receive, send))
+    assert calls.count("receive") == 101 and sent[0]["status"] == 413
+
+
+def test_an_upload_over_the_limit_is_refused_and_nothing_kept(tmp_path, settings):
+    app, config = _app(tmp_path, settings, max_mb=1)
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"Navn;E-mail\n" + b"x;y@example.com\n" * 70_000)
+    with TestClient(app, base_url="http://127.0.0.1:8770") as client, open(big, "rb") as fh:
+        answer = client.post("/upload", files={"file": (big.name, fh)})
+    assert answer.status_code == 413 and "limit is 1,114,112 bytes" in answer.text
+    assert not list((tmp_path / "data" / "uploads").iterdir())
+
+
+def test_uploads_are_owner_only_and_expire(local, sandbox, tmp_path):
+    uid = _upload(local, _copy("kampagne.xlsx", tmp_path))
+    folder = Path(local.config.data_dir) / "uploads" / uid
+    assert folder.stat().st_mode & 0o077 == 0
+    assert (folder / "kampagne.xlsx").stat().st_mode & 0o077 == 0
+    web = local.app.app.state.web
+    assert web.store.expire(3600) == []
+    record = json.loads((folder / "upload.json").read_text())
+    (folder / "upload.json").write_text(json.dumps({**record, "updated_at": "2000-01-01T00:00:00+00:00"}))
+    old = time.time() - 7200
+    os.utime(folder, (old, old))
+    assert web.store.expire(3600) == [uid] and not folder.exists()
+
+
+def test_language_from_the_browser_and_switchable(local):
+    assert "Upload et regneark" in local.get("/", headers={"Accept-Language": "da-DK,da;q=0.9,en;q=0.8"}).text
+    assert "Upload a sheet" in local.get("/", headers={"Accept-Language": "en-GB,en;q=0.9,da;q=0.8"}).text
+    answer = local.get("/lang/da?next=/history", follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/history"
+    assert "HttpOnly" in answer.headers["set-cookie"]
+    assert "Historik" in local.get("/history", headers={"Accept-Language": "en"}).text
+    assert local.get("/lang/en?next=https://evil.example/", follow_redirects=False).headers["location"] == "/"
+
+
+def test_the_template_comes_from_the_live_catalogue(local, sandbox):
+    answer = local.get("/template.xlsx?lang=en")
+    assert answer.status_code == 200 and answer.content[:2] == b"PK"
+    assert 'filename="recipients.xlsx"' in answer.headers["content-disposition"]
+    assert [m for m, *_ in sandbox.state.requests] == ["GET", "GET"]
+
+
+def test_a_column_mapped_by_hand_is_remembered_for_the_next_file_with_the_same_headers(local, sandbox, tmp_path):
+    def sheet(name):
+        path = tmp_path / name
+        path.write_text("Navn;E-mail;Gavekorttype;Kroner til hver;Afdeling\nAnna;anna@example.com;Gavekort;250;Webshop\n", encoding="utf-8")
+        return path
+
+    uid = _upload(local, sheet("a.csv"))
+    assert "no column for the amount" in local.get(f"/u/{uid}").text
+    local.post(f"/u/{uid}/settings", data={"map:amount": "Kroner til hver"})
+    assert 'data-testid="money">250.00 DKK<' in local.get(f"/u/{uid}").text
+    second = _upload(local, sheet("b.csv"))
+    assert 'data-testid="money">250.00 DKK<' in local.get(f"/u/{second}").text
+
+
+def test_a_workbook_with_several_sheets_of_recipients_offers_a_sheet_chooser(local, sandbox, tmp_path):
+    import openpyxl
+
+    path = tmp_path / "to-ark.xlsx"
+    wb = openpyxl.Workbook()
+    for title in ("Januar", "Februar"):
+        ws = wb.create_sheet(title)
+        ws.append(["Navn", "E-mail", "Gavekorttype", "Beløb", "Afdeling"])
+        ws.append([f"{title} Person", f"{title.lower()}@example.com", "Gavekort", 100, "Webshop"])
+    del wb["Sheet"]
+    wb.save(path)
+    uid = _upload(local, path)
+    page = local.get(f"/u/{uid}").text
+    assert "possible sheets" in page and '<option value="Februar"' in page
+    local.post(f"/u/{uid}/settings", data={"sheet": "Februar"})
+    page = local.get(f"/u/{uid}").text
+    assert "februar@example.com" in page and "januar@example.com" not in page
+
+
+# -- team mode ---------------------------------------------------------------------------------------
+
+
+def test_team_mode_refuses_to_start_without_a_users_file(capsys):
+    assert main(["web", "--host", "0.0.0.0", "--sandbox", "--no-browser", "--port", "0"]) == 2
+    assert "refuses to listen on 0.0.0.0 without authentication" in capsys.readouterr().err
+    assert main(["web", "--approval-above", "100", "--sandbox", "--no-browser", "--port", "0"]) == 2
+
+
+def test_a_users_file_with_a_plain_password_is_refused(tmp_path):
+    path = tmp_path / "users.toml"
+    path.write_text('[users.anna]\npassword = "hemmelig"\nroles = ["uploader"]\n', encoding="utf-8")
+    from flexybulk.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="argon2 password hash"):
+        load_users(path)
+
+
+@pytest.fixture
+def team(tmp_path, settings, users_file):
+    app, config = _app(tmp_path, settings, team_users=users_file, approval_above="1000")
+    with TestClient(app, base_url="http://127.0.0.1:8770") as client:
+        client.config = config
+        yield client
+
+
+def _login(client: TestClient, name: str) -> None:
+    client.cookies.clear()
+    answer = client.post("/login", data={"user": name, "password": PASSWORDS[name], "next": "/"}, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    cookie = answer.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+
+
+def test_without_a_login_every_page_redirects_and_every_action_answers_401(team):
+    app = team.app.app
+    checked = 0
+    for route in app.routes:
+        path = getattr(route, "path", "")
+        if path.startswith(("/login", "/static", "/lang", "/healthz")):
+            continue
+        url = path.replace("{uid}", "0123456789abcdef0123")
+        for method in sorted(route.methods or []):
+            if method == "HEAD":
+                continue
+            answer = team.request(method, url, follow_redirects=False)
+            if method == "GET":
+                assert answer.status_code == 303 and answer.headers["location"].startswith("/login?next="), url
+            else:
+                assert answer.status_code == 401, (method, url)
+            checked += 1
+    assert checked >= 18
+    assert team.get("/u/x/progress?fragment=1", headers={"HX-Request": "true"}).status_code == 401
+
+
+def test_a_wrong_password_is_refused(team):
+    answer = team.post("/login", data={"user": "anna", "password": "wrong"}, follow_redirects=False)
+    assert answer.status_code == 401 and "set-cookie" not in answer.headers
+    assert team.post("/login", data={"user": "nobody", "password": "x"}).status_code == 401
+
+
+def test_an_uploader_cannot_approve_their_own_batch_and_an_approver_can(team, sandbox, tmp_path):
+    _login(team, "anna")
+    uid = _upload(team, _copy("kampagne.xlsx", tmp_path))
+    digest = _digest(team, uid)
+    assert "another person with the approver role must approve" in team.get(f"/u/{uid}/confirm").text
+    team.post(f"/u/{uid}/confirm", data={"digest": digest})
+    assert _state(team, uid, ("awaiting_approval",))["confirmed"]["user"] == "anna"
+    page = team.get(f"/u/{uid}/confirm").text
+    assert 'data-testid="awaiting-approval"' in page and 'data-testid="approve-button"' not in page
+    # anna has the approver role, but it is her own batch.
+    refused = team.post(f"/u/{uid}/approve", data={"digest": digest})
+    assert refused.status_code == 403 and "cannot approve your own batch" in refused.text
+    _login(team, "carl")  # an uploader without the approver role does not even see anna's batch
+    assert team.post(f"/u/{uid}/approve", data={"digest": digest}).status_code == 404
+    time.sleep(0.3)
+    assert sandbox.state.counts()["customers"] == 0
+    _login(team, "bo")
+    assert 'data-testid="approve-button"' in team.get(f"/u/{uid}/confirm").text
+    assert "kampagne.xlsx" in team.get("/history").text  # listed as awaiting approval
+    team.post(f"/u/{uid}/approve", data={"digest": digest})
+    state = _state(team, uid)
+    assert state["state"] == "done" and state["approved_by"] == "bo"
+    assert sandbox.state.counts()["certificates"] == KAMPAGNE_CERTIFICATES
+    audit = [json.loads(line) for line in (tmp_path / "audit" / f"{state['batch_id']}.jsonl").read_text().splitlines()]
+    web_event = next(e for e in audit if e["event"] == "web")
+    assert (web_event["web_user"], web_event["approved_by"]) == ("anna", "bo")
+    assert next(e for e in audit if e["event"] == "run")["options"]["web_user"] == "anna"
+
+
+def test_below_the_approval_amount_no_approval_is_needed_and_others_uploads_are_private(team, sandbox, tmp_path):
+    _login(team, "carl")
+    uid = _upload(team, write_sheet(tmp_path / "lille.xlsx", [["Dan", "dan@example.com", "Gavekort", 250, 2, "Webshop"]]))
+    assert _issue(team, uid)["state"] == "done"
+    assert sandbox.state.counts()["certificates"] == 2
+    _login(team, "anna")  # another uploader, not an approver? anna is an approver: she may look
+    assert team.get(f"/u/{uid}").status_code == 200
+    team.cookies.clear()
+    assert team.get(f"/u/{uid}", follow_redirects=False).status_code == 303
+
+
+# -- the face holds no money rule ----------------------------------------------------------------------
+
+FORBIDDEN_IN_FACES = {"journal", "client", "issue", "results", "sheet", "reading", "audit", "result_input"}
+
+
+@pytest.mark.parametrize("module", sorted((REPO / "flexybulk" / "web").glob("*.py")), ids=lambda p: p.name)
+def test_the_web_reaches_ledger_client_and_runner_only_through_the_library(module):
+    imported = set()
+    for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 2 and node.module:
+            imported.add(node.module.split(".")[0])
+        if isinstance(node, ast.ImportFrom) and node.level == 2 and not node.module:
+            imported.update(a.name for a in node.names)
+    assert imported & FORBIDDEN_IN_FACES == set()
+
+
+@pytest.mark.parametrize("module", sorted((REPO / "flexybulk" / "web").glob("*.py")) + [REPO / "flexybulk" / "fixes.py",
+                         REPO / "flexybulk" / "confirmations.py", REPO / "flexybulk" / "cli" / "web.py"], ids=lambda p: p.name)
+def test_web_modules_are_short_and_say_what_they_own(module):
+    text = module.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 500
+    assert ast.get_docstring(ast.parse(text))
