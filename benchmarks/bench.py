@@ -262,7 +262,8 @@ def verify(url: str, token: str, journal: Any, batch_id: str, validation: Any, r
 def run_issue(rows: int, latency: float, workers: int, ledger_dir: Path) -> IssueResult:
     from flexybulk.audit import AuditLog, audit_path
     from flexybulk.client import FlexyboxClient
-    from flexybulk.issue import BatchRunner, plan_batch
+    from flexybulk.issue import BatchRunner
+    from flexybulk.planning import plan_batch
     from flexybulk.journal import Journal
     from flexybulk.settings import Secret, Settings
     from flexybulk.validate import validate

@@ -27,18 +27,21 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from decimal import Decimal
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 from .client import FlexyboxClient
-from .errors import ConfigError, FlexybulkError, InputFileError
-from .issue import BatchRunner, Plan, PlannedRow, issued_totals, plan_batch, row_state_text
+from .errors import ConfigError, FlexybulkError, InputFileError, SpendingLimit
+from .issue import BatchRunner
+from .planning import Plan, PlannedRow, plan_batch
+from .records import issued_totals, row_state_text
 from .journal import BatchRecord, Journal, RowRecord
 from .model import Catalogue, Order, RowStatus, Sheet
-from .result_input import check_result_lines, result_sheet_batch
-from .results import default_output_path, result_sheet, validation_sheet, write_output
+from .result_input import check_result_lines, existing_result, result_sheet_batch
+from .results import default_output_path, numbered_path, result_sheet, validation_sheet, write_output
 from .target import Target
 from .validate import RowCheck, Totals, Validation
 
@@ -117,37 +120,67 @@ def validate_input(sheet: Sheet, catalogue: Catalogue, request: ReadRequest,
 
 @dataclass
 class Checked:
-    """What the dry run found: the catalogue used and every row's verdict."""
+    """What the dry run found: the catalogue used, every row's verdict, and what the ledger knows of the rows.
+
+    Attributes:
+        ledger: the ledger looked in; ``ledger_exists`` is false when it does not exist yet.
+        known: input row -> what an ``issue`` would decide for a valid row other than simply
+            sending it (:func:`flexybulk.planning.preview`): ``"done"`` or ``"skip"`` (already
+            issued, with the batch and date), ``"near"`` (would ask), ``"send"`` with
+            ``earlier`` (would finish an earlier batch's row with its ids).
+    """
 
     input: Input
     catalogue: Catalogue
     validation: Validation
+    ledger: Path | None = None
+    ledger_exists: bool = False
+    known: dict[int, PlannedRow] = field(default_factory=dict)
 
     @property
     def sheet(self) -> Sheet:
         return self.input.sheet
 
+    def notes(self) -> dict[int, str]:
+        """Input row -> what the ledger says of it, in words, for the validation sheet."""
+        return {n: r.message or "" for n, r in self.known.items()}
 
-def check(source: Input, target: Target, request: ReadRequest,
-          progress: Callable[[int], None] | None = None) -> Checked:
-    """The dry run: fetch the live catalogue (two read-only GETs) and validate every row. Issues nothing.
+
+def check(source: Input, target: Target, request: ReadRequest, progress: Callable[[int], None] | None = None,
+          *, ledger: Path | str | None = None) -> Checked:
+    """The dry run: fetch the live catalogue (two read-only GETs), validate every row, look in the ledger. Issues nothing.
+
+    The ledger (``ledger``, else the target's default) is read if it
+    exists and never created (issue #11: the dry run tells the truth about
+    the rows an issue would skip or ask about).
 
     Raises:
         ApiError: the catalogue could not be fetched (``AuthError`` for a refused token).
+        JournalError: the ledger exists but cannot be read.
     """
+    from .planning import preview
+
     with FlexyboxClient(target.settings) as client:
         catalogue = client.get_catalogue()
-    return Checked(source, catalogue, validate_input(source.sheet, catalogue, request, progress))
+    checked = Checked(source, catalogue, validate_input(source.sheet, catalogue, request, progress))
+    path, _ = ledger_of(target, ledger)
+    checked.ledger, checked.ledger_exists = path, path.exists()
+    if checked.ledger_exists:
+        with Journal(path, create=False) as journal:
+            checked.known = preview(journal, checked.validation, target=target.name)
+    return checked
 
 
-def write_validation(validation: Validation, out: Path | None = None) -> Path:
+def write_validation(validation: Validation, out: Path | None = None, *, notes: dict[int, str] | None = None) -> Path:
     """Write the validation sheet (``FILE.validation.xlsx`` beside the input by default); returns its path.
+
+    ``notes`` (input row -> text, from :meth:`Checked.notes`) join the rows' warnings.
 
     Raises:
         InputFileError: the file cannot be written.
     """
     path = Path(out) if out else default_output_path(validation.sheet.path, "validation")
-    return write_output(validation_sheet(validation), path)
+    return write_output(validation_sheet(validation, notes=notes), path)
 
 
 # -- issuing ----------------------------------------------------------------------
@@ -161,11 +194,15 @@ class Decision:
         confirmed: issue the rows to send.
         reissue_confirmed: issue again the rows an earlier batch already issued
             (asked separately; a general "yes" never implies it).
+        near_confirmed: issue the near-duplicates too: rows whose email already received
+            a gift certificate of the same type in an earlier batch, for another amount or
+            quantity (asked separately, like a reissue; issue #11).
         user: who decided (the web user, or ``None`` for the OS user).
     """
 
     confirmed: bool
     reissue_confirmed: bool = False
+    near_confirmed: bool = False
     user: str | None = None
 
 
@@ -185,6 +222,8 @@ class Prepared:
         orders: the orders to send, in input order.
         totals: rows, certificates and money per currency of ``orders``.
         options: the run's options as recorded in the ledger and audit log.
+        adopted: the ledger did not know the result sheet's batch, and it was rebuilt from the
+            sheet (:mod:`flexybulk.adoption`) before planning.
     """
 
     command: str
@@ -197,6 +236,7 @@ class Prepared:
     orders: list[Order] = field(default_factory=list)
     totals: Totals = field(default_factory=Totals)
     options: dict = field(default_factory=dict)
+    adopted: bool = False
 
     @property
     def blocked(self) -> bool:
@@ -222,6 +262,16 @@ class Prepared:
     def reissue(self) -> list[PlannedRow]:
         """Rows an earlier batch issued that will be issued again if the reissue is confirmed."""
         return [r for r in self.plan.rows if r.action == "reissue"] if self.plan else []
+
+    @property
+    def held(self) -> list[PlannedRow]:
+        """Rows held back by ``first`` (a canary run): not sent now, PENDING for a retry."""
+        return self.plan.held if self.plan else []
+
+    @property
+    def near(self) -> list[PlannedRow]:
+        """Rows like a gift certificate an earlier batch issued to the same email (same type, other amount or quantity)."""
+        return self.plan.near if self.plan else []
 
     @property
     def settling(self) -> list[PlannedRow]:
@@ -252,6 +302,8 @@ class Outcome:
         output: the result sheet written.
         records: input row number -> the ledger's row, for the whole batch.
         sent: row number -> status, for the rows this run sent.
+        already: rows that Flexybox already held committed under their ids (another ledger or laptop
+            issued this file): ISSUED, or SKIPPED when committed with other values; nothing new was issued.
         declined: the person did not confirm; nothing was sent.
         interrupted: stopped (Ctrl-C, SIGTERM, a stop button) before every row was sent.
         fatal: the error that stopped the run at once (a refused token, Flexybox unreachable).
@@ -261,6 +313,7 @@ class Outcome:
     output: Path | None
     records: dict[int, RowRecord] = field(default_factory=dict)
     sent: dict[int, RowStatus] = field(default_factory=dict)
+    already: set[int] = field(default_factory=set)
     declined: bool = False
     interrupted: bool = False
     fatal: FlexybulkError | None = None
@@ -276,8 +329,9 @@ class Outcome:
 
     @property
     def issued_now(self) -> Totals:
-        """What this run issued."""
-        return issued_totals(self.records[n] for n, st in self.sent.items() if st == RowStatus.ISSUED and n in self.records)
+        """What this run issued (rows Flexybox already had are not counted: nothing new was issued for them)."""
+        return issued_totals(self.records[n] for n, st in self.sent.items()
+                             if st == RowStatus.ISSUED and n in self.records and n not in self.already)
 
     @property
     def issued_in_all(self) -> Totals:
@@ -310,19 +364,39 @@ class Outcome:
 _UNFINISHED = (RowStatus.FAILED, RowStatus.UNKNOWN, RowStatus.PENDING)
 
 
+def ledger_of(target: Target, ledger: Path | str | None) -> tuple[Path, bool]:
+    """The ledger a command uses (``ledger`` if given, else the target's default) and whether it was named."""
+    if ledger:
+        return Path(ledger).expanduser(), True
+    return target.ledger_default, target.ledger_named
+
+
+def open_ledger(target: Target, ledger: Path | str | None, *, new_ledger: bool = False) -> Journal:
+    """Open the ledger a run issues with; only the default one, or one asked for with ``new_ledger``, may be created.
+
+    Raises:
+        LedgerMissing: a named ledger does not exist and ``new_ledger`` is false (issue #11: a
+            mistyped path must not start an empty ledger that would issue everything again).
+        JournalError: the ledger cannot be opened.
+    """
+    path, named = ledger_of(target, ledger)
+    return Journal(path, create=new_ledger or not named)
+
+
 @contextlib.contextmanager
-def issuing(target: Target, ledger: Path | None, what: str) -> Iterator["Issuing"]:
-    """Open the ledger (``ledger``, else the target's default), hold its issuing lock, and open a client.
+def issuing(target: Target, ledger: Path | str | None, what: str, *, new_ledger: bool = False) -> Iterator["Issuing"]:
+    """Open the ledger (:func:`open_ledger`), hold its issuing lock, and open a client.
 
     ``what`` (e.g. ``"issue kampagne.xlsx"``) is shown to another run that
     finds the lock taken. One process issues with a ledger at a time: two
     runs planning together could each issue the same rows.
 
     Raises:
+        LedgerMissing: a named ledger does not exist and ``new_ledger`` is false.
         JournalError: the ledger cannot be opened.
         LedgerBusy: another process holds the issuing lock.
     """
-    with Journal(Path(ledger).expanduser() if ledger else target.ledger_default) as journal, \
+    with open_ledger(target, ledger, new_ledger=new_ledger) as journal, \
             journal.issuing_lock(what), FlexyboxClient(target.settings) as client:
         yield Issuing(target, journal, client)
 
@@ -335,11 +409,28 @@ class Issuing:
         self.journal = journal
         self.client = client
 
+    @property
+    def ledger(self) -> Path:
+        """The ledger file in use."""
+        return self.journal.path
+
+    @property
+    def ledger_created(self) -> bool:
+        """True when this run created the ledger (it knew nothing before)."""
+        return self.journal.created
+
     def prepare(self, source: Input, request: ReadRequest, *, command: str = "issue", output: Path | None = None,
                 skip_invalid: bool = False, allow_reissue: bool = False, payment_type: str = "Mastercard",
-                workers: int = 4, rate: float | None = None,
+                workers: int = 4, rate: float | None = None, first: int | None = None,
+                max_total: dict[str | None, Decimal] | None = None, web_user: str | None = None,
                 progress: Callable[[int], None] | None = None) -> Prepared:
         """Validate ``source`` against the live catalogue and plan its batch in the ledger.
+
+        Spending guards (issue #11): ``first`` sends only the first N rows
+        to send (a canary; the others stay PENDING for a retry), and
+        ``max_total`` (currency -> the most this run may issue in it; the key
+        ``None`` holds for every currency) refuses a run over it before any
+        gift certificate call, leaving nothing planned behind.
 
         A result sheet (``source.batch_id``) continues its batch; another
         file resumes the latest batch made from the same bytes for this
@@ -356,16 +447,22 @@ class Issuing:
         validation = validate_input(source.sheet, catalogue, request, progress)
         journal, sheet = self.journal, source.sheet
         batch = journal.get_batch(source.batch_id) if source.batch_id else journal.find_batch_by_sha256(sheet.sha256, self.target.name)
+        adopted = False
+        if source.batch_id and batch is None:
+            # The ledger does not know this result sheet's batch: the sheet is its only record. Adopt it.
+            from .adoption import adopt_result_sheet
+
+            batch = adopt_result_sheet(journal, source.path, validation, batch_id=source.batch_id, lines=source.lines,
+                                       target=self.target.name)
+            adopted = True
         known = {r.row_number: r for r in journal.rows(batch.id)} if batch else {}
         if source.batch_id and batch is not None:
             check_result_lines(sheet, source.lines, known)
-        if output:
-            out = Path(output)
-        elif source.batch_id:
-            out = source.path  # a result sheet, whatever its name, is updated in place
-        else:
-            out = default_output_path(source.path, "result")
-        prepared = Prepared(command, source, validation, self.target, out)
+        if not source.batch_id:
+            self._refuse_a_lost_batch(source)
+        expected = None if allow_reissue else (batch.id if batch else None)
+        out = self._result_path(source, Path(output) if output else None, expected)
+        prepared = Prepared(command, source, validation, self.target, out, adopted=adopted)
 
         # Rows the ledger already issued are never re-sent, so edits to them cannot block a rerun.
         issued_rows = {n for n, r in known.items() if r.status == RowStatus.ISSUED}
@@ -380,12 +477,70 @@ class Issuing:
                             "skip_invalid": skip_invalid, "allow_reissue": allow_reissue, "workers": workers,
                             "rate": rate, "sheet": sheet.sheet_name, "target": self.target.name}
         prepared.plan = plan_batch(journal, validation, input_path=str(source.path.resolve()), target=self.target.name,
-                                   options=prepared.options, batch_id=source.batch_id, allow_reissue=allow_reissue)
+                                   options=prepared.options, batch_id=source.batch_id, allow_reissue=allow_reissue,
+                                   web_user=web_user)
+        if first is not None:
+            prepared.plan.hold_after(first)
         checks = {c.row.number: c for c in validation.checks}
         prepared.orders = [checks[n].order for n in prepared.plan.to_send]
         for order in prepared.orders:
             prepared.totals.add(order)
+        over = over_limit(prepared.totals, max_total or {})
+        if over:
+            self.decline(prepared)
+            raise SpendingLimit(
+                f"Nothing was issued: this run would issue {over}, more than --max-total allows. "
+                "Split the file, raise --max-total if the total is right, or use --first N to issue a first part.")
         return prepared
+
+    def _refuse_a_lost_batch(self, source: Input) -> None:
+        """Stop when ``FILE.result.xlsx`` beside the input records a batch for this Flexybox that the ledger does not know.
+
+        That is what a lost ledger (a new laptop, a cleaned profile) or a
+        colleague's ledger looks like (issue #11): the result sheet is then
+        the only record of what was issued, and the way on is to adopt it.
+
+        Raises:
+            InputFileError: such a result sheet lies beside the input.
+        """
+        beside = existing_result(default_output_path(source.path, "result"))
+        if beside is None or not beside.readable or self.journal.get_batch(beside.batch_id) is not None:
+            return
+        if beside.target not in (None, self.target.name):
+            return  # another Flexybox's (e.g. the sandbox's) result sheet: it is kept, and this run writes beside it
+        raise InputFileError(
+            f"{beside.path.name} beside {source.path.name} records batch {beside.batch_id}, which the ledger "
+            f"{self.journal.path} does not know: it was issued with another ledger (another laptop, or a ledger that was "
+            f"lost). Nothing was issued now. To finish that batch with its own ids, run: flexybulk retry {beside.path} "
+            "(it adopts the batch from the sheet). Or use the ledger that issued it (--ledger), or move the old result "
+            "sheet away if it is obsolete.")
+
+    def _result_path(self, source: Input, output: Path | None, batch_id: str | None) -> Path:
+        """Where the result sheet goes: never over a result sheet of another batch, nor over a file that is not one.
+
+        A result sheet given back is updated in place; ``--output`` is used as
+        given unless it holds something else (then refused); the default
+        ``FILE.result.xlsx`` steps aside to ``FILE (2).result.xlsx`` and so on
+        when it holds another batch's result sheet or a file it cannot read.
+
+        Raises:
+            ConfigError: ``output`` exists and is not this batch's result sheet.
+        """
+        if source.batch_id and output is None:
+            return source.path
+        if output is not None:
+            existing = existing_result(output)
+            if existing is not None and (batch_id is None or existing.batch_id != batch_id):
+                what = (f"the result sheet of batch {existing.batch_id}" if existing.readable
+                        else "a file that is not a result sheet of this batch")
+                raise ConfigError(f"{output} exists and is {what}; it is not overwritten (issue nothing over it). "
+                                  "Choose another --output, or move that file away.")
+            return output
+        default = default_output_path(source.path, "result")
+        path, n = default, 2
+        while (existing := existing_result(path)) is not None and (batch_id is None or existing.batch_id != batch_id):
+            path, n = numbered_path(default, "result", n), n + 1
+        return path
 
     def decline(self, prepared: Prepared) -> Outcome:
         """The person said no: a batch planned by this run leaves nothing behind (it sent nothing)."""
@@ -397,8 +552,8 @@ class Issuing:
             stop: threading.Event | None = None) -> Outcome:
         """Issue the prepared batch if ``decision`` allows it, then write its result sheet.
 
-        Not confirmed (or a reissue not confirmed separately): nothing is
-        sent and the outcome says ``declined``. Otherwise rows run
+        Not confirmed (or a reissue or near-duplicates not confirmed
+        separately): nothing is sent and the outcome says ``declined``. Otherwise rows run
         ``workers`` at a time; ``progress`` gets each finished row (from a
         worker thread); setting ``stop`` (or Ctrl-C in the calling thread)
         takes no new rows, lets the calls in flight finish and leaves the
@@ -413,6 +568,8 @@ class Issuing:
             raise ValueError("a blocked batch cannot run; correct its invalid rows first")
         if prepared.reissue and not decision.reissue_confirmed:
             return self.decline(prepared)
+        if prepared.near and not decision.near_confirmed:
+            return self.decline(prepared)
         if prepared.needs_confirmation and not decision.confirmed:
             return self.decline(prepared)
         from .audit import AuditLog, audit_path
@@ -421,6 +578,8 @@ class Issuing:
         for r in plan.rows:
             if r.action == "skip":
                 journal.finish_row(plan.batch.id, r.row_number, RowStatus.SKIPPED, error=r.message)
+            elif r.action == "held":
+                journal.finish_row(plan.batch.id, r.row_number, RowStatus.PENDING, error=r.message)
         audit = AuditLog(audit_path(journal.path, plan.batch.id))
         audit.run_started(command=prepared.command, input_path=str(prepared.input.path.resolve()),
                           sha256=prepared.input.sheet.sha256, batch_id=plan.batch.id,
@@ -437,6 +596,7 @@ class Issuing:
         try:
             report = runner.run(plan)
             outcome.sent, outcome.interrupted, outcome.fatal = report.outcomes, report.interrupted, report.fatal
+            outcome.already = report.already
         finally:
             self.client.on_call = None
             outcome.records = {r.row_number: r for r in journal.rows(plan.batch.id)}
@@ -458,6 +618,22 @@ def write_result(prepared: Prepared, records: dict[int, RowRecord], ledger_path:
     return write_output(sheet, prepared.output)
 
 
+def over_limit(totals: Totals, limits: dict[str | None, Decimal]) -> str | None:
+    """``"12,500.00 DKK (limit 10,000.00 DKK)"`` for every currency over its limit, or ``None``.
+
+    ``limits`` maps a currency (or ``None``: every currency) to the most that
+    may be issued in it, as ``Decimal``.
+    """
+    from .validate import format_money
+
+    over = []
+    for currency, amount in sorted(totals.amounts.items()):
+        limit = limits.get(currency, limits.get(None))
+        if limit is not None and amount > limit:
+            over.append(f"{format_money(amount)} {currency} (limit {format_money(limit)} {currency})")
+    return ", ".join(over) or None
+
+
 # -- what the ledger knows ----------------------------------------------------------
 
 
@@ -468,6 +644,7 @@ class BatchStatus:
     ledger: Path
     batch: BatchRecord | None
     rows: list[RowRecord] = field(default_factory=list)
+    exists: bool = True  # False: the ledger file does not exist (nothing was issued with it)
 
     @property
     def counts(self) -> Counter:
@@ -488,6 +665,8 @@ class BatchStatus:
 def batch_status(path: Path | str, ledger: Path, *, target: str | None = None) -> BatchStatus:
     """What ``ledger`` knows of the batch of ``path`` (an input file or a result sheet). Reads nothing from Flexybox.
 
+    A ledger that does not exist is not created (``exists=False``).
+
     A result sheet names its batch; another file is matched by its SHA-256
     (the latest batch, of ``target`` if given).
 
@@ -499,7 +678,9 @@ def batch_status(path: Path | str, ledger: Path, *, target: str | None = None) -
     from .sheet import ReadOptions, read_sheet
 
     path = Path(path)
-    with Journal(ledger) as journal:
+    if not Path(ledger).exists():
+        return BatchStatus(Path(ledger), None, exists=False)  # status never creates a ledger (issue #11)
+    with Journal(ledger, create=False) as journal:
         batch = None
         try:
             batch_id, _ = result_sheet_batch(read_sheet(path, ReadOptions()))
@@ -515,12 +696,14 @@ def batch_status(path: Path | str, ledger: Path, *, target: str | None = None) -
 
 
 def list_batches(ledger: Path) -> list[BatchStatus]:
-    """Every batch of ``ledger``, newest first, with its rows.
+    """Every batch of ``ledger``, newest first, with its rows (none when the ledger does not exist; it is not created).
 
     Raises:
         JournalError: the ledger cannot be opened.
     """
-    with Journal(ledger) as journal:
+    if not Path(ledger).exists():
+        return []
+    with Journal(ledger, create=False) as journal:
         return [BatchStatus(journal.path, b, journal.rows(b.id)) for b in reversed(journal.batches())]
 
 

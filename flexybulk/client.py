@@ -18,6 +18,14 @@ Retrying the commit is safe **only** because the external payment id is fixed
 before the first attempt: the vendor documents that a second post with the
 same payment id is ignored. Never generate a new payment id inside a retry.
 
+What a call's attempts tell is kept across them (issue #11): if any attempt
+may have been carried out (its answer lost, a read timeout, a 5xx), the final
+error says so (``ApiError.outcome_unknown``, and
+``earlier_outcome_unknown`` when it was not the last attempt), whatever a
+later attempt was answered. A commit whose answer was lost and whose retry
+was refused "already committed" did happen; :func:`says_already_committed`
+recognises that answer.
+
 Money goes over the wire as exact JSON numbers from ``Decimal`` (simplejson's
 ``use_decimal``) and comes back as ``Decimal``: no float ever touches it.
 """
@@ -37,9 +45,13 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 from urllib3.util.retry import Retry
 
+from .answers import certificate_numbers, parse_catalogue, says_already_committed, server_message
 from .errors import ApiError, AuthError, ConflictError, NotFoundError
 from .model import Catalogue, CatalogueItem
 from .settings import Settings
+
+# Read here, re-exported for callers of the client (the runner, the template, tests).
+__all__ = ["CallRecord", "FlexyboxClient", "Throttle", "certificate_numbers", "parse_catalogue", "says_already_committed"]
 
 USER_AGENT = "flexybulk/0.1 (+python-requests)"
 
@@ -111,91 +123,31 @@ class Throttle:
 
 
 class _Retryable(ApiError):
-    """An attempt that failed in a way worth retrying (internal)."""
+    """An attempt that failed in a way worth retrying (internal); ``reason`` says how, in a few words."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+    def __init__(self, message: str, *, reason: str, retry_after: float | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
+        self.reason = reason
         self.retry_after = retry_after
 
 
-def _lower_keys(obj: dict) -> dict:
-    return {str(k).lower(): v for k, v in obj.items()}
+def _final_error(cls: type[ApiError], text: str, last: ApiError, tried: list[ApiError], notes: list[str]) -> ApiError:
+    """The error a call ends with: the last attempt's status and message, and what every attempt tells.
 
-
-def _server_message(body: Any, text: str) -> str | None:
-    """Pull a human message out of an error body (JSON or text), field name included."""
-    if isinstance(body, dict):
-        low = _lower_keys(body)
-        msg = None
-        for key in ("message", "error", "detail", "title", "error_description"):
-            if isinstance(low.get(key), str) and low[key].strip():
-                msg = low[key].strip()
-                break
-        if msg is None and low.get("errors"):
-            msg = simplejson.dumps(low["errors"], ensure_ascii=False, use_decimal=True)
-        field = low.get("field")
-        if msg and isinstance(field, str) and field and field.lower() not in msg.lower():
-            msg = f"{field}: {msg}"
-        if msg:
-            return msg[:500]
-    text = (text or "").strip()
-    return text[:300] or None
-
-
-def parse_catalogue(payload: Any, what: str) -> list[CatalogueItem]:
-    """Read a catalogue list from a bare JSON list or an OData ``value`` envelope.
-
-    Field names are matched without regard to case; only ``Id`` and ``Name``
-    are required (``shared/flexybox-api.md`` part A/B). An ``IsActive`` or
-    ``Active`` field that is ``false`` marks the item inactive. Ids are kept
-    exactly as received (a GUID string, or a JSON number).
-
-    Raises:
-        ApiError: the payload is not a list of objects with an id and a name.
+    ``tried`` is every failed attempt of the call in order (``last`` is
+    ``tried[-1]``). The call's outcome is unknown if *any* attempt's was: a
+    refusal of a retry does not undo an earlier attempt that may have been
+    carried out (issue #11). Only a call none of whose attempts left is "not sent".
     """
-    items = payload
-    if isinstance(payload, dict):
-        low = _lower_keys(payload)
-        items = low.get("value")
-    if not isinstance(items, list):
-        raise ApiError(f"The {what} list from Flexybox has an unexpected shape (neither a list nor an OData 'value' list).")
-    result = []
-    for raw in items:
-        if not isinstance(raw, dict):
-            raise ApiError(f"The {what} list from Flexybox holds a non-object entry: {raw!r:.80}.")
-        low = _lower_keys(raw)
-        ident, name = low.get("id"), low.get("name")
-        if ident is None or not isinstance(name, str):
-            raise ApiError(f"A {what} from Flexybox lacks an Id or a Name: {simplejson.dumps(raw, use_decimal=True)[:200]}.")
-        active = low.get("isactive", low.get("active", True))
-        result.append(CatalogueItem(id=ident, name=name, active=active is not False, raw=raw))
-    return result
-
-
-def certificate_numbers(order: Any) -> list[str]:
-    """The gift certificate numbers in a commit answer, if it lists any.
-
-    Looks for a ``GiftCertificates`` list (any case, possibly nested one level
-    as the order body is) whose items carry ``Number``, ``CertificateNumber``,
-    ``GiftCertificateNumber`` or ``Code``. The vendor article does not say
-    what the commit answers, so an answer without numbers is not an error.
-    """
-    if not isinstance(order, dict):
-        return []
-    low = _lower_keys(order)
-    certs = low.get("giftcertificates")
-    if isinstance(certs, dict):
-        certs = _lower_keys(certs).get("giftcertificates")
-    numbers = []
-    if isinstance(certs, list):
-        for cert in certs:
-            if isinstance(cert, dict):
-                c = _lower_keys(cert)
-                for key in ("number", "certificatenumber", "giftcertificatenumber", "code"):
-                    if c.get(key) not in (None, ""):
-                        numbers.append(str(c[key]))
-                        break
-    return numbers
+    earlier = [(number, e) for number, e in enumerate(tried[:-1], 1) if e.outcome_unknown]
+    if earlier and not last.outcome_unknown:
+        number, first = earlier[0]
+        notes = [*notes, f"attempt {number} may have been carried out: {getattr(first, 'reason', first)}"]
+    if notes:
+        text += f" ({'; '.join(notes)})"
+    return cls(text, status=last.status, server_message=last.server_message, method=last.method, url=last.url,
+               outcome_unknown=last.outcome_unknown or bool(earlier), earlier_outcome_unknown=bool(earlier),
+               not_sent=all(e.not_sent for e in tried), response_body=last.response_body)
 
 
 class FlexyboxClient:
@@ -213,7 +165,8 @@ class FlexyboxClient:
     Every method raises :class:`~flexybulk.errors.ApiError` (or its
     subclasses ``AuthError`` for 401/403, ``NotFoundError`` for 404,
     ``ConflictError`` for 409) when the call fails for good; the error keeps
-    the status, the server's message and whether the outcome is unknown.
+    the last attempt's status, message and answer, and whether any attempt's
+    outcome is unknown (see the module docstring).
     """
 
     def __init__(self, settings: Settings, on_call: Callable[[CallRecord], None] | None = None,
@@ -327,10 +280,11 @@ class FlexyboxClient:
         except requests.exceptions.ConnectTimeout:
             self._record(CallRecord(method, path, None, time.monotonic() - started, attempt, "connect timeout"))
             raise _Retryable(f"{where}: could not connect to {_host(url)} within {self.settings.connect_timeout:g} s. {_CHECK}",
-                             method=method, url=url, outcome_unknown=False, not_sent=True) from None
+                             reason="connect timeout", method=method, url=url, outcome_unknown=False, not_sent=True) from None
         except requests.exceptions.Timeout:
             self._record(CallRecord(method, path, None, time.monotonic() - started, attempt, "read timeout"))
-            raise _Retryable(f"{where}: no answer within {self.settings.read_timeout:g} s.", method=method, url=url, outcome_unknown=True) from None
+            raise _Retryable(f"{where}: no answer within {self.settings.read_timeout:g} s.", reason=f"no answer within {self.settings.read_timeout:g} s",
+                             method=method, url=url, outcome_unknown=True) from None
         except requests.exceptions.ConnectionError as exc:
             # Refused or unresolvable: the request never left. Anything else
             # (connection closed mid-answer) means the server may have done the work.
@@ -338,7 +292,7 @@ class FlexyboxClient:
             reason = "could not connect" if never_sent else "the connection closed before an answer arrived"
             self._record(CallRecord(method, path, None, time.monotonic() - started, attempt, reason))
             text = f"{where}: could not connect to {_host(url)}. {_CHECK}" if never_sent else f"{where}: {reason}."
-            raise _Retryable(text, method=method, url=url, outcome_unknown=not never_sent, not_sent=never_sent) from None
+            raise _Retryable(text, reason=reason, method=method, url=url, outcome_unknown=not never_sent, not_sent=never_sent) from None
         except requests.exceptions.RequestException as exc:
             self._record(CallRecord(method, path, None, time.monotonic() - started, attempt, type(exc).__name__))
             raise ApiError(f"{where}: {type(exc).__name__}.", method=method, url=url, outcome_unknown=True) from None
@@ -353,19 +307,19 @@ class FlexyboxClient:
             if resp.content and payload is None:
                 raise ApiError(f"{where} answered {status} with a body that is not JSON.", status=status, method=method, url=url, outcome_unknown=True)
             return payload if payload is not None else {}
-        message = _server_message(payload, resp.text)
+        message = server_message(payload, resp.text)
         self._record(CallRecord(method, path, status, seconds, attempt, message))
         text = f"{where} answered {status} {resp.reason or ''}".rstrip()
         if message:
             text += f": {message}"
-        kw = dict(status=status, server_message=message, method=method, url=url)
+        kw = dict(status=status, server_message=message, method=method, url=url, response_body=payload)
         if status == 429:
             retry_after = _retry_after(resp.headers.get("Retry-After"))
             self.throttle.pause(retry_after if retry_after is not None else self.settings.backoff)
-            raise _Retryable(text, retry_after=retry_after, outcome_unknown=False, **kw)
+            raise _Retryable(text, reason="answered 429", retry_after=retry_after, outcome_unknown=False, **kw)
         if status in RETRYABLE_STATUSES:
             # A real server may have done the work before failing: assume it might have.
-            raise _Retryable(text, outcome_unknown=True, **kw)
+            raise _Retryable(text, reason=f"answered {status}", outcome_unknown=True, **kw)
         if status in (401, 403):
             raise AuthError(
                 f"Flexybox refused the token ({status}) on {where}. Check FLEXYBOX_TOKEN "
@@ -386,15 +340,23 @@ class FlexyboxClient:
             sleep=self._sleep,
             reraise=True,
         )
+        tried: list[ApiError] = []  # every failed attempt of this call, in order
         try:
             for attempt in retrying:
                 with attempt:
-                    return self._send_once(method, url, path, body, attempt.retry_state.attempt_number)
+                    try:
+                        return self._send_once(method, url, path, body, attempt.retry_state.attempt_number)
+                    except ApiError as exc:
+                        tried.append(exc)
+                        raise
         except _Retryable as exc:
-            suffix = f" (gave up after {attempts} attempt{'s' if attempts != 1 else ''})"
-            raise ApiError(str(exc) + suffix, status=exc.status, server_message=exc.server_message,
-                           method=exc.method, url=exc.url, outcome_unknown=exc.outcome_unknown,
-                           not_sent=exc.not_sent) from None
+            gave_up = f"gave up after {attempts} attempt{'s' if attempts != 1 else ''}"
+            raise _final_error(ApiError, str(exc), exc, tried, [gave_up]) from None
+        except ApiError as exc:
+            if any(e.outcome_unknown for e in tried[:-1]):
+                # A definite answer (a 409, say) to a retry, after an attempt that may have gone through.
+                raise _final_error(type(exc), str(exc), exc, tried, []) from None
+            raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- the vendor's calls ------------------------------------------------

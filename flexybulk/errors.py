@@ -12,6 +12,7 @@ run reports every problem of every row at once.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -25,6 +26,8 @@ class ExitCode(IntEnum):
     """Bad usage or configuration: missing token, bad URL, rejected credentials."""
     INTERRUPTED = 130
     """Stopped by Ctrl-C (128 + SIGINT)."""
+    TERMINATED = 143
+    """Stopped by SIGTERM (128 + SIGTERM), as cleanly as by Ctrl-C."""
 
 
 class FlexybulkError(Exception):
@@ -62,11 +65,18 @@ class ApiError(FlexybulkError):
         server_message: the server's own message from the response body, if any.
         method, url: the request that failed (never with the token).
         outcome_unknown: ``True`` when the request may have been carried out
-            by the server although no answer arrived (timeout, dropped
-            connection, 5xx after the body was sent): a rerun with the same
-            ids settles it.
-        not_sent: ``True`` when the request certainly never reached the
+            by the server although no answer said so (timeout, dropped
+            connection, 5xx after the body was sent), in *any* attempt of the
+            call: a later attempt's refusal does not undo an earlier attempt
+            that may have gone through (issue #11). A rerun with the same ids
+            settles it.
+        earlier_outcome_unknown: ``True`` when an attempt *before the last*
+            may have been carried out; ``status`` and ``server_message`` are
+            the last attempt's (a ``409`` after a lost answer, say).
+        not_sent: ``True`` when no attempt of the call can have reached the
             server (connection refused, name not found, connect timeout).
+        response_body: the last attempt's answer as parsed JSON (``Decimal``
+            numbers), or ``None`` (no answer, or not JSON).
     """
 
     def __init__(
@@ -79,9 +89,13 @@ class ApiError(FlexybulkError):
         url: str | None = None,
         outcome_unknown: bool = False,
         not_sent: bool = False,
+        earlier_outcome_unknown: bool = False,
+        response_body: Any = None,
     ) -> None:
         super().__init__(message)
         self.not_sent = not_sent
+        self.earlier_outcome_unknown = earlier_outcome_unknown
+        self.response_body = response_body
         self.status = status
         self.server_message = server_message
         self.method = method
@@ -103,10 +117,20 @@ class NotFoundError(ApiError):
     """404: the server does not know the sales order (or other resource)."""
 
 
+class SpendingLimit(FlexybulkError):
+    """A run would issue more than ``--max-total`` allows; nothing was issued (issue #11)."""
+
+    exit_code = ExitCode.ROWS_FAILED
+
+
 class JournalError(FlexybulkError):
     """The ledger database cannot be opened, has an unknown schema, or is corrupt."""
 
     exit_code = ExitCode.USAGE
+
+
+class LedgerMissing(JournalError):
+    """A ledger named with ``--ledger`` or ``$FLEXYBULK_LEDGER`` does not exist (and ``--new-ledger`` was not given)."""
 
 
 class LedgerBusy(JournalError):

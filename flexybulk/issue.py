@@ -1,25 +1,24 @@
-"""Issuing: plan a batch against the ledger, then run each row through the vendor's flow.
+"""Running a planned batch: each row through the vendor's flow, ``workers`` rows at a time.
 
 The flow per row (vendor help article, ``shared/flexybox-api.md`` part A):
 PUT the customer -> PUT the sales order -> POST the commit with one external
-payment. Every id is chosen and recorded in the ledger before the first call
-that uses it (``journal.Journal.create_batch``), and each step is recorded
-(``Journal.set_step``): the commit step, with the payment amount and the
-content committed, is on disk before the commit is sent; the customer and
-sales order steps, whose PUTs are idempotent by those ids, are not waited for.
+payment. Every id was chosen and recorded in the ledger at planning
+(:mod:`.planning`), and each step is recorded (``Journal.set_step``): the
+commit step, with the payment amount and the content committed, is on disk
+before the commit is sent; the customer and sales order steps, whose PUTs are
+idempotent by those ids, are not waited for.
 
-Exactly once, by construction:
-
-- A row already ISSUED (in this batch or, by fingerprint, in an earlier one)
-  is never sent again, unless the user asks to reissue and confirms.
 - An unfinished row is resumed with its recorded ids: the two PUTs are
   idempotent by id, and the commit is re-posted with the *same* external
   payment id, which the vendor ignores if it already has it.
-- An unfinished row of an earlier batch whose commit may have happened is
-  settled with that row's ids, never new ones.
+- A commit that may have reached Flexybox (in this run or an earlier one) is
+  settled only by a success, or by Flexybox saying the order is already
+  committed; a refusal of a retry leaves the row UNKNOWN at its COMMIT step
+  (issue #11; the rules are in :mod:`.outcome`).
+- A ledger record that cannot be written stops the run at once: no call goes
+  out without its record.
 
-The runner never prints: it reports through a progress callback, and the
-CLI draws the bar.
+The runner never prints: it reports through callbacks, and the faces draw.
 """
 
 from __future__ import annotations
@@ -31,278 +30,12 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from .client import FlexyboxClient, certificate_numbers
-from .errors import ApiError, AuthError, ConflictError, FlexybulkError, JournalError
-from .journal import BatchRecord, Journal, NewRow, RowRecord, Step, new_id
-from .model import Order, RowProblem, RowStatus
-from .validate import RowCheck, Totals, Validation, fingerprint
-
-
-def order_content(order: Order) -> dict:
-    """The JSON-able content of an order as the ledger records it (money as text)."""
-    return {
-        "name": order.name,
-        "email": order.email,
-        "type_id": order.type.id,
-        "type_name": order.type.name,
-        "department_id": order.department.id,
-        "department_name": order.department.name,
-        "price": str(order.price),
-        "quantity": order.quantity,
-        "currency": order.currency,
-        "country": order.country,
-        "phone": order.phone,
-        "address": order.address,
-        "postal_code": order.postal_code,
-        "city": order.city,
-    }
-
-
-def content_total(content: dict) -> Decimal:
-    """Quantity x price of a recorded order content, as ``Decimal``."""
-    return Decimal(content["price"]) * int(content["quantity"])
-
-
-def issued_totals(records: Any) -> Totals:
-    """Rows, certificates and money (per currency, ``Decimal``) of the ISSUED ledger rows among ``records``."""
-    totals = Totals()
-    for r in records:
-        if r.status == RowStatus.ISSUED and r.content:
-            totals.add_line(r.content["currency"], Decimal(r.content["price"]), int(r.content["quantity"]))
-    return totals
-
-
-def content_fingerprint(content: dict) -> str:
-    """:func:`~flexybulk.validate.fingerprint` of a recorded order content."""
-    return fingerprint(content["email"], content["type_id"], content["department_id"], Decimal(content["price"]),
-                       int(content["quantity"]), content["currency"])
-
-
-def describe_content(content: dict) -> str:
-    """``"Anna Hansen, anna@example.com, 2 × 250.00 DKK Gavekort, Webshop"``: what an order issues, in one line."""
-    price = Decimal(content["price"]).quantize(Decimal("0.01"))
-    return (f"{content['name']}, {content['email']}, {content['quantity']} × {price} {content['currency']} "
-            f"{content['type_name']}, {content['department_name']}")
-
-
-def row_state_text(rec: RowRecord) -> str:
-    """What an unfinished row's ledger record means, in plain words (its error, else its step)."""
-    if rec.error:
-        return rec.error
-    return {
-        Step.PLANNED: "not sent yet.",
-        Step.CUSTOMER: "interrupted while saving the customer; no gift certificate can have been issued. A rerun finishes it with the same ids.",
-        Step.ORDER: "interrupted while saving the sales order; no gift certificate can have been issued. A rerun finishes it with the same ids.",
-        Step.COMMIT: "interrupted while committing: the gift certificates may or may not exist. A rerun settles it with the same payment id, so it cannot issue twice.",
-    }.get(rec.step, "not finished.")
-
-
-def problems_text(problems: list[RowProblem]) -> str:
-    """All of a row's problems in one cell: ``"E-mail (B): ...; Beløb (F): ..."``."""
-    parts = []
-    for p in problems:
-        where = p.column or "row"
-        if p.column_letter:
-            where += f" ({p.column_letter})"
-        parts.append(f"{where}: {p.message}")
-    return "; ".join(parts)
-
-
-@dataclass
-class PlannedRow:
-    """What the plan decided for one input row.
-
-    ``action`` is ``"send"``, ``"done"`` (already issued in this batch),
-    ``"skip"`` (issued in an earlier batch), ``"reissue"`` (issued earlier,
-    will be issued again once confirmed) or ``"invalid"``.
-    """
-
-    row_number: int
-    action: str
-    message: str | None = None
-    earlier: RowRecord | None = None
-
-
-@dataclass
-class Plan:
-    """A batch ready to run: the ledger batch and a decision per row, in input order."""
-
-    batch: BatchRecord
-    rows: list[PlannedRow]
-    resumed: bool
-
-    def count(self, action: str) -> int:
-        """How many rows have this action."""
-        return sum(1 for r in self.rows if r.action == action)
-
-    @property
-    def to_send(self) -> list[int]:
-        """Row numbers to send, in input order."""
-        return [r.row_number for r in self.rows if r.action in ("send", "reissue")]
-
-    @property
-    def duplicates(self) -> list[PlannedRow]:
-        """Rows issued in an earlier batch (skipped, or to be reissued)."""
-        return [r for r in self.rows if r.action in ("skip", "reissue")]
-
-    @property
-    def settling(self) -> list[PlannedRow]:
-        """Rows that finish an earlier batch's unfinished row with its ids."""
-        return [r for r in self.rows if r.action == "send" and r.earlier is not None]
-
-
-def plan_batch(journal: Journal, validation: Validation, *, input_path: str, target: str, options: dict,
-               batch_id: str | None = None, allow_reissue: bool = False) -> Plan:
-    """Record (or find) the batch for ``validation``'s sheet and decide every row.
-
-    Args:
-        journal: the ledger.
-        validation: the validated input sheet.
-        input_path: the input file as the user named it (recorded).
-        target: which Flexybox (the POS base URL, or ``"sandbox"``); only
-            batches of the same target are resumed or compared.
-        options: the run's options (recorded, JSON-able).
-        batch_id: continue this batch (a result sheet names it); otherwise
-            the most recent batch made from a file with the same SHA-256 is
-            resumed, or a new batch is created (always, with ``allow_reissue``).
-        allow_reissue: rows issued in an earlier batch become ``"reissue"``
-            instead of ``"skip"`` (the caller must confirm before running).
-
-    Returns:
-        The :class:`Plan`. All ids are in the ledger when this returns.
-
-    Raises:
-        JournalError: the ledger cannot be written, or ``batch_id`` is unknown.
-    """
-    sheet = validation.sheet
-    if not sheet.sha256:
-        # Resume and duplicate protection key on the file's bytes; without them two files would look alike.
-        raise JournalError(f"Internal error: no SHA-256 for {sheet.path.name}; nothing was issued.")
-    if batch_id:
-        batch = journal.get_batch(batch_id)
-    elif allow_reissue:
-        # Reissuing needs new ids, so a new batch; rows another batch left in flight are still adopted below.
-        batch = None
-    else:
-        batch = journal.find_batch_by_sha256(sheet.sha256, target)
-    if batch_id and batch is None:
-        raise JournalError(
-            f"{sheet.path.name} names batch {batch_id}, which is not in the ledger {journal.path}. "
-            "Run it with the ledger that issued it (--ledger or FLEXYBULK_LEDGER)."
-        )
-    resumed = batch is not None
-    if batch is None:
-        customer_ids: dict[str, str] = {}
-        new_rows = [_new_row(c, customer_ids) for c in validation.checks]
-        batch = journal.create_batch(input_path=input_path, input_sha256=sheet.sha256, target=target, sheet_name=sheet.sheet_name,
-                                     options=options, rows=new_rows)
-    else:
-        _update_batch(journal, batch, validation)
-
-    records = {r.row_number: r for r in journal.rows(batch.id)}
-    decided: dict[int, PlannedRow] = {}
-    candidates: list[RowRecord] = []
-    for c in validation.checks:
-        rec = records[c.row.number]
-        if rec.status == RowStatus.ISSUED:
-            decided[rec.row_number] = PlannedRow(rec.row_number, "done", "Already issued in this batch.")
-        elif c.order is None:
-            decided[rec.row_number] = PlannedRow(rec.row_number, "invalid", problems_text(c.problems))
-        else:
-            candidates.append(rec)
-
-    _decide_duplicates(journal, batch, candidates, decided, allow_reissue)
-    rows = [decided[c.row.number] for c in validation.checks]
-    return Plan(batch, rows, resumed)
-
-
-def _new_row(check: RowCheck, customer_ids: dict[str, str]) -> NewRow:
-    if check.order is None:
-        return NewRow(check.row.number, RowStatus.INVALID, None, None, new_id(), new_id(), new_id(), problems_text(check.problems))
-    # One customer id per distinct email in the batch (issue #2).
-    cid = customer_ids.setdefault(check.order.email.casefold(), new_id())
-    return NewRow(check.row.number, RowStatus.PENDING, check.fingerprint, order_content(check.order), cid, new_id(), new_id())
-
-
-def _update_batch(journal: Journal, batch: BatchRecord, validation: Validation) -> None:
-    """Bring a resumed batch's unissued rows in line with the sheet as it is now."""
-    records = {r.row_number: r for r in journal.rows(batch.id)}
-    customer_ids = {r.content["email"].casefold(): r.customer_id for r in records.values() if r.content}
-    missing = []
-    for c in validation.checks:
-        rec = records.get(c.row.number)
-        if rec is None:
-            missing.append(_new_row(c, customer_ids))
-            continue
-        if rec.status == RowStatus.ISSUED:
-            continue  # an issued row is never re-sent, whatever was edited (issue #3)
-        if c.order is None:
-            if rec.status != RowStatus.INVALID or rec.content is not None:
-                journal.update_plan(batch.id, rec.row_number, status=RowStatus.INVALID, fingerprint=None, content=None,
-                                    error=problems_text(c.problems))
-            continue
-        content = order_content(c.order)
-        if content != rec.content or rec.status == RowStatus.INVALID:
-            email = c.order.email.casefold()
-            same_email = rec.content is not None and rec.content["email"].casefold() == email
-            cid = None if same_email else customer_ids.setdefault(email, new_id())
-            journal.update_plan(batch.id, rec.row_number, status=RowStatus.PENDING, fingerprint=c.fingerprint,
-                                content=content, customer_id=cid, error=None)
-    if missing:
-        journal.add_rows(batch.id, missing)
-
-
-def _decide_duplicates(journal: Journal, batch: BatchRecord, candidates: list[RowRecord],
-                       decided: dict[int, PlannedRow], allow_reissue: bool) -> None:
-    """Compare rows about to be sent with every earlier batch, by fingerprint (issue #3).
-
-    The k-th row of this batch with a fingerprint matches the k-th earlier
-    issued order with it, so a file that rightly holds two identical rows
-    issues the second after one earlier issue. Next, an earlier row whose
-    commit may have happened is adopted (its ids reused); only past those
-    does a row get sent with its own ids.
-    """
-    earlier = journal.rows_by_fingerprint([r.fingerprint for r in candidates if r.fingerprint], target=batch.target,
-                                          exclude_batch=batch.id)
-    position: dict[str, int] = {}
-    for rec in candidates:
-        fp = rec.fingerprint
-        k = position.get(fp, 0)
-        position[fp] = k + 1
-        group = earlier.get(fp, [])
-        issued = _unique_orders(r for r in group if r.status == RowStatus.ISSUED)
-        if k < len(issued):
-            prev = issued[k]
-            when = (prev.issued_at or prev.updated_at)[:10]
-            text = (f"Already issued on {when} in batch {prev.batch_id} (row {prev.row_number}, "
-                    f"sales order {prev.sales_order_id}).")
-            if allow_reissue:
-                decided[rec.row_number] = PlannedRow(rec.row_number, "reissue", text + " To be issued again (--allow-reissue), if you confirm.", prev)
-            else:
-                decided[rec.row_number] = PlannedRow(rec.row_number, "skip", text + " Not issued again; use --allow-reissue to issue it anyway.", prev)
-            continue
-        in_flight = _unique_orders(r for r in group if r.commit_may_have_happened)
-        j = k - len(issued)
-        if j < len(in_flight):
-            prev = in_flight[j]
-            if rec.sales_order_id != prev.sales_order_id:
-                journal.update_plan(batch.id, rec.row_number, status=RowStatus.PENDING, fingerprint=rec.fingerprint,
-                                    content=rec.content, adopt=prev)
-            decided[rec.row_number] = PlannedRow(
-                rec.row_number, "send",
-                f"Finishes row {prev.row_number} of batch {prev.batch_id} with its recorded ids (its commit may have happened).",
-                prev)
-            continue
-        decided[rec.row_number] = PlannedRow(rec.row_number, "send")
-
-
-def _unique_orders(records: Any) -> list[RowRecord]:
-    seen: set[str] = set()
-    out = []
-    for r in records:
-        if r.sales_order_id not in seen:
-            seen.add(r.sales_order_id)
-            out.append(r)
-    return out
+from .errors import ApiError, ConflictError, FlexybulkError, JournalError
+from .journal import Journal, RowRecord, Step
+from .model import RowStatus
+from .outcome import Outcome, after_failure
+from .planning import Plan
+from .records import content_fingerprint, content_total, describe_content
 
 
 @dataclass
@@ -318,6 +51,8 @@ class RunReport:
     outcomes: dict[int, RowStatus] = field(default_factory=dict)
     interrupted: bool = False
     fatal: FlexybulkError | None = None
+    already: set[int] = field(default_factory=set)
+    """Rows that Flexybox already held committed under their ids (issued by another ledger): nothing new was issued."""
 
 
 class BatchRunner:
@@ -355,6 +90,7 @@ class BatchRunner:
         # grinding through every remaining row's back-off would only waste the user's time.
         self._unreachable = 0
         self._unreachable_lock = threading.Lock()
+        self._already: set[int] = set()
 
     def stop(self) -> None:
         """Stop taking new rows; rows in flight finish."""
@@ -417,10 +153,15 @@ class BatchRunner:
                         except KeyboardInterrupt:
                             continue  # a second Ctrl-C: the calls in flight still finish, so nothing is lost
         finally:
-            self.journal.flush()
+            try:
+                self.journal.flush()
+            except JournalError as exc:  # outcomes that could not be written: the run's end, said once
+                if self._fatal is None:
+                    self._fatal = exc
         for fut in futures:
             fut.result()  # re-raises a worker's surprise, after the rows in flight finished
         report.fatal = self._fatal
+        report.already = set(self._already)
         if self._stop.is_set() and self._fatal is None:
             report.interrupted = True
         return report
@@ -430,17 +171,28 @@ class BatchRunner:
             return RowStatus.PENDING
         try:
             outcome = self._flow(rec)
-        except AuthError as exc:
+        except JournalError as exc:
+            # A record that could not be written (disk full, read-only) means the next call would go out with
+            # nothing on disk to settle it by: stop at once. This row's call waiting for the record was not sent.
             self._fatal = exc
             self._stop.set()
-            self.journal.finish_row(rec.batch_id, rec.row_number, RowStatus.PENDING, wait=False,
-                                    error="Not finished: Flexybox refused the token. Fix the token and rerun.")
             self.progress(RowStatus.PENDING)
-            self.on_row(rec, RowStatus.PENDING, "Not finished: Flexybox refused the token. Fix the token and rerun.")
+            self.on_row(rec, RowStatus.PENDING, str(exc))
             return RowStatus.PENDING
         except Exception as exc:  # one row's surprise must not stop the batch or lose its record
-            outcome = _Outcome(RowStatus.UNKNOWN, f"Unexpected error ({type(exc).__name__}: {exc}). A rerun settles this row safely with the same ids.")
+            outcome = Outcome(RowStatus.UNKNOWN, f"Unexpected error ({type(exc).__name__}: {exc}). A rerun settles this row safely with the same ids.",
+                              commit_reached=rec.commit_may_have_happened)
         status = outcome.status
+        if outcome.already:
+            self._already.add(rec.row_number)
+        if outcome.fatal is not None:  # a rejected token: take no more rows
+            self._fatal = outcome.fatal
+            self._stop.set()
+            self.journal.finish_row(rec.batch_id, rec.row_number, status, error=outcome.error, wait=False,
+                                    commit_reached=outcome.commit_reached)
+            self.progress(status)
+            self.on_row(rec, status, outcome.error)
+            return status
         with self._unreachable_lock:
             self._unreachable = self._unreachable + 1 if outcome.unreachable else 0
             if self._unreachable >= max(3, self.workers) and self._fatal is None:
@@ -453,16 +205,19 @@ class BatchRunner:
         # worker's next step record (same transaction) or at the end of run() (Journal.flush).
         self.journal.finish_row(rec.batch_id, rec.row_number, status, error=outcome.error,
                                 certificate_numbers=outcome.numbers, settles=rec.settles, wait=False,
-                                content=outcome.content,
+                                content=outcome.content, commit_reached=outcome.commit_reached,
                                 fingerprint=content_fingerprint(outcome.content) if outcome.content else None)
         self.progress(status)
         self.on_row(rec, status, outcome.error)
         return status
 
-    def _flow(self, rec: RowRecord) -> "_Outcome":
+    def _flow(self, rec: RowRecord) -> Outcome:
         c = rec.content
         note = None
-        if rec.commit_may_have_happened and rec.commit_content is not None:
+        # A commit sent by an earlier run that nothing settled: only a success may settle it now, never a
+        # refusal (outcome.after_failure), and the ledger keeps the row at COMMIT until then.
+        sent_before = rec.commit_may_have_happened
+        if sent_before and rec.commit_content is not None:
             # The commit may already have gone through with the content it was sent for. Settle exactly
             # that (same order body, same payment id and amount): sending edited values under these ids
             # could leave the ledger saying something other than what was issued.
@@ -473,27 +228,43 @@ class BatchRunner:
             c = rec.commit_content
         total = content_total(c)
         step = "customer"
+        already = False  # Flexybox held the order committed before this run (see below)
         try:
             # The customer and sales order PUTs are idempotent by ids that are on disk since planning, so
             # their step records need not be on disk before the call (one sync less per row each, issue #4):
             # lost in a crash, a rerun repeats the PUTs with the same ids. The commit's record must be.
-            self.journal.set_step(rec.batch_id, rec.row_number, Step.CUSTOMER, wait=False)
+            # A row whose commit may have happened keeps its COMMIT step meanwhile, so that a crash or a
+            # failure here cannot make it look as if no commit had ever been sent.
+            if not sent_before:
+                self.journal.set_step(rec.batch_id, rec.row_number, Step.CUSTOMER, wait=False)
             self.client.put_customer(
                 rec.customer_id, full_name=c["name"], email=c["email"], phone=c.get("phone"),
                 street_address=c.get("address"), postal_code=c.get("postal_code"),
                 postal_district=c.get("city"), country_code=c.get("country"),
             )
             step = "sales order"
-            self.journal.set_step(rec.batch_id, rec.row_number, Step.ORDER, wait=False)
+            if not sent_before:
+                self.journal.set_step(rec.batch_id, rec.row_number, Step.ORDER, wait=False)
             body = FlexyboxClient.sales_order_body(
                 rec.sales_order_id, customer_id=rec.customer_id, department_id=c["department_id"],
                 gift_certificate_type_id=c["type_id"], quantity=int(c["quantity"]), price=Decimal(c["price"]),
                 currency=c["currency"],
             )
             try:
-                self.client.put_sales_order(body)
-            except ConflictError:
-                if rec.payment_amount is None or rec.commit_content is None:
+                answer = self.client.put_sales_order(body)
+                # No commit of ours was ever recorded for this row, yet Flexybox holds the order committed: another run
+                # of this very file (another ledger or laptop; the ids are derived from the file) committed it.
+                already = rec.payment_amount is None and _is_committed(answer)
+            except ConflictError as exc:
+                if rec.payment_amount is None:
+                    # The ids are this file's own (derived_id): only another run of the same file, from another
+                    # ledger, can have committed an order under them, with other values (other options, another
+                    # catalogue). Its gift certificates exist; sending anything else would be a second issue.
+                    return Outcome(RowStatus.SKIPPED, (
+                        f"Already committed in Flexybox under this row's ids (sales order {rec.sales_order_id}) by another "
+                        f"run of this file, with other values ({exc.server_message or exc}); nothing was issued now. "
+                        "Another ledger or laptop issued it: check that sales order in Flexybox."), already=True)
+                if rec.commit_content is None:
                     raise
                 # The order was committed by an earlier attempt of ours, with the content recorded then.
                 # Re-post that commit (same payment id, same amount): the vendor ignores the repeat and
@@ -507,32 +278,25 @@ class BatchRunner:
             # before the first attempt: the vendor ignores a second post with the same payment id.
             answer = self.client.commit_sales_order(rec.sales_order_id, payment_id=rec.payment_id, amount=total,
                                                     payment_type=self.payment_type)
-            return _Outcome(RowStatus.ISSUED, note, certificate_numbers(answer), None if c == rec.content else c)
-        except AuthError:
-            raise
-        except ApiError as exc:
-            if exc.not_sent:
-                # Never reached Flexybox: not a refusal, nothing to correct. The row simply is not finished.
-                return _Outcome(RowStatus.PENDING, f"Not sent: {exc} Nothing was issued for this row; "
-                                "rerun (flexybulk retry on the result sheet) when Flexybox can be reached.", unreachable=True)
-            if exc.outcome_unknown:
-                if step == "commit":
-                    text = (f"The commit's outcome is unknown: {exc}. The gift certificates may or may not exist. "
-                            "Rerun (flexybulk retry on the result sheet): the same payment id is re-posted, so it cannot issue twice.")
-                else:
-                    text = (f"The {step} call's outcome is unknown: {exc}. No gift certificate can have been issued yet; "
-                            "rerun (flexybulk retry on the result sheet) to finish it with the same ids.")
-                return _Outcome(RowStatus.UNKNOWN, text)
-            text = f"Flexybox refused the {step}: {exc}. Nothing was issued for this row. Correct the row in the result sheet and run flexybulk retry on it."
-            return _Outcome(RowStatus.FAILED, text)
+            if already:
+                note = ("Already committed in Flexybox before this run, under the same ids: another ledger or laptop issued "
+                        "this file. Nothing new was issued; the certificate numbers are the existing ones.")
+            return Outcome(RowStatus.ISSUED, note, certificate_numbers(answer), None if c == rec.content else c, already=already)
+        except ApiError as exc:  # a rejected token too: after_failure marks it fatal
+            outcome = after_failure(step, exc, sales_order_id=rec.sales_order_id, commit_sent_before=sent_before,
+                                    note=note, content=None if c == rec.content else c)
+            outcome.already = already and outcome.status == RowStatus.ISSUED
+            return outcome
 
 
-@dataclass
-class _Outcome:
-    """What one row's flow ended with; ``content`` is set when what was committed differs from the ledger's content."""
+def _is_committed(order: Any) -> bool:
+    """True when a sales order answer says the order is committed (``"Status": "Committed"``, any case).
 
-    status: RowStatus
-    error: str | None = None
-    numbers: list[str] = field(default_factory=list)
-    content: dict | None = None
-    unreachable: bool = False
+    The vendor's article does not say what the PUT answers; the sandbox answers
+    the order with its status (``shared/flexybox-api.md`` part B). An answer
+    without a status says nothing, and the row is then simply issued.
+    """
+    if not isinstance(order, dict):
+        return False
+    status = next((v for k, v in order.items() if str(k).lower() == "status"), None)
+    return isinstance(status, str) and status.strip().lower() == "committed"

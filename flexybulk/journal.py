@@ -50,10 +50,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from .errors import JournalError, LedgerBusy
+from .errors import JournalError, LedgerBusy, LedgerMissing
 from .model import RowStatus
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LEDGER_ENV = "FLEXYBULK_LEDGER"
 
 _SCHEMA = """
@@ -66,7 +66,9 @@ CREATE TABLE batches (
     os_user       TEXT,
     options       TEXT NOT NULL DEFAULT '{}',
     created_at    TEXT NOT NULL,
-    updated_at    TEXT NOT NULL
+    updated_at    TEXT NOT NULL,
+    id_salt       TEXT,
+    web_user      TEXT
 );
 CREATE INDEX batches_by_sha ON batches (input_sha256, target);
 
@@ -88,9 +90,11 @@ CREATE TABLE rows (
     created_at          TEXT NOT NULL,
     updated_at          TEXT NOT NULL,
     issued_at           TEXT,
+    near_key            TEXT,
     PRIMARY KEY (batch_id, row_number)
 );
 CREATE INDEX rows_by_fingerprint ON rows (fingerprint);
+CREATE INDEX rows_by_near_key ON rows (near_key);
 CREATE INDEX rows_by_order ON rows (sales_order_id);
 
 CREATE TABLE events (
@@ -129,6 +133,54 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+def ledger_write_error(path: Path, exc: BaseException) -> JournalError:
+    """The user's message for a ledger write that failed: the file, the cause in plain words, what to do.
+
+    SQLite's own words ("database or disk is full", "attempt to write a
+    readonly database") are kept in brackets, after ours.
+    """
+    text = str(exc)
+    low = text.lower()
+    if "full" in low:
+        cause = "the disk is full"
+    elif "readonly" in low or "read-only" in low:
+        cause = "the file or its folder is read-only"
+    elif "locked" in low or "busy" in low:
+        cause = "another program holds the database locked"
+    elif "i/o" in low:
+        cause = "the disk reported an error"
+    else:
+        cause = "the database refused the write"
+    return JournalError(
+        f"The ledger {path} could not be written: {cause} ({text}). Nothing was sent after this record failed. "
+        "Free disk space or make the ledger writable, then rerun: unfinished rows finish with their recorded ids.")
+
+
+def ledger_choice(ledger: Path | str | None, *, sandbox: bool = False) -> tuple[Path, bool]:
+    """The ledger a command uses, and whether the person named it (issue #11: never a silent new ledger).
+
+    ``ledger`` is the path given with ``--ledger`` (or ``None``); ``$FLEXYBULK_LEDGER``
+    counts as named too. Only the default ledger in the user's data folder
+    may be created without being asked for: a named path that does not exist
+    is more likely a typo than a wish for an empty ledger.
+    """
+    if ledger:
+        return Path(ledger).expanduser(), True
+    return default_ledger_path(sandbox=sandbox), bool(os.environ.get(LEDGER_ENV))
+
+
+def near_key(content: dict | None) -> str | None:
+    """The key under which two orders count as near-duplicates: the same email (case-folded) and gift certificate type.
+
+    Two rows with this key but other amounts or quantities are what a
+    corrected copy of a file looks like (issue #11): the person would get a
+    second gift certificate of the same type.
+    """
+    if not content or not content.get("email"):
+        return None
+    return f"{str(content['email']).casefold()}\x1f{json.dumps(content.get('type_id'), sort_keys=True)}"
+
+
 def default_ledger_path(sandbox: bool = False) -> Path:
     """``$FLEXYBULK_LEDGER``, else a file in the user's data folder (platformdirs).
 
@@ -151,8 +203,12 @@ class BatchRecord:
     """A batch as recorded: one input file issued under one batch id.
 
     ``target`` names the Flexybox the batch was issued against (the POS base
-    URL, or ``"sandbox"``): resume and duplicate protection only ever compare
-    batches of the same target, so sandbox runs never hide real issues.
+    URL in its canonical spelling, or ``"sandbox"``): resume and duplicate
+    protection only ever compare batches of the same target, so sandbox runs
+    never hide real issues. ``id_salt`` is ``None`` when the batch's ids are
+    derived from the file (the same file issued anywhere sends the same ids),
+    else the random salt of a deliberate reissue. ``web_user`` is the web
+    page's user who started it, if any.
     """
 
     id: str
@@ -164,6 +220,8 @@ class BatchRecord:
     options: dict
     created_at: str
     updated_at: str
+    id_salt: str | None = None
+    web_user: str | None = None
 
 
 @dataclass
@@ -205,7 +263,8 @@ class RowRecord:
 
         The step stays COMMIT whatever the row's status becomes later (an
         edit may even make it INVALID), until an answer settles it: ISSUED,
-        or a definite refusal, which steps back to ORDER (:meth:`Journal.finish_row`).
+        or a definite refusal of a commit none of whose attempts may have
+        reached Flexybox, which steps back to ORDER (:meth:`Journal.finish_row`).
         """
         return self.step == Step.COMMIT and self.status != RowStatus.ISSUED
 
@@ -222,6 +281,12 @@ class NewRow:
     sales_order_id: str
     payment_id: str
     error: str | None = None
+    # An adopted result sheet's row arrives part-way (issue #11): how far it got, as its sheet says.
+    step: Step = Step.PLANNED
+    payment_amount: str | None = None
+    commit_content: dict | None = None
+    certificate_numbers: list[str] | None = None
+    issued_at: str | None = None
 
 
 _ROW_COLUMNS = (
@@ -263,8 +328,14 @@ class Journal:
             too long, or has a schema version this flexybulk does not know.
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, create: bool = True) -> None:
         self.path = Path(path)
+        if not create and not self.path.exists():
+            raise LedgerMissing(
+                f"The ledger {self.path} does not exist. If the path is mistyped, correct --ledger (or {LEDGER_ENV}): "
+                "a new, empty ledger knows nothing of what was issued and could issue it all again. "
+                "If you really mean to start a new ledger there, add --new-ledger.")
+        self.created = not self.path.exists()
         self._lock = threading.RLock()  # the connection: one transaction or query at a time
         # Group commit (see the module docstring): writes waiting for the next transaction, whether a
         # thread is writing one now, and the error of a transaction that held writes nobody waited for.
@@ -272,6 +343,7 @@ class Journal:
         self._queue_cond = threading.Condition(threading.Lock())
         self._writing = False
         self._deferred_error: JournalError | None = None
+        self._lock_fd: int | None = None  # the issuing lock's descriptor of the database file (see _flock)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if not self.path.exists():
@@ -319,15 +391,41 @@ class Journal:
                     if stmt.strip():
                         self._db.execute(stmt)
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            elif version == 1:
-                # Version 2 records the content each commit was sent for (commit_content).
-                self._db.execute("ALTER TABLE rows ADD COLUMN commit_content TEXT")
-                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            elif version in (1, 2):
+                self._upgrade()
             elif version != SCHEMA_VERSION:
                 raise JournalError(
                     f"The ledger {self.path} has schema version {version}; this flexybulk knows version {SCHEMA_VERSION}. "
                     "Use the flexybulk version that wrote it (upgrade flexybulk), or point --ledger at another file."
                 )
+
+    def _upgrade(self) -> None:
+        """Bring a version 1 or 2 ledger to version 3 in place, inside the caller's transaction; rows keep their ids.
+
+        Version 2 records the content each commit was sent for
+        (``commit_content``). Version 3 (issue #11) records each batch's id
+        salt (``NULL``: ids derived from the file, see ``issue.derived_id``) and
+        web user, and each row's near-duplicate key; and it writes every
+        batch's target in its canonical spelling, so that batches recorded as
+        ``http://localhost:8780/`` and ``http://127.0.0.1:8780`` are one target.
+        """
+        from .settings import canonical_target
+
+        def columns(table: str) -> set[str]:
+            return {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+
+        for table, column in (("rows", "commit_content"), ("batches", "id_salt"), ("batches", "web_user"), ("rows", "near_key")):
+            if column not in columns(table):
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+        self._db.execute("CREATE INDEX IF NOT EXISTS rows_by_near_key ON rows (near_key)")
+        for batch_id, target in self._db.execute("SELECT id, target FROM batches").fetchall():
+            if canonical_target(target) != target:
+                self._db.execute("UPDATE batches SET target = ? WHERE id = ?", (canonical_target(target), batch_id))
+        for batch_id, row_number, content in self._db.execute(
+                "SELECT batch_id, row_number, content FROM rows WHERE content IS NOT NULL").fetchall():
+            self._db.execute("UPDATE rows SET near_key = ? WHERE batch_id = ? AND row_number = ?",
+                             (near_key(json.loads(content)), batch_id, row_number))
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @contextlib.contextmanager
     def issuing_lock(self, what: str) -> Iterator[None]:
@@ -335,21 +433,28 @@ class Journal:
 
         Two runs planning at once would each see the other's rows as not yet
         issued and issue them twice (the same file, or two files with the same
-        rows). So planning and running a batch happen under an OS file lock
-        (``filelock``) on ``<ledger>.lock``, which the OS releases when the
-        process ends, ``kill -9`` included. ``what`` (e.g. the command and
-        file) is shown to a second run that finds the lock taken.
+        rows). So planning and running a batch happen under an OS lock, which
+        the OS releases when the process ends, ``kill -9`` included. The lock
+        is taken on the database file itself (``flock``, which is per file,
+        not per path), so a symlink, a second spelling of the path or a bind
+        mount reaches the same lock (issue #11); the ``<real path>.lock`` file
+        of earlier flexybulk versions is taken too, so an older copy running
+        at the same moment is kept out as before. ``what`` (e.g. the command
+        and file) is shown to a second run that finds the lock taken.
 
         Raises:
             LedgerBusy: another process holds the lock.
         """
         import filelock
 
-        lock = filelock.FileLock(str(self.path) + ".lock", timeout=0)
-        info = Path(str(self.path) + ".lock.info")
+        real = Path(os.path.realpath(self.path))
+        info = Path(str(real) + ".lock.info")
+        lock = filelock.FileLock(str(real) + ".lock", timeout=0)
         try:
+            self._flock()
             lock.acquire()
-        except filelock.Timeout:
+        except (BlockingIOError, filelock.Timeout):
+            self._unflock()
             try:
                 holder = info.read_text(encoding="utf-8").strip()
             except OSError:
@@ -367,6 +472,31 @@ class Journal:
             except OSError:
                 pass
             lock.release()
+            self._unflock()
+
+    def _flock(self) -> None:
+        """Take ``flock(LOCK_EX | LOCK_NB)`` on the database file; raises ``BlockingIOError`` when another holds it.
+
+        The descriptor stays open until :meth:`close` has closed the SQLite
+        connection: closing any descriptor of a file drops the POSIX locks that
+        this process's SQLite connection holds on it (SQLite's documented
+        "POSIX advisory locking" caveat). ``flock`` and SQLite's ``fcntl`` locks
+        do not interact on Linux and macOS. Where there is no ``fcntl``
+        (Windows), only the ``.lock`` file is used.
+        """
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not on the platforms we run on
+            return
+        if self._lock_fd is None:
+            self._lock_fd = os.open(self.path, os.O_RDONLY)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def _unflock(self) -> None:
+        if self._lock_fd is not None:
+            import fcntl
+
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         """Write any queued records (:meth:`flush`), then close the database."""
@@ -375,6 +505,9 @@ class Journal:
         finally:
             with self._lock:
                 self._db.close()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # only now: see _flock
+                self._lock_fd = None
 
     def __enter__(self) -> "Journal":
         return self
@@ -391,16 +524,25 @@ class Journal:
             self.j._lock.acquire()
             try:
                 self.j._db.execute("BEGIN IMMEDIATE")
-            except BaseException:
+            except BaseException as exc:
                 self.j._lock.release()
+                if isinstance(exc, sqlite3.Error):
+                    raise ledger_write_error(self.j.path, exc) from None
                 raise
             return self.j._db
 
-        def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
             try:
-                self.j._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+                try:
+                    self.j._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+                except sqlite3.Error as commit_error:
+                    if exc_type is None:
+                        raise ledger_write_error(self.j.path, commit_error) from None
+                    # The body's own error is the one worth telling.
             finally:
                 self.j._lock.release()
+            if exc_type is not None and issubclass(exc_type, sqlite3.Error):
+                raise ledger_write_error(self.j.path, exc) from None
 
     def _tx(self) -> "Journal._Tx":
         return Journal._Tx(self)
@@ -455,9 +597,7 @@ class Journal:
                         self._db.execute("ROLLBACK")
                     except sqlite3.Error:
                         pass
-                error = exc if isinstance(exc, JournalError) else JournalError(
-                    f"The ledger {self.path} could not be written: {exc}. No call waiting for this record was sent. "
-                    "Free disk space or fix the ledger's folder, then rerun: unfinished rows finish with their recorded ids.")
+                error = exc if isinstance(exc, JournalError) else ledger_write_error(self.path, exc)
                 for w in batch:
                     w.error = error
                 if not all(w.waited for w in batch):
@@ -466,11 +606,20 @@ class Journal:
                     raise
 
     def _drain(self) -> None:
-        """Write every record queued so far (without reporting an earlier deferred error)."""
+        """Write every record queued so far (without reporting an earlier deferred error).
+
+        Records that cannot be written (a full disk) are dropped from the queue,
+        and the error is kept for :meth:`flush`: what is on disk can still be
+        read, so the result sheet is written from what the ledger really holds.
+        """
         with self._queue_cond:
             if not self._queue and not self._writing:
                 return
-        self._commit(lambda db: None)
+        try:
+            self._commit(lambda db: None)
+        except JournalError as exc:
+            with self._queue_cond:
+                self._deferred_error = self._deferred_error or exc
 
     def flush(self) -> None:
         """Write every record queued so far (``finish_row(..., wait=False)``) to disk now.
@@ -495,19 +644,24 @@ class Journal:
     # -- batches -----------------------------------------------------------
 
     def create_batch(self, *, input_path: str, input_sha256: str, target: str, sheet_name: str | None, options: dict,
-                     rows: Iterable[NewRow]) -> BatchRecord:
+                     rows: Iterable[NewRow], batch_id: str | None = None, id_salt: str | None = None,
+                     web_user: str | None = None) -> BatchRecord:
         """Record a new batch and all its rows with their ids, in one transaction.
 
         This happens before any call for the batch, so every id the client
-        will use is on disk first.
+        will use is on disk first. ``batch_id`` defaults to a fresh GUID (an
+        adopted result sheet brings its own); ``id_salt`` and ``web_user`` as
+        in :class:`BatchRecord`.
         """
-        batch_id = new_id()
+        batch_id = batch_id or new_id()
         now = utcnow()
         user = _os_user()
         with self._tx() as db:
             db.execute(
-                "INSERT INTO batches (id, input_path, input_sha256, target, sheet_name, os_user, options, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                (batch_id, input_path, input_sha256, target, sheet_name, user, json.dumps(options, sort_keys=True, default=str), now, now),
+                "INSERT INTO batches (id, input_path, input_sha256, target, sheet_name, os_user, options, created_at, updated_at, "
+                "id_salt, web_user) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (batch_id, input_path, input_sha256, target, sheet_name, user, json.dumps(options, sort_keys=True, default=str), now, now,
+                 id_salt, web_user),
             )
             _insert_rows(db, batch_id, rows, now)
             db.execute("INSERT INTO events (batch_id, row_number, at, step, detail) VALUES (?,?,?,?,?)",
@@ -537,11 +691,12 @@ class Journal:
 
     def get_batch(self, batch_id: str) -> BatchRecord | None:
         """The batch with this id, or ``None``."""
-        rows = self._query("SELECT id, input_path, input_sha256, target, sheet_name, os_user, options, created_at, updated_at FROM batches WHERE id = ?", (batch_id,))
+        rows = self._query("SELECT id, input_path, input_sha256, target, sheet_name, os_user, options, created_at, updated_at, "
+                           "id_salt, web_user FROM batches WHERE id = ?", (batch_id,))
         if not rows:
             return None
         r = rows[0]
-        return BatchRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6] or "{}"), r[7], r[8])
+        return BatchRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6] or "{}"), r[7], r[8], r[9], r[10])
 
     def find_batch_by_sha256(self, sha256: str, target: str) -> BatchRecord | None:
         """The most recent batch for ``target`` made from a file with exactly these bytes, or ``None``."""
@@ -581,6 +736,22 @@ class Journal:
                 found.setdefault(r.fingerprint, []).append(r)
         return found
 
+    def issued_near(self, keys: Iterable[str], *, target: str, exclude_batch: str | None = None) -> dict[str, list[RowRecord]]:
+        """ISSUED rows of ``target``'s other batches with these :func:`near_key` values, oldest first, grouped by key."""
+        wanted = sorted(set(k for k in keys if k))
+        found: dict[str, list[RowRecord]] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            sql = (f"SELECT {_ROW_COLUMNS}, near_key FROM rows WHERE near_key IN ({','.join('?' * len(chunk))}) AND status = ? "
+                   "AND batch_id IN (SELECT id FROM batches WHERE target = ?)")
+            args: list[Any] = [*chunk, RowStatus.ISSUED.value, target]
+            if exclude_batch is not None:
+                sql += " AND batch_id != ?"
+                args.append(exclude_batch)
+            for rec in self._query(sql + " ORDER BY issued_at, rowid", args):
+                found.setdefault(rec[-1], []).append(_row(rec[:-1]))
+        return found
+
     def update_plan(self, batch_id: str, row_number: int, *, status: RowStatus, fingerprint: str | None,
                     content: dict | None, customer_id: str | None = None, error: str | None = None,
                     adopt: RowRecord | None = None) -> None:
@@ -601,8 +772,9 @@ class Journal:
                 raise JournalError(f"Row {row_number} of batch {batch_id} is not in the ledger {self.path}.")
             if cur[0] == RowStatus.ISSUED.value:
                 raise JournalError(f"Row {row_number} of batch {batch_id} is already issued; it is never sent again.")
-            sets = ["status = ?", "fingerprint = ?", "content = ?", "error = ?", "updated_at = ?"]
-            args: list[Any] = [status.value, fingerprint, json.dumps(content, sort_keys=True) if content is not None else None, error, now]
+            sets = ["status = ?", "fingerprint = ?", "content = ?", "near_key = ?", "error = ?", "updated_at = ?"]
+            args: list[Any] = [status.value, fingerprint, json.dumps(content, sort_keys=True) if content is not None else None,
+                               near_key(content), error, now]
             if customer_id is not None:
                 sets.append("customer_id = ?")
                 args.append(customer_id)
@@ -648,7 +820,7 @@ class Journal:
     def finish_row(self, batch_id: str, row_number: int, status: RowStatus, *, error: str | None = None,
                    certificate_numbers: list[str] | None = None, settles: str | None = None,
                    content: dict | None = None, fingerprint: str | None = None,
-                   wait: bool = True) -> str | None:
+                   commit_reached: bool = False, wait: bool = True) -> str | None:
         """Record a row's outcome. ``ISSUED`` also records the certificate numbers and the time.
 
         When the row settled an earlier batch's row (``settles`` =
@@ -658,6 +830,13 @@ class Journal:
         ``content`` and ``fingerprint``, with ISSUED, replace the row's
         content with what was really committed (a settled commit whose row
         had been edited since).
+
+        ``FAILED`` is a definite refusal: a row at its COMMIT step steps back
+        to ORDER (its commit did not happen, so it may take corrections),
+        unless ``commit_reached`` says that an attempt of its commit may
+        have reached Flexybox (a lost answer before the refusal, issue #11):
+        then it keeps its COMMIT step, so that only a re-post of the same
+        payment id can settle it and no corrected copy issues it again.
 
         With ``wait=False`` the record is queued rather than waited for: it
         goes to disk with the next transaction (in order), at the latest at
@@ -672,14 +851,14 @@ class Journal:
                 db.execute("UPDATE rows SET status = ?, step = ?, error = ?, certificate_numbers = ?, issued_at = ?, updated_at = ? WHERE batch_id = ? AND row_number = ?",
                            (status.value, Step.COMMITTED.value, error, json.dumps(certificate_numbers or []), now, now, batch_id, row_number))
                 if content is not None:
-                    db.execute("UPDATE rows SET content = ?, fingerprint = ? WHERE batch_id = ? AND row_number = ?",
-                               (json.dumps(content, sort_keys=True), fingerprint, batch_id, row_number))
+                    db.execute("UPDATE rows SET content = ?, fingerprint = ?, near_key = ? WHERE batch_id = ? AND row_number = ?",
+                               (json.dumps(content, sort_keys=True), fingerprint, near_key(content), batch_id, row_number))
                 if settles:
                     other_batch, other_row = settles.rsplit(":", 1)
                     db.execute("UPDATE rows SET status = ?, step = ?, error = ?, certificate_numbers = ?, issued_at = ?, updated_at = ? WHERE batch_id = ? AND row_number = ? AND status != ?",
                                (status.value, Step.COMMITTED.value, f"Settled by row {row_number} of batch {batch_id}.", json.dumps(certificate_numbers or []),
                                 now, now, other_batch, int(other_row), RowStatus.ISSUED.value))
-            elif status == RowStatus.FAILED:
+            elif status == RowStatus.FAILED and not commit_reached:
                 # FAILED is a definite refusal: a commit that was refused did not happen, so the row is back
                 # to "order saved" and may take corrections.
                 db.execute("UPDATE rows SET status = ?, error = ?, updated_at = ?, step = CASE WHEN step = ? THEN ? ELSE step END "
@@ -699,10 +878,13 @@ class Journal:
 def _insert_rows(db: sqlite3.Connection, batch_id: str, rows: Iterable[NewRow], now: str) -> None:
     """Insert planned rows (with their chosen ids) into ``batch_id``, inside the caller's transaction."""
     db.executemany(
-        f"INSERT INTO rows ({_ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        [(batch_id, r.row_number, r.status.value, Step.PLANNED.value, r.fingerprint,
+        f"INSERT INTO rows ({_ROW_COLUMNS}, near_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        [(batch_id, r.row_number, r.status.value, r.step.value, r.fingerprint,
           json.dumps(r.content, sort_keys=True) if r.content is not None else None,
-          r.customer_id, r.sales_order_id, r.payment_id, None, None, None, r.error, None, now, now, None)
+          r.customer_id, r.sales_order_id, r.payment_id, r.payment_amount,
+          json.dumps(r.commit_content, sort_keys=True) if r.commit_content is not None else None,
+          json.dumps(r.certificate_numbers) if r.certificate_numbers else None, r.error, None, now, now, r.issued_at,
+          near_key(r.content))
          for r in rows],
     )
 

@@ -9,9 +9,11 @@ values under another row's ids (issue #3).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from .errors import InputFileError
+from .errors import FlexybulkError, InputFileError
 from .journal import Step
 from .model import Sheet
 
@@ -85,3 +87,52 @@ def check_result_lines(sheet: Sheet, lines: dict[int, int], records: dict[int, A
         if not order and rec.step != Step.PLANNED:
             raise InputFileError(f"{where}: input row {number} was sent as sales order {rec.sales_order_id}, but this line has no "
                                  f"SalesOrderId. {DO_NOT_EDIT}")
+
+
+def read_summary(path: Path) -> dict[str, Any]:
+    """The label -> value pairs of a result sheet's ``Summary`` sheet (XLSX/ODS); ``{}`` when it has none (CSV).
+
+    Read with calamine, values as calamine gives them (text, numbers).
+    """
+    try:
+        from python_calamine import CalamineWorkbook
+
+        book = CalamineWorkbook.from_path(str(path))
+        if "Summary" not in book.sheet_names:
+            return {}
+        rows = book.get_sheet_by_name("Summary").to_python()
+    except Exception:  # not a workbook (CSV), or unreadable: no summary to go by
+        return {}
+    return {str(r[0]).strip(): r[1] for r in rows if len(r) >= 2 and r[0] not in (None, "")}
+
+
+@dataclass
+class ExistingResult:
+    """A file already at a result sheet's path: whose batch it records, and for which Flexybox.
+
+    ``readable`` is false when the file cannot be read as a flexybulk
+    result sheet at all (then ``batch_id`` and ``target`` are ``None``).
+    """
+
+    path: Path
+    readable: bool
+    batch_id: str | None = None
+    target: str | None = None
+
+
+def existing_result(path: Path) -> ExistingResult | None:
+    """What lies at ``path`` if anything: ``None`` when no file is there (issue #11: a result sheet is a second ledger)."""
+    from .settings import canonical_target
+    from .sheet import ReadOptions, read_sheet
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        batch_id, _ = result_sheet_batch(read_sheet(path, ReadOptions()))
+    except FlexybulkError:
+        return ExistingResult(path, False)
+    if batch_id is None:
+        return ExistingResult(path, False)
+    target = read_summary(path).get("Target")
+    return ExistingResult(path, True, batch_id, canonical_target(str(target)) if target else None)

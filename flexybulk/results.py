@@ -83,14 +83,25 @@ class OutputSheet:
 def default_output_path(input_path: Path, kind: str) -> Path:
     """``kampagne.xlsx`` -> ``kampagne.result.xlsx`` (``kind`` = ``"result"`` or ``"validation"``).
 
-    A result sheet given as input keeps its own name (a retry updates it in place).
+    A ``.result`` or ``.validation`` part of the input's name is replaced, so
+    ``kampagne.validation.xlsx`` gives ``kampagne.result.xlsx``. Never the input
+    itself (issue #11: an output must not overwrite the file it was made from):
+    then ``kampagne (2).result.xlsx``. (A retry updates a result sheet in place
+    on purpose; that choice is made by the caller, not here.)
     """
-    name = input_path.name
+    stem = input_path.stem
     for suffix in (".result", ".validation"):
-        stem = Path(name).stem
         if stem.endswith(suffix):
-            return input_path if kind == "result" else input_path.with_name(stem[: -len(suffix)] + f".{kind}.xlsx")
-    return input_path.with_name(f"{input_path.stem}.{kind}.xlsx")
+            stem = stem[: -len(suffix)]
+            break
+    path = input_path.with_name(f"{stem}.{kind}.xlsx")
+    return numbered_path(path, kind) if path == input_path else path
+
+
+def numbered_path(path: Path, kind: str, n: int = 2) -> Path:
+    """``kampagne.result.xlsx`` -> ``kampagne (2).result.xlsx`` (the ``n``-th copy, the way desktop programs name them)."""
+    stem = path.stem[: -len(f".{kind}")] if path.stem.endswith(f".{kind}") else path.stem
+    return path.with_name(f"{stem} ({n}).{kind}{path.suffix}")
 
 
 def write_output(sheet: OutputSheet, path: Path) -> Path:
@@ -235,21 +246,25 @@ def input_values(sheet: Sheet, original: dict[str, Any]) -> dict[str, Any]:
 # -- what goes in the sheets ---------------------------------------------------
 
 
-def validation_sheet(validation: Any) -> OutputSheet:
+def validation_sheet(validation: Any, *, notes: dict[int, str] | None = None) -> OutputSheet:
     """The validation sheet of a dry run: every input row with Status (VALID/INVALID), Error, Warning and Row.
 
     ``validation`` is a :class:`flexybulk.validate.Validation`; the Summary
     gives the file, its SHA-256, the counts and the totals per currency.
+    ``notes`` (input row -> text: what the ledger knows of the row, such as
+    "Already issued on ...") are added to the row's Warning.
     """
-    from .issue import problems_text
+    from .records import problems_text
 
     sheet = validation.sheet
+    notes = notes or {}
     rows = []
     for c in validation.checks:
+        warning = "; ".join(t for t in (problems_text(c.warnings), notes.get(c.row.number)) if t)
         extra = {
             "Status": RowStatus.VALID if c.valid else RowStatus.INVALID,
             "Error": problems_text(c.problems) or None,
-            "Warning": problems_text(c.warnings) or None,
+            "Warning": warning or None,
             "Row": c.row.number,
         }
         rows.append(OutputRow(c.row.number, input_values(sheet, c.row.original), extra))
@@ -276,7 +291,7 @@ def result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledge
     """
     from collections import Counter
 
-    from .issue import describe_content, issued_totals, order_content, problems_text
+    from .records import describe_content, issued_totals, order_content, problems_text
     from .journal import Step, utcnow
 
     rows = []

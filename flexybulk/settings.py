@@ -14,7 +14,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError
 
@@ -67,6 +67,41 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def canonical_target(url: str) -> str:
+    """The one spelling of a Flexybox base URL under which its batches are recorded (issue #11).
+
+    ``HTTP://LOCALHOST:8780/``, ``http://localhost:8780`` and
+    ``http://127.0.0.1:8780`` are one Flexybox, and a ledger that compared them
+    as text would let each spelling issue the same file again. Rules: scheme
+    and host lower-cased, a trailing dot of the host and trailing slashes of
+    the path dropped, the scheme's default port dropped (RFC 3986 6.2.3), and
+    ``localhost``, ``127.0.0.1`` and ``::1`` all written ``127.0.0.1`` (the
+    same machine's loopback; other 127.x addresses stay distinct, as they may
+    be other servers). Anything that is not an http(s) URL with a host (such as
+    ``"sandbox"``, the in-process sandbox's name) is returned unchanged.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    if scheme not in _DEFAULT_PORTS or not host:
+        return url
+    if host in _LOOPBACK_NAMES:
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        host += f":{port}"
+    return urlunsplit((scheme, host, parts.path.rstrip("/"), "", ""))
 
 
 def check_base_url(name: str, url: str) -> str:

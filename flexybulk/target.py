@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
-from .settings import DEFAULT_API_URL, DEFAULT_CRM_URL, DEFAULT_POS_URL, Secret, Settings, find_token
+from .settings import DEFAULT_API_URL, DEFAULT_CRM_URL, DEFAULT_POS_URL, Secret, Settings, canonical_target, find_token
 
 SANDBOX = "sandbox"
 """The target name of every run against the built-in in-process sandbox."""
@@ -27,9 +27,12 @@ class Target:
 
     Attributes:
         settings: URLs, token, timeouts and pacing for the client.
-        name: the ledger's name for it: ``"sandbox"`` or the POS base URL.
-        ledger_default: the ledger used when none is named.
+        name: the ledger's name for it: ``"sandbox"`` or the POS base URL in its canonical
+            spelling (:func:`~flexybulk.settings.canonical_target`).
+        ledger_default: the ledger used when none is given (``$FLEXYBULK_LEDGER``, else the user's data folder).
         sandbox: the running in-process :class:`~flexybulk.sandbox.Sandbox`, or ``None``.
+        ledger_named: ``ledger_default`` was named by the person (``$FLEXYBULK_LEDGER``): it is
+            never created without being asked for (``--new-ledger``).
         warnings: things the user should hear about the configuration (a token
             file others can read), in plain words.
     """
@@ -39,6 +42,7 @@ class Target:
     ledger_default: Path
     sandbox: Any = None
     warnings: list[str] = field(default_factory=list)
+    ledger_named: bool = False
 
     @property
     def is_sandbox(self) -> bool:
@@ -54,10 +58,17 @@ class Target:
 
 
 def default_ledger(sandbox: bool = False) -> Path:
-    """The ledger used when none is named (``$FLEXYBULK_LEDGER``, else the user's data folder)."""
+    """The ledger used when none is given (``$FLEXYBULK_LEDGER``, else the user's data folder)."""
     from .journal import default_ledger_path
 
     return default_ledger_path(sandbox=sandbox)
+
+
+def _ledger(sandbox: bool) -> dict:
+    from .journal import ledger_choice
+
+    path, named = ledger_choice(None, sandbox=sandbox)
+    return {"ledger_default": path, "ledger_named": named}
 
 
 @contextlib.contextmanager
@@ -82,7 +93,7 @@ def connect(*, sandbox: bool = False, token: str | None = None, token_file: str 
         with Sandbox(port=0) as sb:
             settings = Settings(token=Secret(sb.token), crm_url=sb.url, pos_url=sb.url, api_url=sb.url,
                                 read_timeout=timeout, max_attempts=max_attempts, workers=workers, rate=rate)
-            yield Target(settings, SANDBOX, default_ledger(sandbox=True), sb)
+            yield Target(settings, SANDBOX, sandbox=sb, **_ledger(True))
         return
     value, warnings = find_token(token, token_file)
     settings = Settings(
@@ -92,4 +103,4 @@ def connect(*, sandbox: bool = False, token: str | None = None, token_file: str 
         api_url=api_url or DEFAULT_API_URL,
         read_timeout=timeout, max_attempts=max_attempts, workers=workers, rate=rate,
     )
-    yield Target(settings, settings.pos_url, default_ledger(), None, warnings)
+    yield Target(settings, canonical_target(settings.pos_url), warnings=warnings, **_ledger(False))

@@ -14,12 +14,16 @@ SHARED_INPUTS = REPO.parent / "shared" / "inputs"
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """No real token or URLs leak in from the developer's shell; every test has its own ledger."""
     for var in (TOKEN_ENV, *URL_ENVS.values()):
         monkeypatch.delenv(var, raising=False)
-    ledger = tmp_path / "ledger" / "ledger.sqlite3"
+    ledger = tmp_path_factory.mktemp("ledger") / "ledger.sqlite3"  # beside tmp_path, which tests may expect empty
     monkeypatch.setenv("FLEXYBULK_LEDGER", str(ledger))
+    # A named ledger must exist (issue #11: never a silent new ledger), as it would after its first --new-ledger run.
+    from flexybulk.journal import Journal
+
+    Journal(ledger).close()
     return ledger
 
 

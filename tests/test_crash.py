@@ -33,7 +33,7 @@ def test_sigkill_at_random_points_then_rerun(tmp_path, sandbox):
            "FLEXYBULK_LEDGER": str(tmp_path / "ledger.sqlite3")}
     # Slow enough calls that a kill lands in the middle of the flow, including between commit and its record.
     sandbox.faults = Faults(latency=0.004, drop_rate=0.05, seed=3)
-    cmd = [sys.executable, str(REPO / "batch_issue.py"), "issue", str(src), "--yes", "-q", "--workers", "4"]
+    cmd = [sys.executable, str(REPO / "batch_issue.py"), "issue", str(src), "--yes", "-q", "--workers", "4", "--new-ledger"]
     rng = random.Random(2026)
     kills = 0
     for _ in range(12):

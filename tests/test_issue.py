@@ -11,7 +11,8 @@ import pytest
 from builders import make_sheet, person
 from flexybulk.client import FlexyboxClient
 from flexybulk.errors import AuthError
-from flexybulk.issue import BatchRunner, plan_batch
+from flexybulk.issue import BatchRunner
+from flexybulk.planning import plan_batch
 from flexybulk.journal import Journal, Step
 from flexybulk.model import RowStatus
 from flexybulk.sandbox import Faults
@@ -126,8 +127,10 @@ def test_same_rows_in_a_new_file_are_skipped_and_a_corrected_row_is_issued(setti
     copy[2]["amount"] = "300"  # one corrected row
     plan2, report2 = run(settings, journal, make_sheet(copy, name="a-rettet.xlsx"))
     assert plan2.batch.id != plan1.batch.id
-    assert [r.action for r in plan2.rows] == ["skip", "skip", "send", "skip", "skip"]
+    # Issue #11: the corrected row is a near-duplicate (same email and type, another amount): sent once confirmed.
+    assert [r.action for r in plan2.rows] == ["skip", "skip", "near", "skip", "skip"]
     assert "Already issued on" in plan2.rows[0].message and plan1.batch.id in plan2.rows[0].message
+    assert plan2.rows[2].earlier.batch_id == plan1.batch.id and "(row 4: 3 × 250.00 DKK Gavekort); this row is 3 × 300.00 DKK Gavekort" in plan2.rows[2].message
     assert report2.outcomes == {4: RowStatus.ISSUED}
     assert sandbox.state.counts()["certificates"] == before + copy[2]["quantity"]
     statuses = [r.status for r in journal.rows(plan2.batch.id)]

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import REPO
 from flexybulk.errors import LedgerBusy
-from flexybulk.journal import Journal
+from flexybulk.journal import SCHEMA_VERSION, Journal
 
 
 def _env(sandbox, ledger):
@@ -34,7 +34,7 @@ def test_two_runs_started_together_issue_each_row_once(tmp_path, sandbox, same_f
     starter = ("import os, sys, time\nfrom flexybulk.cli import main\n"
                f"while not os.path.exists({str(go)!r}): time.sleep(0.001)\n"
                "main(sys.argv[1:])\n")
-    procs = [subprocess.Popen([sys.executable, "-c", starter, "issue", str(f), "--yes", "-q", "-o", str(tmp_path / f"out{i}.xlsx")],
+    procs = [subprocess.Popen([sys.executable, "-c", starter, "issue", str(f), "--yes", "-q", "--new-ledger", "-o", str(tmp_path / f"out{i}.xlsx")],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
              for i, f in enumerate((first, second))]
     time.sleep(2.0)
@@ -78,4 +78,4 @@ def test_processes_creating_a_new_ledger_at_once_all_succeed(tmp_path):
     errors = [p.communicate(timeout=60)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 6, errors
     with Journal(ledger) as j:
-        assert j._db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert j._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -9,7 +9,9 @@ secret.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +28,22 @@ class _RunState:
 
     debug: bool = False
     secrets: list[str] = field(default_factory=list)
+    terminated: bool = False  # a SIGTERM arrived: the run stops like Ctrl-C, and exits 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (systemd, ``timeout``, a CI cancel): stopped like Ctrl-C, so calls in flight finish (issue #11).
+
+    A ``KeyboardInterrupt`` so that every place that finishes cleanly on
+    Ctrl-C (the runner lets its calls in flight finish, then the result sheet
+    is written) does so on SIGTERM too.
+    """
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    if not _STATE.terminated:  # once: a second SIGTERM must not cut the result sheet short
+        _STATE.terminated = True
+        raise Terminated()
 
 
 _STATE = _RunState()
@@ -97,6 +115,21 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(argv: list[str] | None) -> int:
     _STATE.debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    _STATE.terminated = False
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        code = _boundary(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if _STATE.terminated and code in (ExitCode.INTERRUPTED, ExitCode.ROWS_FAILED):
+        return ExitCode.TERMINATED
+    return code
+
+
+def _boundary(argv: list[str] | None) -> int:
     try:
         result = cli.main(args=argv, prog_name="flexybulk", standalone_mode=False)
         return int(result) if isinstance(result, int) else ExitCode.OK

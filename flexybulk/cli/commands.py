@@ -16,9 +16,9 @@ import click
 from .. import batches
 from ..errors import ExitCode
 from ..model import RowStatus
-from .base import cli, echo, progress_bar
-from .options import api_options, connected, issue_options, read_options, read_request
-from .render import confirmation_question, show_input, show_outcome, show_plan, show_validation, show_warnings
+from .base import cli, echo, plural, progress_bar
+from .options import LEDGER_OPTION, api_options, connected, issue_options, parse_max_total, read_options, read_request
+from .render import confirmation_question, show_input, show_known, show_outcome, show_plan, show_validation, show_warnings
 
 
 def _validation_bar(rows: int, quiet: bool) -> Any:
@@ -29,9 +29,10 @@ def _validation_bar(rows: int, quiet: bool) -> Any:
 @cli.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Validation sheet to write [default: FILE.validation.xlsx].")
+@LEDGER_OPTION
 @read_options
 @api_options
-def validate(file: str, output: str | None, **kw: Any) -> int:
+def validate(file: str, output: str | None, ledger: str | None, **kw: Any) -> int:
     """Check every row against the live catalogue; issue nothing (the dry run).
 
     Fetches the gift certificate types and departments (read-only), checks
@@ -49,12 +50,13 @@ def validate(file: str, output: str | None, **kw: Any) -> int:
         show_input(source, quiet=kw["quiet"])
         bar = _validation_bar(len(source.sheet.rows), kw["quiet"])
         try:
-            checked = batches.check(source, target, request, progress=lambda done: bar.update(done - bar.n))
+            checked = batches.check(source, target, request, progress=lambda done: bar.update(done - bar.n), ledger=ledger)
         finally:
             bar.close()
         validation = checked.validation
         show_validation(validation)
-        out = batches.write_validation(validation, Path(output) if output else None)
+        show_known(checked)
+        out = batches.write_validation(validation, Path(output) if output else None, notes=checked.notes())
         echo(f"Validation sheet: {out}")
         if validation.invalid:
             echo("Nothing was issued. Correct the rows above and validate again.", err=True)
@@ -113,12 +115,14 @@ def _issue_command(file: str, kw: dict, *, command: str) -> int:
         source = batches.read_input(file, request, command=command)
         show_input(source, quiet=quiet)
         # From planning to the result sheet, this process alone issues with this ledger.
-        with batches.issuing(target, kw.get("ledger"), f"{command} {Path(file).name}") as session:
+        with batches.issuing(target, kw.get("ledger"), f"{command} {Path(file).name}", new_ledger=kw["new_ledger"]) as session:
+            echo(f"{'Created a new ledger' if session.ledger_created else 'Ledger'}: {session.ledger}")
             bar = _validation_bar(len(source.sheet.rows), quiet)
             try:
                 prepared = session.prepare(source, request, command=command, output=kw.get("output"),
                                            skip_invalid=kw["skip_invalid"], allow_reissue=kw["allow_reissue"],
                                            payment_type=kw["payment_type"], workers=kw["workers"], rate=kw["rate"],
+                                           first=kw["first"], max_total=parse_max_total(kw["max_total"]),
                                            progress=lambda done: bar.update(done - bar.n))
             finally:
                 bar.close()
@@ -142,6 +146,17 @@ def _issue_command(file: str, kw: dict, *, command: str) -> int:
                 if not reissue_confirmed:
                     session.decline(prepared)
                     raise click.Abort()
+            near_confirmed = False
+            if prepared.near:
+                for r in prepared.near:
+                    echo(f"  row {r.row_number}: {r.message}")
+                # Like a reissue, always asked: --yes does not decide that a person gets a second gift certificate.
+                echo(f"{plural(len(prepared.near), 'row')} look like corrections of gift certificates already issued "
+                     "(same email and type, another amount or quantity). --yes does not answer this question.", err=True)
+                near_confirmed = click.confirm("Issue them as NEW gift certificates as well?", default=False, err=True)
+                if not near_confirmed:
+                    session.decline(prepared)
+                    raise click.Abort()
             if prepared.needs_confirmation and not kw["yes"]:
                 if not click.confirm(confirmation_question(prepared), default=False, err=True):
                     session.decline(prepared)
@@ -157,8 +172,8 @@ def _issue_command(file: str, kw: dict, *, command: str) -> int:
                 bar.update(1)
 
             try:
-                outcome = session.run(prepared, batches.Decision(confirmed=True, reissue_confirmed=reissue_confirmed),
-                                      progress=progress)
+                outcome = session.run(prepared, batches.Decision(confirmed=True, reissue_confirmed=reissue_confirmed,
+                                                                 near_confirmed=near_confirmed), progress=progress)
             finally:
                 bar.close()
             return show_outcome(outcome)

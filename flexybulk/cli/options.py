@@ -9,6 +9,8 @@ options into a :class:`~flexybulk.target.Target` and a
 from __future__ import annotations
 
 import contextlib
+import re
+from decimal import Decimal
 from typing import Callable, Iterator
 
 import click
@@ -80,6 +82,14 @@ def issue_options(func: Callable) -> Callable:
         click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True, help="Rows issued at the same time."),
         click.option("--rate", type=click.FloatRange(min=0.01), default=None, help="At most this many calls per second (all workers together)."),
         LEDGER_OPTION,
+        click.option("--first", type=click.IntRange(1), default=None, metavar="N",
+                     help="Issue only the first N rows to send (a canary); the rest stay PENDING for flexybulk retry."),
+        click.option("--max-total", "max_total", multiple=True, metavar="AMOUNT|CUR=AMOUNT",
+                     help="Refuse the run before any gift certificate call if it would issue more than AMOUNT in a "
+                          "currency (e.g. --max-total 50000, or --max-total DKK=50000 --max-total EUR=5000)."),
+        click.option("--new-ledger", is_flag=True,
+                     help="Create the ledger named by --ledger (or FLEXYBULK_LEDGER) if it does not exist. Without it a "
+                          "missing ledger is refused: a mistyped path must not start an empty ledger."),
     ])
 
 
@@ -100,6 +110,25 @@ def parse_columns(columns: tuple[str, ...]) -> dict[str, str]:
             raise ConfigError(f"--column: unknown field '{key}'. Use one of: {', '.join(sorted(known))}.")
         result[key] = header.strip().strip('"').strip("'")
     return result
+
+
+_LIMIT = re.compile(r"(?:([A-Za-z]{3})\s*=\s*)?(\d+(?:[.,]\d{1,2})?)")
+
+
+def parse_max_total(items: tuple[str, ...]) -> dict[str | None, Decimal]:
+    """``("50000", "EUR=5000,50")`` -> ``{None: Decimal("50000"), "EUR": Decimal("5000.50")}`` (``None``: every currency).
+
+    Raises:
+        ConfigError: an item is not an amount, or ``CUR=AMOUNT`` with a three-letter currency.
+    """
+    limits: dict[str | None, Decimal] = {}
+    for item in items:
+        match = _LIMIT.fullmatch(item.strip().replace(" ", ""))
+        if not match:
+            raise ConfigError(f"--max-total '{item}' must be an amount such as 50000 or 50000.00, or CUR=AMOUNT such as DKK=50000.")
+        currency = match.group(1).upper() if match.group(1) else None
+        limits[currency] = Decimal(match.group(2).replace(",", "."))
+    return limits
 
 
 def read_request(kw: dict) -> ReadRequest:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..batches import BatchStatus, Input, Outcome, Prepared, row_state_text
+from ..batches import BatchStatus, Checked, Input, Outcome, Prepared, row_state_text
 from ..errors import ExitCode, Interrupted
 from ..model import RowStatus
 from ..validate import Validation
@@ -54,10 +54,38 @@ def show_warnings(validation: Validation, *, limit: int = 200) -> None:
         warn(line)
 
 
+def show_known(checked: Checked, *, limit: int = 200) -> None:
+    """What the ledger says an issue would do with rows other than sending them (the dry run's truth, issue #11)."""
+    if not checked.ledger_exists:
+        echo(f"Ledger: {checked.ledger} (not created yet: nothing was issued with it)")
+        return
+    echo(f"Ledger: {checked.ledger}")
+    known = checked.known
+    if not known:
+        return
+    kinds = {"done": "would be skipped", "skip": "would be skipped", "near": "would need your confirmation",
+             "send": "would finish an earlier batch's row"}
+    counts = {k: sum(1 for r in known.values() if r.action == k) for k in kinds}
+    skipped = counts["done"] + counts["skip"]
+    parts = [f"{plural(skipped, 'row')} already issued (an issue would skip them)"] if skipped else []
+    if counts["near"]:
+        parts.append(f"{plural(counts['near'], 'row')} like gift certificates already issued (an issue would ask)")
+    if counts["send"]:
+        parts.append(f"{plural(counts['send'], 'row')} finishing an earlier batch's rows with their ids")
+    echo("The ledger knows " + "; ".join(parts) + ":")
+    for n, r in list(known.items())[:limit]:
+        echo(f"  row {n}: {kinds[r.action]}: {r.message}")
+    if len(known) > limit:
+        echo(f"  … and {len(known) - limit:,} more: see the Warning column of the validation sheet.")
+
+
 def show_plan(prepared: Prepared) -> None:
     """The validation, the batch, the rows skipped or settled, and what is about to be issued."""
     plan = prepared.plan
     show_validation(prepared.validation)
+    if prepared.adopted:
+        echo(f"Adopted batch {plan.batch.id} from {prepared.input.path.name}: the ledger did not know it, so it was "
+             "rebuilt from the sheet's ids; ISSUED rows are never sent again, the others finish with their own ids.")
     echo(f"Batch {plan.batch.id}" + (" (resumed)" if plan.resumed else ""))
     if prepared.already_issued:
         echo(f"Already issued in this batch: {prepared.already_issued:,} rows (skipped).")
@@ -68,6 +96,8 @@ def show_plan(prepared: Prepared) -> None:
         echo(f"Issued by an earlier batch: {len(prepared.skipped):,} rows (skipped).")
     for r in prepared.settling:
         echo(f"  row {r.row_number}: {r.message}")
+    if prepared.held:
+        echo(f"Held back by --first: {plural(len(prepared.held), 'row')} (they stay PENDING; flexybulk retry sends them).")
     echo(f"To issue now: {len(prepared.orders):,} rows, {prepared.totals.certificates:,} gift certificates, {prepared.totals.money()}.")
 
 
@@ -92,6 +122,9 @@ def show_outcome(outcome: Outcome) -> int:
         echo(f"Issued now: {plural(now.rows, 'row')}, {plural(now.certificates, 'gift certificate')}, {now.money()}.")
     else:
         echo("Issued now: nothing.")
+    if outcome.already:
+        echo(f"Already issued in Flexybox by another ledger or laptop (same file, same ids): {plural(len(outcome.already), 'row')}; "
+             "nothing new was issued for them.")
     if in_all.rows != now.rows:
         echo(f"Issued in this batch in all: {plural(in_all.rows, 'row')}, {plural(in_all.certificates, 'gift certificate')}, {in_all.money()}.")
     echo(f"Batch: {outcome.prepared.batch.id}")
@@ -120,6 +153,10 @@ def show_outcome(outcome: Outcome) -> int:
 def show_status(status: BatchStatus, file_name: str) -> int:
     """A batch's counts, money issued and the rows needing attention; returns the exit code."""
     batch = status.batch
+    if not status.exists:
+        echo(f"The ledger {status.ledger} does not exist, so it has no batch for {file_name}: nothing was issued with it. "
+             "If you expected one, check --ledger (or FLEXYBULK_LEDGER).")
+        return ExitCode.OK
     if batch is None:
         echo(f"The ledger {status.ledger} has no batch for {file_name}. Nothing was issued from it with this ledger.")
         return ExitCode.OK

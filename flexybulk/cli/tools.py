@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from .. import batches
-from ..errors import ExitCode
+from ..errors import ConfigError, ExitCode
 from ..model import Field
 from ..settings import TOKEN_ENV, URL_ENVS
 from ..target import default_ledger
@@ -102,28 +102,61 @@ def template(out: str, lang: str, force: bool, **kw: Any) -> int:
 @click.option("--rate-limit-rate", type=click.FloatRange(0, 1), default=0.0, help="Share of calls answered 429 with Retry-After.")
 @click.option("--retry-after", type=click.IntRange(0), default=1, show_default=True, help="Seconds in the 429's Retry-After.")
 @click.option("--drop-rate", type=click.FloatRange(0, 1), default=0.0, help="Share of calls done but whose answer is dropped.")
+@click.option("--refuse-rate", type=click.FloatRange(0, 1), default=0.0,
+              help="Share of sales order PUTs and commits refused with 400 naming a field (no work done).")
+@click.option("--commit-409-on-repeat", is_flag=True,
+              help="Answer a repeated commit (same payment id) 409 'already committed' instead of ignoring it.")
+@click.option("--only", "only_calls", metavar="REGEX", default=None,
+              help="Inject the 5xx/429/drop/refusal faults only into calls whose 'METHOD /path' matches, e.g. '^POST .*/commit$'.")
 @click.option("--seed", type=int, default=None, help="Seed for the fault dice (repeatable runs).")
+@click.option("--catalogue", "catalogue_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help='A JSON file {"types": [...], "departments": [...]} replacing the built-in catalogue.')
+@click.option("--max-price", "max_prices", metavar="TYPE=AMOUNT", multiple=True,
+              help="Refuse sales order lines of this gift certificate type priced above AMOUNT (repeatable).")
+@click.option("--inactive", "inactive_types", metavar="TYPE", multiple=True,
+              help="Mark this gift certificate type inactive: its orders are refused (repeatable).")
 def sandbox(host: str, port: int, sandbox_token: str | None, latency: float, error_rate: float,
-            rate_limit_rate: float, retry_after: int, drop_rate: float, seed: int | None) -> int:
+            rate_limit_rate: float, retry_after: int, drop_rate: float, refuse_rate: float, commit_409_on_repeat: bool,
+            only_calls: str | None, seed: int | None, catalogue_file: str | None, max_prices: tuple[str, ...],
+            inactive_types: tuple[str, ...]) -> int:
     """Run the built-in Flexybox sandbox in the foreground (Ctrl-C stops it).
 
     It serves the CRM, POS and general API paths on one address, with the
-    built-in catalogue, and can inject faults for testing.
+    built-in catalogue (or --catalogue), and can inject faults and refusals
+    for testing.
 
     \b
     Examples:
       flexybulk sandbox
       flexybulk sandbox --port 9000 --latency 0.05 --error-rate 0.1 --drop-rate 0.05
+      flexybulk sandbox --refuse-rate 0.1 --max-price Gavekort=1000 --inactive Julegavekort
+      flexybulk sandbox --drop-rate 0.3 --only '^POST .*/commit$' --commit-409-on-repeat
     """
-    from ..sandbox import DEFAULT_TOKEN, Faults, Sandbox
+    import re
+
+    from ..sandbox import DEFAULT_TOKEN, Faults, Sandbox, load_catalogue, with_rules
+    from ..sandbox.catalogue import describe_rules, parse_max_price
 
     token = sandbox_token or DEFAULT_TOKEN
-    faults = Faults(latency=latency, error_rate=error_rate, rate_limit_rate=rate_limit_rate,
-                    retry_after=retry_after, drop_rate=drop_rate, seed=seed)
-    sb = Sandbox(token=token, host=host, port=port, faults=faults)
+    try:
+        faults = Faults(latency=latency, error_rate=error_rate, rate_limit_rate=rate_limit_rate,
+                        retry_after=retry_after, drop_rate=drop_rate, refuse_rate=refuse_rate,
+                        commit_409_on_repeat=commit_409_on_repeat, seed=seed, only=only_calls)
+        catalogue = load_catalogue(catalogue_file) if catalogue_file else None
+        if max_prices or inactive_types:
+            catalogue = with_rules(catalogue, max_prices=dict(parse_max_price(text) for text in max_prices),
+                                   inactive=inactive_types)
+    except re.error as exc:
+        raise ConfigError(f"--only {only_calls!r} is not a regular expression: {exc}.") from None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    sb = Sandbox(token=token, host=host, port=port, faults=faults, catalogue=catalogue)
     sb.start()
     echo(f"Flexybox sandbox listening on {sb.url}")
     echo(f"Token: {token}")
+    if catalogue is not None:
+        rules = describe_rules(sb.state.types)
+        echo(f"Catalogue: {catalogue_file or 'built-in'}" + (f"; rules: {', '.join(rules)}." if rules else "."))
     echo("Use it from another shell:")
     echo(f"  export {TOKEN_ENV}={token} {URL_ENVS['crm']}={sb.url} {URL_ENVS['pos']}={sb.url} {URL_ENVS['api']}={sb.url}")
     echo("Press Ctrl-C to stop.")

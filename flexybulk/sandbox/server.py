@@ -7,7 +7,7 @@ hosts; every answer carries ``Content-Length``.
 
 Order of work for an API request: read the whole body (so the connection
 stays in step), decide the fault (:mod:`.faults`), sleep the latency, answer
-a 5xx/429 fault without doing anything, else check the token, route, parse
+a 5xx/429/refusal fault without doing anything, else check the token, route, parse
 the JSON and run the :class:`~.state.SandboxState` operation; a dropped
 response is decided like any fault, but only after the work is done.
 """
@@ -84,7 +84,7 @@ def _put_order(sandbox: Sandbox, match: re.Match[str], body: Any, base_url: str)
 
 
 def _commit(sandbox: Sandbox, match: re.Match[str], body: Any, base_url: str) -> tuple[int, Any]:
-    return sandbox.state.commit_order(unquote(match[1]), body)
+    return sandbox.state.commit_order(unquote(match[1]), body, conflict_on_repeat=sandbox.faults.commit_409_on_repeat)
 
 
 def _get_state(sandbox: Sandbox, match: re.Match[str], body: Any, base_url: str) -> tuple[int, Any]:
@@ -99,6 +99,19 @@ _ROUTES: list[tuple[re.Pattern[str], dict[str, _Route]]] = [
     (re.compile(r"/api/v1/salesorders/([^/]+)/commit"), {"POST": _commit}),
     (re.compile(r"/_sandbox/state"), {"GET": _get_state}),
 ]
+
+
+def _injected_refusal(method: str) -> _Reply:
+    """The 400 of a refusal fault: worded as a validation rule of the real service, naming a field."""
+    if method == "POST":  # the commit (faults.REFUSABLE)
+        field_name = "Payments[0].ExternalPayment.Type"
+        message = ("The external payment type is not accepted for this sales order; nothing was committed "
+                   "(a refusal injected by the sandbox's refuse_rate).")
+    else:  # the sales order PUT
+        field_name = "GiftCertificates.GiftCertificates[0].Price"
+        message = ("The price is not accepted for this gift certificate type; the sales order was not saved "
+                   "(a refusal injected by the sandbox's refuse_rate).")
+    return _Reply(400, {"Message": message, "Field": field_name})
 
 
 def _reject_constant(name: str) -> Any:
@@ -159,6 +172,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             seconds = str(injector.faults.retry_after)
             message = f"Too many requests; retry after {seconds} s (sandbox fault)."
             return _error(429, message, {"Retry-After": seconds}), fault
+        if fault is FaultKind.REFUSED:
+            # Only for an authorised call, as a real validation refusal would be.
+            reply = _injected_refusal(self.command) if self._authorised() else self._answer(path, data)
+            return reply, fault
         # FaultKind.DROPPED too: the work is done, the caller drops the answer.
         return self._answer(path, data), fault
 

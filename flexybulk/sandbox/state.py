@@ -10,12 +10,13 @@ Where the rules come from: the vendor article
 (``shared/seed/000_804ffc5ff5288df9.txt``) gives the calls, the body fields
 and "a second post with the same payment id is ignored";
 ``shared/flexybox-api.md`` part B fixes everything the article leaves open
-(status codes, what is refused, idempotency, 409s).
+(status codes, what is refused, idempotency, 409s). The checks of a body
+itself live in :mod:`.rules`; this module keeps the state and the rules that
+depend on it (known customers, committed orders, used payment ids).
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from decimal import Decimal
 from enum import Enum
@@ -23,13 +24,21 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
-from .catalogue import item_field, normalise_catalogue
+from .catalogue import normalise_catalogue
+from .rules import (
+    CURRENCY,
+    MAX_QUANTITY,
+    Refusal,
+    check_lines,
+    check_payments,
+    find_item,
+    json_copy as _json_copy,
+    order_key,
+    require_object,
+    same_json,
+)
 
-# The canonical 8-4-4-4-12 form only: the article asks for "a unique Guid",
-# and a client that sends another spelling should hear about it here, not
-# from the real service.
-_GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
-_CURRENCY = re.compile(r"[A-Z]{3}")
+__all__ = ["CUSTOMER_FIELDS", "MAX_QUANTITY", "OrderStatus", "Refusal", "SandboxState", "order_key", "same_json"]
 
 # The customer fields of the article's PUT body, in its order.
 CUSTOMER_FIELDS = (
@@ -45,11 +54,6 @@ CUSTOMER_FIELDS = (
     "CountryCode",
 )
 
-MAX_QUANTITY = 10_000
-"""Largest ``Quantity`` per order line. A sandbox-only guard (the article sets
-no limit): issuing runs under the state lock, so a runaway quantity would
-stall every other request."""
-
 # Certificate numbers are 12 digits: _FIRST_NUMBER + a counter that survives
 # reset(), so a number is never handed out twice by one sandbox.
 _FIRST_NUMBER = 100_000_000_000
@@ -60,89 +64,6 @@ class OrderStatus(str, Enum):
 
     OPEN = "Open"
     COMMITTED = "Committed"
-
-
-class Refusal(Exception):
-    """A call the sandbox refuses: the HTTP status and the JSON error body.
-
-    Attributes:
-        status: 400, 404 or 409 (the server layer adds 401, 405, 415, ...).
-        message: plain words naming the problem and the offending value.
-        field: the request field at fault (``"EmailAddress"``,
-            ``"GiftCertificates.GiftCertificates[0].Quantity"``), or ``None``.
-    """
-
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.field = field
-
-    def body(self) -> dict[str, str]:
-        """``{"Message": ..., "Field": ...}``; ``Field`` only when one field is at fault."""
-        body = {"Message": self.message}
-        if self.field is not None:
-            body["Field"] = self.field
-        return body
-
-
-def same_json(a: Any, b: Any) -> bool:
-    """True when two parsed JSON values are equal *and* of the same types throughout.
-
-    Ids are opaque (part D): department ``"1"`` is not department ``1``, and
-    ``true`` is not ``1`` although Python says ``True == 1``. Bodies are
-    compared the same way to decide whether a repeated PUT is "the same".
-    """
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same_json(a[key], b[key]) for key in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b))
-    return a == b
-
-
-def _json_copy(value: Any) -> Any:
-    """A deep copy of a JSON value (dicts, lists, and immutable scalars such as ``Decimal``).
-
-    What ``copy.deepcopy`` would return for these shapes, at a fraction of its
-    cost: the sandbox copies every answer out of its lock, and its CPU time is
-    part of what the issue #4 benchmark measures.
-    """
-    if isinstance(value, dict):
-        return {k: _json_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_copy(v) for v in value]
-    return value
-
-
-def _is_number(value: Any) -> bool:
-    """A finite JSON number (``bool`` is not one, although it is an ``int``)."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, Decimal):
-        return value.is_finite()
-    return isinstance(value, int)
-
-
-def _require_object(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise Refusal(400, f"The {what} must be a JSON object.")
-    return value
-
-
-def order_key(value: Any) -> str | None:
-    """The sales order id in canonical (lower-case) form, or ``None`` if ``value`` is not a GUID."""
-    if isinstance(value, str) and _GUID.fullmatch(value):
-        return value.lower()
-    return None
-
-
-def _find(items: list[dict[str, Any]], wanted: Any) -> dict[str, Any] | None:
-    for item in items:
-        if same_json(item_field(item, "Id"), wanted):
-            return item
-    return None
 
 
 class SandboxState:
@@ -267,7 +188,7 @@ class SandboxState:
                 or not a non-empty string, or ``EmailAddress`` when malformed
                 (part B).
         """
-        body = _require_object(body, "request body")
+        body = require_object(body, "request body")
         for name in ("FullName", "EmailAddress"):
             value = body.get(name)
             if not isinstance(value, str) or not value.strip():
@@ -306,11 +227,13 @@ class SandboxState:
                 or gift certificate type (ids compared by value and JSON type),
                 an inactive type, an empty ``GiftCertificates.GiftCertificates``,
                 ``Quantity`` not an integer >= 1 (or above :data:`MAX_QUANTITY`),
-                ``Price`` not a number > 0,
+                ``Price`` not a number > 0 or above the type's ``MaxPrice``
+                (when its catalogue item has one; a sandbox rule, see
+                :func:`~.catalogue.normalise_catalogue`),
                 ``Currency`` not three capital letters; 409 for a different
                 body for an already committed order (all part B).
         """
-        body = _require_object(body, "request body")
+        body = require_object(body, "request body")
         order_id = order_key(body.get("Id"))
         if order_id is None:
             raise Refusal(
@@ -339,7 +262,7 @@ class SandboxState:
                 "CustomerId",
             )
         department_id = body.get("DepartmentId")
-        if _find(self._catalogue["departments"], department_id) is None:
+        if find_item(self._catalogue["departments"], department_id) is None:
             raise Refusal(
                 400,
                 f"DepartmentId {department_id!r} is not a known department (send the id back exactly "
@@ -347,9 +270,9 @@ class SandboxState:
                 "DepartmentId",
             )
         currency = body.get("Currency")
-        if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
+        if not isinstance(currency, str) or not CURRENCY.fullmatch(currency):
             raise Refusal(400, f"Currency must be a three-letter code such as DKK; got {currency!r}.", "Currency")
-        lines = self._build_lines(body.get("GiftCertificates"))
+        lines = check_lines(self._catalogue["types"], body.get("GiftCertificates"))
         return {
             "Id": order_id,
             "CustomerId": customer_id,
@@ -363,57 +286,18 @@ class SandboxState:
             "Payments": [],
         }
 
-    def _build_lines(self, wrapper: Any) -> list[dict[str, Any]]:
-        field = "GiftCertificates.GiftCertificates"
-        raw_lines = wrapper.get("GiftCertificates") if isinstance(wrapper, dict) else None
-        if not isinstance(raw_lines, list) or not raw_lines:
-            raise Refusal(400, f"{field} must be a non-empty list of order lines.", field)
-        lines = []
-        for index, raw in enumerate(raw_lines):
-            at = f"{field}[{index}]"
-            if not isinstance(raw, dict):
-                raise Refusal(400, f"{at} must be a JSON object.", at)
-            type_id = raw.get("GiftCertificateTypeId")
-            gift_type = _find(self._catalogue["types"], type_id)
-            if gift_type is None:
-                raise Refusal(
-                    400,
-                    f"GiftCertificateTypeId {type_id!r} is not a known gift certificate type "
-                    "(see GET /api/v1/odata/giftcertificatetypes).",
-                    f"{at}.GiftCertificateTypeId",
-                )
-            # A plausible real-world rule for the IsActive flag the catalogue carries.
-            if item_field(gift_type, "IsActive") is False:
-                raise Refusal(400, f"Gift certificate type {type_id!r} is not active.", f"{at}.GiftCertificateTypeId")
-            quantity = raw.get("Quantity")
-            if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
-                raise Refusal(
-                    400,
-                    f"Quantity must be a whole number from 1 to {MAX_QUANTITY}; got {quantity!r}.",
-                    f"{at}.Quantity",
-                )
-            price = raw.get("Price")
-            if not _is_number(price) or price <= 0:
-                raise Refusal(400, f"Price must be a number greater than 0; got {price!r}.", f"{at}.Price")
-            lines.append(
-                {
-                    "GiftCertificateTypeId": type_id,
-                    "Quantity": quantity,
-                    "Price": price,
-                    "Checksum": raw.get("Checksum"),
-                }
-            )
-        return lines
-
     # -- step 5: commit -----------------------------------------------------
 
-    def commit_order(self, order_id_text: str, body: Any) -> tuple[int, dict[str, Any]]:
+    def commit_order(self, order_id_text: str, body: Any, *, conflict_on_repeat: bool = False) -> tuple[int, dict[str, Any]]:
         """``POST /api/v1/salesorders/{order_id_text}/commit``: pay and issue the certificates.
 
         The first commit issues one gift certificate per unit of quantity and
         marks the order committed. A repeat whose payment ids were all
         recorded by that commit is ignored (article: "duplicate posts with the
-        same Id will be ignored") and answers the same committed order.
+        same Id will be ignored") and answers the same committed order; with
+        ``conflict_on_repeat`` (``Faults.commit_409_on_repeat``) it is
+        refused with 409 "Sales order <id> is already committed." instead,
+        issuing nothing new either way.
 
         Returns:
             ``(200, order)`` as in :meth:`put_order`, with ``"Status":
@@ -426,7 +310,8 @@ class SandboxState:
                 ``Payments`` (no ``ExternalPayment.Id``, a non-numeric
                 ``Amount``, one id twice) or payments that do not add up to
                 the order total; 409 for a new payment id on a committed
-                order, or a payment id already used on another order (part B).
+                order, or a payment id already used on another order (part B),
+                and for a repeat with ``conflict_on_repeat``.
         """
         order_id = order_key(order_id_text)
         with self._lock:
@@ -436,11 +321,13 @@ class SandboxState:
                     404,
                     f"Sales order {order_id_text!r} does not exist; create it with PUT /api/v1/salesorders first.",
                 )
-            payments = _payments(body)
-            payment_ids = [p["ExternalPayment"]["Id"] for p in payments]
+            paid_with = check_payments(body)
+            payment_ids = [p["ExternalPayment"]["Id"] for p in paid_with]
             if order["Status"] == OrderStatus.COMMITTED:
                 committed_ids = {p["ExternalPayment"]["Id"] for p in order["Payments"]}
                 if set(payment_ids) <= committed_ids:
+                    if conflict_on_repeat:
+                        raise Refusal(409, f"Sales order {order_id} is already committed.")
                     return 200, _json_copy(order)
                 raise Refusal(
                     409,
@@ -455,7 +342,7 @@ class SandboxState:
                         f"External payment id {payment_id!r} was already used for sales order {other}; "
                         "payment ids must be unique per order.",
                     )
-            paid = sum((p["ExternalPayment"]["Amount"] for p in payments), Decimal(0))
+            paid = sum((p["ExternalPayment"]["Amount"] for p in paid_with), Decimal(0))
             if paid != order["Total"]:
                 raise Refusal(
                     400,
@@ -464,7 +351,7 @@ class SandboxState:
                 )
             self._issue(order)
             order["Status"] = OrderStatus.COMMITTED.value
-            order["Payments"] = payments
+            order["Payments"] = paid_with
             for payment_id in payment_ids:
                 self._payment_orders[payment_id] = order_id
             return 200, _json_copy(order)
@@ -489,40 +376,3 @@ class SandboxState:
                 )
 
 
-def _payments(body: Any) -> list[dict[str, Any]]:
-    """The commit body's ``Payments``, checked; raises :class:`Refusal` (400)."""
-    body = _require_object(body, "request body")
-    payments = body.get("Payments")
-    if not isinstance(payments, list) or not payments:
-        raise Refusal(400, "Payments must be a non-empty list.", "Payments")
-    seen: set[str] = set()
-    for index, payment in enumerate(payments):
-        at = f"Payments[{index}]"
-        external = payment.get("ExternalPayment") if isinstance(payment, dict) else None
-        if not isinstance(external, dict):
-            raise Refusal(
-                400,
-                f"{at}.ExternalPayment must be a JSON object with Id, Type and Amount.",
-                f"{at}.ExternalPayment",
-            )
-        payment_id = external.get("Id")
-        if not isinstance(payment_id, str) or not payment_id.strip():
-            raise Refusal(
-                400,
-                f"{at}.ExternalPayment.Id is required and must be a non-empty string; got {payment_id!r}.",
-                f"{at}.ExternalPayment.Id",
-            )
-        if payment_id in seen:
-            raise Refusal(
-                400,
-                f"External payment id {payment_id!r} appears twice in one commit.",
-                f"{at}.ExternalPayment.Id",
-            )
-        seen.add(payment_id)
-        if not _is_number(external.get("Amount")):
-            raise Refusal(
-                400,
-                f"{at}.ExternalPayment.Amount must be a number; got {external.get('Amount')!r}.",
-                f"{at}.ExternalPayment.Amount",
-            )
-    return _json_copy(payments)

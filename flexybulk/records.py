@@ -1,0 +1,91 @@
+"""What a ledger row's recorded content means: its total, its fingerprint, its words, the money of many rows.
+
+Shared by planning, the runner, the result sheet and the faces, so that a
+row is described and added up in one way only. Money is ``Decimal``; a
+recorded content keeps the price as text (``"250.00"``).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from .journal import RowRecord, Step
+from .model import Order, RowProblem, RowStatus
+from .validate import Totals, fingerprint
+
+
+def order_content(order: Order) -> dict:
+    """The JSON-able content of an order as the ledger records it (money as text)."""
+    return {
+        "name": order.name,
+        "email": order.email,
+        "type_id": order.type.id,
+        "type_name": order.type.name,
+        "department_id": order.department.id,
+        "department_name": order.department.name,
+        "price": str(order.price),
+        "quantity": order.quantity,
+        "currency": order.currency,
+        "country": order.country,
+        "phone": order.phone,
+        "address": order.address,
+        "postal_code": order.postal_code,
+        "city": order.city,
+    }
+
+
+def content_total(content: dict) -> Decimal:
+    """Quantity x price of a recorded order content, as ``Decimal``."""
+    return Decimal(content["price"]) * int(content["quantity"])
+
+
+def issued_totals(records: Any) -> Totals:
+    """Rows, certificates and money (per currency, ``Decimal``) of the ISSUED ledger rows among ``records``."""
+    totals = Totals()
+    for r in records:
+        if r.status == RowStatus.ISSUED and r.content:
+            totals.add_line(r.content["currency"], Decimal(r.content["price"]), int(r.content["quantity"]))
+    return totals
+
+
+def content_fingerprint(content: dict) -> str:
+    """:func:`~flexybulk.validate.fingerprint` of a recorded order content."""
+    return fingerprint(content["email"], content["type_id"], content["department_id"], Decimal(content["price"]),
+                       int(content["quantity"]), content["currency"])
+
+
+def describe_content(content: dict) -> str:
+    """``"Anna Hansen, anna@example.com, 2 × 250.00 DKK Gavekort, Webshop"``: what an order issues, in one line."""
+    price = Decimal(content["price"]).quantize(Decimal("0.01"))
+    return (f"{content['name']}, {content['email']}, {content['quantity']} × {price} {content['currency']} "
+            f"{content['type_name']}, {content['department_name']}")
+
+
+def describe_line(content: dict) -> str:
+    """``"2 × 250.00 DKK Gavekort"``: the money part of an order, in one phrase."""
+    price = Decimal(content["price"]).quantize(Decimal("0.01"))
+    return f"{content['quantity']} × {price} {content['currency']} {content['type_name']}"
+
+
+def row_state_text(rec: RowRecord) -> str:
+    """What an unfinished row's ledger record means, in plain words (its error, else its step)."""
+    if rec.error:
+        return rec.error
+    return {
+        Step.PLANNED: "not sent yet.",
+        Step.CUSTOMER: "interrupted while saving the customer; no gift certificate can have been issued. A rerun finishes it with the same ids.",
+        Step.ORDER: "interrupted while saving the sales order; no gift certificate can have been issued. A rerun finishes it with the same ids.",
+        Step.COMMIT: "interrupted while committing: the gift certificates may or may not exist. A rerun settles it with the same payment id, so it cannot issue twice.",
+    }.get(rec.step, "not finished.")
+
+
+def problems_text(problems: list[RowProblem]) -> str:
+    """All of a row's problems in one cell: ``"E-mail (B): ...; Beløb (F): ..."``."""
+    parts = []
+    for p in problems:
+        where = p.column or "row"
+        if p.column_letter:
+            where += f" ({p.column_letter})"
+        parts.append(f"{where}: {p.message}")
+    return "; ".join(parts)

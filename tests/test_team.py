@@ -1,0 +1,279 @@
+"""Exactly once for a team (issue #11): several ledgers, lost ledgers, URL spellings, old result sheets.
+
+Every test asserts what the sandbox on 127.0.0.1 really holds.
+"""
+
+from __future__ import annotations
+
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from clirun import flexybulk
+from conftest import REPO
+from flexybulk.planning import derived_id
+from test_cli_issue import result_rows
+
+SAMPLES = REPO / "samples"
+ROWS, CERTIFICATES, TOTAL = 6, 18, Decimal("10399.85")
+
+
+def _laptop(tmp_path: Path, name: str, monkeypatch=None) -> tuple[Path, Path]:
+    """A colleague's laptop: their own copy of the file and their own (new) ledger."""
+    home = tmp_path / name
+    home.mkdir()
+    return Path(shutil.copy(SAMPLES / "kampagne.xlsx", home / "kampagne.xlsx")), home / "ledger.sqlite3"
+
+
+def _money(sandbox) -> Decimal:
+    return sum((c["Amount"] for c in sandbox.state.certificates), Decimal(0))
+
+
+def test_derived_ids_depend_on_target_file_row_and_salt():
+    base = derived_id("sales-order", "https://pos.flexybox.com", "ab" * 32, "2")
+    assert base == derived_id("sales-order", "https://pos.flexybox.com", "ab" * 32, "2")
+    others = {derived_id("sales-order", "https://pos.flexybox.com", "ab" * 32, "3"),
+              derived_id("sales-order", "https://other.example", "ab" * 32, "2"),
+              derived_id("sales-order", "https://pos.flexybox.com", "cd" * 32, "2"),
+              derived_id("external-payment", "https://pos.flexybox.com", "ab" * 32, "2"),
+              derived_id("sales-order", "https://pos.flexybox.com", "ab" * 32, "2", salt="reissue")}
+    assert base not in others and len(others) == 5
+    assert base[14] == "5"  # RFC 9562 version 5
+
+
+def test_two_ledgers_same_file_same_flexybox_issue_once(tmp_path, sandbox_env, monkeypatch):
+    anna_file, anna_ledger = _laptop(tmp_path, "anna")
+    bo_file, bo_ledger = _laptop(tmp_path, "bo")
+    monkeypatch.setenv("FLEXYBULK_LEDGER", str(anna_ledger))
+    first = flexybulk("issue", anna_file, "--yes", "--new-ledger")
+    assert first.code == 0, first.output
+    assert sandbox_env.state.counts()["certificates"] == CERTIFICATES
+
+    monkeypatch.setenv("FLEXYBULK_LEDGER", str(bo_ledger))
+    second = flexybulk("issue", bo_file, "--yes", "--new-ledger")
+    assert second.code == 0, second.output
+    counts = sandbox_env.state.counts()
+    assert (counts["committed_orders"], counts["certificates"]) == (ROWS, CERTIFICATES)  # not twice
+    assert _money(sandbox_env) == TOTAL
+    assert "Issued now: nothing." in second.stdout
+    assert f"Already issued in Flexybox by another ledger or laptop (same file, same ids): {ROWS} rows" in second.stdout
+    anna = result_rows(anna_file.with_name("kampagne.result.xlsx"))
+    bo = result_rows(bo_file.with_name("kampagne.result.xlsx"))
+    ids = ("CustomerId", "SalesOrderId", "ExternalPaymentId", "GiftCertificateNumbers")
+    assert [tuple(r[k] for k in ids) for r in bo] == [tuple(r[k] for k in ids) for r in anna]
+    assert [r["Status"] for r in bo] == ["ISSUED"] * ROWS
+    assert all("another ledger or laptop issued this file" in r["Error"] for r in bo)
+
+
+def test_the_same_ledger_through_a_symlink_is_one_lock(tmp_path):
+    import subprocess
+    import sys
+
+    from flexybulk.errors import LedgerBusy
+    from flexybulk.journal import Journal
+
+    real = tmp_path / "real" / "ledger.sqlite3"
+    Journal(real).close()
+    (tmp_path / "other").mkdir()
+    link = tmp_path / "other" / "mine.sqlite3"
+    link.symlink_to(real)
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import sys, time\nfrom flexybulk.journal import Journal\n"
+                               f"j = Journal({str(real)!r})\n"
+                               "with j.issuing_lock('issue kampagne.xlsx'):\n    print('held', flush=True)\n    time.sleep(60)\n"],
+                              stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with Journal(link, create=False) as j:
+            with pytest.raises(LedgerBusy, match=r"right now \(pid \d+, issue kampagne.xlsx, since"):
+                with j.issuing_lock("issue other.xlsx"):
+                    pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with Journal(link, create=False) as j, j.issuing_lock("issue other.xlsx"):
+        pass  # released when its holder died
+
+
+def test_two_runs_through_two_paths_to_one_ledger_issue_once(tmp_path, sandbox):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    lines = ["Navn;E-mail;Gavekorttype;Beløb;Antal;Afdeling"] + [f"P {i};p{i}@example.com;Gavekort;{100 + i};1;Webshop" for i in range(30)]
+    src = tmp_path / "a.csv"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    real = tmp_path / "real" / "ledger.sqlite3"
+    from flexybulk.journal import Journal
+
+    Journal(real).close()
+    link = tmp_path / "link.sqlite3"
+    link.symlink_to(real)
+    sandbox.faults = __import__("flexybulk.sandbox", fromlist=["Faults"]).Faults(latency=0.01)
+    go = tmp_path / "go"
+    starter = ("import os, sys, time\nfrom flexybulk.cli import main\n"
+               f"while not os.path.exists({str(go)!r}): time.sleep(0.001)\n"
+               "sys.exit(main(sys.argv[1:]))\n")
+    procs = []
+    for i, ledger in enumerate((real, link)):
+        env = {**os.environ, "PYTHONPATH": str(REPO), "FLEXYBOX_TOKEN": sandbox.token, "FLEXYBOX_CRM_URL": sandbox.url,
+               "FLEXYBOX_POS_URL": sandbox.url, "FLEXYBOX_API_URL": sandbox.url, "FLEXYBULK_LEDGER": str(ledger)}
+        # Other bytes for each (a blank line), so the second cannot simply resume the first one's batch.
+        f = tmp_path / f"copy{i}.csv"
+        f.write_text(src.read_text(encoding="utf-8") + "\n" * i, encoding="utf-8")
+        procs.append(subprocess.Popen([sys.executable, "-c", starter, "issue", str(f), "--yes", "-q"],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path))
+    time.sleep(2.0)
+    go.write_text("")
+    results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
+    assert sandbox.state.counts()["certificates"] == 30, results  # not 60
+    busy = [r for r in results if "Another flexybulk is issuing with the ledger" in r[1]]
+    assert len(busy) == 1 and sorted(r[2] for r in results) == [0, 1], results
+
+
+def test_a_ledger_that_cannot_be_written_stops_the_run_exit_2_and_sends_nothing_after(tmp_path, sandbox_env, monkeypatch):
+    from flexybulk.issue import BatchRunner
+
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    real_run = BatchRunner.run
+
+    def run_on_a_read_only_ledger(self, plan):
+        # From here on SQLite refuses every write, as it does for a read-only file or folder.
+        self.journal._db.execute("PRAGMA query_only = ON")
+        return real_run(self, plan)
+
+    monkeypatch.setattr(BatchRunner, "run", run_on_a_read_only_ledger)
+    run = flexybulk("issue", src, "--yes", "--workers", "1")
+    assert run.code == 2, run.output
+    assert "could not be written: the file or its folder is read-only (attempt to write a readonly database)" in run.stderr
+    assert "unexpected" not in run.output
+    # Row 2's customer and sales order PUTs went (their records need not wait); its commit waits for its record,
+    # which failed, so it was never sent, and no other row was started.
+    calls = [(m, p.split("/")[3]) for m, p, _ in sandbox_env.state.requests]
+    assert calls == [("GET", "odata"), ("GET", "departments"), ("PUT", "customers"), ("PUT", "salesorders")]
+    assert sandbox_env.state.counts()["certificates"] == 0
+    assert [r["Status"] for r in result_rows(tmp_path / "kampagne.result.xlsx")] == ["PENDING"] * ROWS
+
+
+def test_a_full_disk_is_named_as_such(tmp_path):
+    from flexybulk.errors import JournalError
+    from flexybulk.journal import Journal, NewRow, RowStatus
+
+    with Journal(tmp_path / "l.sqlite3") as j:
+        pages = j._db.execute("PRAGMA page_count").fetchone()[0]
+        j._db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "database or disk is full"
+        rows = [NewRow(n, RowStatus.PENDING, None, {"name": "x" * 500}, "c", f"o{n}", f"p{n}") for n in range(200)]
+        with pytest.raises(JournalError, match=r"could not be written: the disk is full \(database or disk is full\)"):
+            j.create_batch(input_path="x", input_sha256="s", target="sandbox", sheet_name=None, options={}, rows=rows)
+
+
+def test_sigterm_mid_run_writes_the_result_sheet_and_retry_finishes_exactly(tmp_path, sandbox):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from flexybulk.sandbox import Faults
+
+    n = 40
+    lines = ["Navn;E-mail;Gavekorttype;Beløb;Antal;Afdeling"] + [f"P {i};p{i}@example.com;Gavekort;{100 + i},50;{1 + i % 2};Webshop" for i in range(n)]
+    src = tmp_path / "liste.csv"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    expected = sum(1 + i % 2 for i in range(n))
+    env = {**os.environ, "FLEXYBOX_TOKEN": sandbox.token, "FLEXYBOX_CRM_URL": sandbox.url, "FLEXYBOX_POS_URL": sandbox.url,
+           "FLEXYBOX_API_URL": sandbox.url, "FLEXYBULK_LEDGER": str(tmp_path / "ledger.sqlite3")}
+    sandbox.faults = Faults(latency=0.01)
+    cmd = [sys.executable, str(REPO / "batch_issue.py"), "issue", str(src), "--yes", "-q", "--workers", "2", "--new-ledger"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while len(sandbox.state.requests) < 20 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, out + err
+    assert "Interrupted. The rows not yet sent are PENDING" in err and "retry" in err
+    statuses = [r["Status"] for r in result_rows(tmp_path / "liste.result.xlsx")]
+    done = statuses.count("ISSUED")
+    assert 0 < done < n and set(statuses) == {"ISSUED", "PENDING"}, statuses
+    assert sandbox.state.counts()["committed_orders"] == done  # calls in flight finished; the sheet says what happened
+
+    sandbox.faults = Faults()
+    again = subprocess.run([sys.executable, str(REPO / "batch_issue.py"), "retry", str(tmp_path / "liste.result.xlsx"),
+                            "--yes", "-q"], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    counts = sandbox.state.counts()
+    assert (counts["committed_orders"], counts["certificates"]) == (n, expected)
+    assert [r["Status"] for r in result_rows(tmp_path / "liste.result.xlsx")] == ["ISSUED"] * n
+
+
+def test_a_corrected_copy_with_a_changed_amount_needs_its_own_confirmation(tmp_path, sandbox_env):
+    import openpyxl
+
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    assert flexybulk("issue", src, "--yes").code == 0
+    wb = openpyxl.load_workbook(src)
+    ws = wb.active
+    header = [c.value for c in ws[1]]
+    amount = header.index("Beløb") + 1
+    old = ws.cell(row=4, column=amount).value
+    ws.cell(row=4, column=amount).value = old + 50  # 300 -> 350 style correction of row 4
+    copy = tmp_path / "kampagne-rettet.xlsx"
+    wb.save(copy)
+    before = sandbox_env.state.counts()
+
+    stopped = flexybulk("issue", copy, "--yes")  # --yes alone is not enough: it stops and says why
+    assert stopped.code == 1, stopped.output
+    assert "row 4: " in stopped.stdout and "already received a" in stopped.stdout
+    assert "--yes does not answer this question" in stopped.stderr and "Aborted. Nothing more was issued." in stopped.stderr
+    assert sandbox_env.state.counts() == before
+
+    declined = flexybulk("issue", copy, "--yes", input="n\n")
+    assert declined.code == 1 and sandbox_env.state.counts() == before
+
+    confirmed = flexybulk("issue", copy, "--yes", input="y\n")
+    assert confirmed.code == 0, confirmed.output
+    after = sandbox_env.state.counts()
+    quantity = ws.cell(row=4, column=header.index("Antal") + 1).value
+    assert after["committed_orders"] == before["committed_orders"] + 1  # only the corrected row, once
+    assert after["certificates"] == before["certificates"] + quantity
+    assert "Issued now: 1 row" in confirmed.stdout
+
+
+def test_max_total_refuses_before_any_gift_certificate_call(tmp_path, sandbox_env):
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    run = flexybulk("issue", src, "--yes", "--max-total", "10000")
+    assert run.code == 1, run.output
+    assert "this run would issue 10,399.85 DKK (limit 10,000.00 DKK), more than --max-total allows" in run.stderr
+    assert [m for m, *_ in sandbox_env.state.requests] == ["GET", "GET"]  # the catalogue only
+    from flexybulk import batches
+
+    assert batches.list_batches(Path(__import__("os").environ["FLEXYBULK_LEDGER"])) == []  # nothing planned left behind
+    bad = flexybulk("issue", src, "--yes", "--max-total", "lots")
+    assert bad.code == 2 and "--max-total 'lots' must be an amount" in bad.stderr
+    ok = flexybulk("issue", src, "--yes", "--max-total", "EUR=1", "--max-total", "DKK=10399.85")
+    assert ok.code == 0, ok.output
+    assert sandbox_env.state.counts()["certificates"] == CERTIFICATES
+
+
+def test_first_n_is_a_canary_and_retry_sends_the_rest(tmp_path, sandbox_env):
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    run = flexybulk("issue", src, "--yes", "--first", "2")
+    assert run.code == 1, run.output  # the rest needs a retry
+    assert "Held back by --first: 4 rows" in run.stdout
+    counts = sandbox_env.state.counts()
+    assert (counts["customers"], counts["committed_orders"]) == (2, 2)
+    rows = result_rows(tmp_path / "kampagne.result.xlsx")
+    assert [r["Status"] for r in rows] == ["ISSUED", "ISSUED", "PENDING", "PENDING", "PENDING", "PENDING"]
+    assert "Held back by --first" in rows[2]["Error"]
+    issued_first = sum(int(r["Antal"]) for r in rows[:2])
+    assert counts["certificates"] == issued_first
+
+    again = flexybulk("retry", tmp_path / "kampagne.result.xlsx", "--yes")
+    assert again.code == 0, again.output
+    counts = sandbox_env.state.counts()
+    assert (counts["committed_orders"], counts["certificates"]) == (ROWS, CERTIFICATES)
+    assert _money(sandbox_env) == TOTAL
