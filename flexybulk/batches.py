@@ -749,12 +749,14 @@ def batch_progress(ledger: Path, batch_id: str) -> BatchStatus:
 
     Read from the ledger alone, so any process (a page refreshed, a server
     restarted) sees the same figures while another runs the batch. Reads
-    nothing from Flexybox; ``batch`` is ``None`` when the ledger has no such batch.
+    nothing from Flexybox and never creates a ledger; ``batch`` is ``None``
+    when the ledger has no such batch.
 
     Raises:
+        LedgerMissing: there is no such ledger.
         JournalError: the ledger cannot be opened.
     """
-    with Journal(ledger) as journal:
+    with Journal(ledger, create=False) as journal:
         batch = journal.get_batch(batch_id)
         return BatchStatus(journal.path, batch, journal.rows(batch_id) if batch else [])
 

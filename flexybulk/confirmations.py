@@ -38,7 +38,7 @@ def sheet_names(path: Path | str) -> list[str]:
 def plan_digest(prepared: Prepared) -> str:
     """A fingerprint (hex SHA-256) of what ``prepared`` would issue: the batch it continues (or "a new
     batch"), each row to send with its recipient, type, department, amount, quantity and currency, the rows
-    to issue again, and the rows finishing an earlier batch's row with that row's ids.
+    to issue again, the near-duplicates, and the rows finishing an earlier batch's row with that row's ids.
 
     A face shows a prepared batch, the person confirms it, and the face
     prepares again before the run (the issuing lock is not held while a person
@@ -51,12 +51,13 @@ def plan_digest(prepared: Prepared) -> str:
     if prepared.blocked:
         return ""
     reissue = sorted(r.row_number for r in prepared.reissue)
+    near = sorted(r.row_number for r in prepared.near)
     lines = [[o.row, o.email, str(o.type.id), str(o.department.id), str(o.price), o.quantity, o.currency]
              for o in prepared.orders]
     settling = sorted([r.row_number, r.earlier.batch_id, r.earlier.row_number] for r in prepared.settling if r.earlier)
     # A new batch gets a new id each time it is planned, so only a continued batch's id is part of the digest.
     batch = prepared.batch.id if prepared.plan.resumed else None
-    text = json.dumps({"batch": batch, "orders": lines, "reissue": reissue, "settling": settling}, sort_keys=True,
+    text = json.dumps({"batch": batch, "orders": lines, "reissue": reissue, "near": near, "settling": settling}, sort_keys=True,
                       ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -43,7 +43,7 @@ def test_killed_mid_run_then_resume_issues_every_certificate_once(flexybox, tmp_
     sheet = write_sheet(tmp_path / "stor-kampagne.xlsx", rows)
     env = server_env(tmp_path, FLEXYBOX_TOKEN=flexybox.token, FLEXYBOX_CRM_URL=flexybox.url,
                      FLEXYBOX_POS_URL=flexybox.url, FLEXYBOX_API_URL=flexybox.url)
-    server = WebServer(["--data-dir", str(tmp_path / "data")], env, tmp_path).start()
+    server = WebServer(["--new-ledger", "--data-dir", str(tmp_path / "data")], env, tmp_path).start()
     seen: list[str] = []
     try:
         with playwright_api.sync_playwright() as p:

@@ -55,12 +55,14 @@ def _amount(ctx: click.Context, param: click.Parameter, value: str | None) -> De
 @click.option("--max-file-size", type=click.IntRange(1), default=50, show_default=True, metavar="MB", help="Refuse larger uploads.")
 @click.option("--max-rows", type=click.IntRange(1), default=100_000, show_default=True, help="Refuse sheets with more data rows.")
 @click.option("--secure-cookies", is_flag=True, help="Mark cookies Secure (when the page is served over HTTPS by a reverse proxy).")
+@click.option("--new-ledger", is_flag=True,
+              help="Create the ledger named by --ledger (or FLEXYBULK_LEDGER) if it does not exist (else refused).")
 @click.option("--hash-password", is_flag=True, help="Ask for a password and print its argon2 hash for the users file, then exit.")
 @LEDGER_OPTION
 @api_options
 def web(host: str, port: int, no_browser: bool, data_dir: str | None, users_file: str | None, proxy_header: str | None,
         approval_above: Decimal | None, keep_hours: float, max_file_size: int, max_rows: int, secure_cookies: bool,
-        hash_password: bool, ledger: str | None, **kw: Any) -> int:
+        new_ledger: bool, hash_password: bool, ledger: str | None, **kw: Any) -> int:
     """Serve the web page: upload a sheet, fix it, confirm, follow the issue, download the result.
 
     On 127.0.0.1 it is for the person at this computer (no login). For a
@@ -103,7 +105,8 @@ def web(host: str, port: int, no_browser: bool, data_dir: str | None, users_file
 
             folder = Path(platformdirs.user_data_dir("flexybulk", appauthor=False)) / ("web-sandbox" if target.is_sandbox else "web")
         config = WebConfig(data_dir=folder, ledger=ledger_path, max_file_size=max_file_size * MIB, max_rows=max_rows,
-                           keep_hours=keep_hours, approval_above=approval_above, team=team, secure_cookies=secure_cookies)
+                           keep_hours=keep_hours, approval_above=approval_above, team=team, secure_cookies=secure_cookies,
+                           new_ledger=new_ledger)
         app = create_app(config, target, auth)
         sock = _bind(host, port)
         shown_host = sock.getsockname()[0]

@@ -57,6 +57,8 @@ class WebConfig:
         approval_above: in team mode, a batch whose total in any currency is above this needs an approver.
         team: team mode (a login is needed).
         secure_cookies: send cookies with ``Secure`` (behind an HTTPS reverse proxy).
+        new_ledger: create ``ledger`` if it does not exist (as the command line's ``--new-ledger``);
+            without it a named ledger that does not exist is refused at start.
     """
 
     data_dir: Path
@@ -67,6 +69,7 @@ class WebConfig:
     approval_above: Decimal | None = None
     team: bool = False
     secure_cookies: bool = False
+    new_ledger: bool = False
     page_size: int = 50
 
 
@@ -193,9 +196,15 @@ def create_app(config: WebConfig, target: Target, auth: Auth) -> Starlette:
 
     Leftover uploads that were queued or running when a server stopped are
     marked interrupted (Resume continues them), and expired uploads are deleted.
+
+    Raises:
+        LedgerMissing: ``config.ledger`` was named, does not exist, and ``config.new_ledger`` is false.
     """
     from . import views_batch, views_sheet
 
+    # The ledger is opened (and created, when that is allowed) now, so a mistyped path stops the server at once.
+    batches.open_ledger(target, config.ledger, new_ledger=config.new_ledger or config.ledger == target.ledger_default
+                        and not target.ledger_named).close()
     data_dir = Path(config.data_dir)
     store = UploadStore(data_dir)
     # Form parsing spools big uploads to temporary files: keep those in the data folder too, owner-only.

@@ -58,6 +58,7 @@ class Preview:
     by_department: dict[str, Any] = field(default_factory=dict)
     already_issued: int = 0
     skipped: list[tuple[int, str]] = field(default_factory=list)
+    near: list[tuple[int, str]] = field(default_factory=list)
     settling: list[tuple[int, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     target: str = ""
@@ -75,6 +76,7 @@ class Work:
     key: str = ""
     user: str = ""
     digest: str | None = None  # None for Resume: continue the recorded batch
+    near_confirmed: bool = False
     done: threading.Event = field(default_factory=threading.Event)
     stop: threading.Event = field(default_factory=threading.Event)
     message: str | None = None
@@ -150,6 +152,7 @@ class Issuer:
             return work
 
     def submit(self, upload_id: str, *, user: str, digest: str | None, approved_by: str | None = None,
+               near_confirmed: bool = False,
                from_states: tuple[str, ...] = ("new", "needs_confirmation", "awaiting_approval")) -> Work | None:
         """Queue a run of the upload, once: ``None`` when it is not in one of ``from_states`` (already queued,
         running, or done), which is what makes a double click or a second tab harmless.
@@ -158,9 +161,9 @@ class Issuer:
             upload = self.store.get(upload_id)
             if upload is None or upload.state not in from_states:
                 return None
-            self.store.update(upload_id, state="queued", message=None,
-                              confirmed={"digest": digest, "user": user, "approved_by": approved_by}, approved_by=approved_by)
-            work = Work("issue", upload_id, user=user, digest=digest)
+            self.store.update(upload_id, state="queued", message=None, approved_by=approved_by,
+                              confirmed={"digest": digest, "user": user, "approved_by": approved_by, "near": near_confirmed})
+            work = Work("issue", upload_id, user=user, digest=digest, near_confirmed=near_confirmed)
             self._queue.append(work)
             self._cond.notify_all()
             return work
@@ -253,10 +256,10 @@ class Issuer:
         except KeyError:
             pass
 
-    def _prepare(self, session: batches.Issuing, upload: Upload) -> batches.Prepared:
+    def _prepare(self, session: batches.Issuing, upload: Upload, user: str | None = None) -> batches.Prepared:
         return session.prepare(self.input_of(upload), self.read_request(upload),
                                command="retry" if upload.mode == "retry" else "issue",
-                               skip_invalid=upload.skip_invalid)
+                               skip_invalid=upload.skip_invalid, web_user=user or upload.user)
 
     def _do(self, work: Work) -> None:
         upload = self.store.get(work.upload_id)
@@ -274,7 +277,7 @@ class Issuer:
             return
         with batches.issuing(self.target, self.ledger, what) as session:
             self._set(upload.id, state="running", message=None)
-            prepared = self._prepare(session, upload)
+            prepared = self._prepare(session, upload, work.user)
             if prepared.blocked:
                 self._set(upload.id, state="needs_confirmation", message="Some rows are invalid now; look at the check again.")
                 return
@@ -305,7 +308,14 @@ class Issuer:
                 if row.status.needs_attention:
                     work.attention.append((row.row_number, row.status.value, row.error))
 
-            outcome = session.run(prepared, batches.Decision(confirmed=True, user=work.user), progress=progress, stop=work.stop)
+            # A resumed batch was confirmed with its near-duplicates (if any) before it started.
+            near = work.near_confirmed or (work.digest is None and bool((upload.confirmed or {}).get("near")))
+            decision = batches.Decision(confirmed=True, near_confirmed=near, user=work.user)
+            outcome = session.run(prepared, decision, progress=progress, stop=work.stop)
+            if outcome.declined:
+                self._set(upload.id, state="needs_confirmation",
+                          message="Some rows are near-duplicates of earlier gift certificates and need their own confirmation.")
+                return
             fatal = self.redact(str(outcome.fatal)) if outcome.fatal else None
             self._set(upload.id, state="done", message=fatal)
             self.previews.pop(upload.id, None)
@@ -343,6 +353,7 @@ def _preview_of(key: str, prepared: batches.Prepared) -> Preview:
         p.by_department.setdefault(order.department.name, Totals()).add(order)
     p.already_issued = prepared.already_issued
     p.skipped = [(r.row_number, r.message or "") for r in prepared.skipped]
+    p.near = [(r.row_number, r.message or "") for r in prepared.near]
     p.settling = [(r.row_number, r.message or "") for r in prepared.settling]
     p.batch_id, p.resumed = prepared.batch.id, prepared.plan.resumed
     return p

@@ -9,6 +9,7 @@ or a restarted server loses nothing.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,10 @@ async def confirm_page(request: Request) -> Response:
     if upload.state in ("queued", "running"):
         return RedirectResponse(_progress_url(upload.id), status_code=303)
     found = web.issuer.preview(upload)
+    if isinstance(found, Work) and not is_htmx(request):
+        # A preview takes a moment (a catalogue fetch and the plan): wait a little rather than show "Preparing…".
+        await asyncio.to_thread(found.done.wait, 3.0)
+        found = web.issuer.preview(upload)
     preview = found if isinstance(found, Preview) else None
     place = None
     if isinstance(found, Work):
@@ -108,14 +113,19 @@ async def confirm(request: Request) -> Response:
     preview = _ready_preview(web, upload, str(form.get("digest", "")))
     if preview is None:
         return RedirectResponse(f"/u/{upload.id}/confirm?changed=1", status_code=303)
+    near = form.get("near_confirmed") == "1"
+    if preview.near and not near:
+        # Near-duplicates are issued only on their own decision (issue #11), never by the general "yes".
+        return RedirectResponse(f"/u/{upload.id}/confirm?near=1", status_code=303)
     if web.needs_approval(preview.amounts):
         with web.store.lock:
             current = web.store.get(upload.id)
             if current is not None and current.state in ("new", "needs_confirmation"):
                 web.store.update(upload.id, state="awaiting_approval",
-                                 confirmed={"digest": preview.digest, "user": user.name, "approved_by": None})
+                                 confirmed={"digest": preview.digest, "user": user.name, "approved_by": None, "near": near})
         return RedirectResponse(f"/u/{upload.id}/confirm", status_code=303)
-    web.issuer.submit(upload.id, user=user.name, digest=preview.digest, from_states=("new", "needs_confirmation"))
+    web.issuer.submit(upload.id, user=user.name, digest=preview.digest, near_confirmed=near,
+                      from_states=("new", "needs_confirmation"))
     return RedirectResponse(_progress_url(upload.id), status_code=303)
 
 
@@ -139,7 +149,7 @@ async def approve(request: Request) -> Response:
     if preview is None or preview.digest != confirmed.get("digest"):
         return RedirectResponse(f"/u/{upload.id}/confirm?changed=1", status_code=303)
     web.issuer.submit(upload.id, user=confirmed.get("user") or upload.user, digest=preview.digest, approved_by=user.name,
-                      from_states=("awaiting_approval",))
+                      near_confirmed=bool(confirmed.get("near")), from_states=("awaiting_approval",))
     return RedirectResponse(_progress_url(upload.id), status_code=303)
 
 
@@ -256,7 +266,7 @@ async def history(request: Request) -> Response:
     for status in batches.list_batches(web.config.ledger):
         b = status.batch
         upload = by_batch.get(b.id)
-        people = [p for p in [b.os_user, *web_users(status.ledger, b.id)] if p]
+        people = [p for p in [b.web_user, *web_users(status.ledger, b.id)] if p] or [b.os_user or ""]
         unfinished = bool(status.attention)
         entry = {"batch": b, "counts": dict(status.counts), "issued": status.issued, "people": list(dict.fromkeys(people)),
                  "file": Path(b.input_path).name if not upload else upload.filename, "upload": upload,

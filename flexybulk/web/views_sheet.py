@@ -96,7 +96,7 @@ def checked_of(web: Web, upload: Upload) -> tuple[Any, Any]:
     request = web.read_request(upload)
     source = apply_fixes(batches.read_input(upload.path, request, command="issue"), upload.fixes())
     try:
-        checked = batches.check(source, web.target, request)
+        checked = batches.check(source, web.target, request, ledger=web.config.ledger)
     except FlexybulkError as exc:
         exc.source = source  # type: ignore[attr-defined]
         raise
@@ -120,8 +120,17 @@ def shown(value: Any) -> str:
     return str(value)
 
 
-def grid_rows(source: Any, checks: list, statuses: dict[int, str]) -> list[dict]:
-    """The rows for the grid: each cell with its problems and warnings, and the row's status."""
+KNOWN_LABELS = {"done": "ISSUED", "skip": "ISSUED EARLIER", "near": "NEAR-DUPLICATE", "send": "SETTLES"}
+
+
+def grid_rows(source: Any, checks: list, statuses: dict[int, str], known: dict | None = None) -> list[dict]:
+    """The rows for the grid: each cell with its problems and warnings, and the row's status.
+
+    ``statuses`` (row -> the ledger's status of this upload's batch) win; else
+    ``known`` (row -> what an issue would decide, from :func:`flexybulk.batches.check`)
+    labels rows already issued, near-duplicates and rows finishing an earlier batch's row.
+    """
+    known = known or {}
     headers = source.sheet.headers
     out = []
     for c in checks:
@@ -132,9 +141,14 @@ def grid_rows(source: Any, checks: list, statuses: dict[int, str]) -> list[dict]
                           "problems": [p.message for p in c.problems if p.column == h],
                           "warnings": [p.message for p in c.warnings if p.column == h]})
         other = [f"{p.column}: {p.message}" if p.column else p.message for p in c.problems if p.column not in headers]
-        status = statuses.get(row.number) or ("VALID" if c.valid else "INVALID")
+        planned = known.get(row.number)
+        status = statuses.get(row.number) or (KNOWN_LABELS.get(planned.action) if planned else None) \
+            or ("VALID" if c.valid else "INVALID")
+        warnings = [p.message for p in c.warnings if p.column not in headers]
+        if planned is not None and planned.message and row.number not in statuses:
+            warnings.append(planned.message)
         out.append({"number": row.number, "cells": cells, "other": other, "valid": c.valid, "status": status,
-                    "warnings": [p.message for p in c.warnings if p.column not in headers]})
+                    "warnings": warnings, "problem_columns": [p.column for p in c.problems if p.column in headers]})
     return out
 
 
@@ -171,7 +185,7 @@ async def check_page(request: Request) -> Response:
     size = web.config.page_size
     pages = max(1, math.ceil(len(checks) / size))
     page = min(page, pages)
-    rows = grid_rows(source, checks[(page - 1) * size: page * size], _statuses(web, upload))
+    rows = grid_rows(source, checks[(page - 1) * size: page * size], _statuses(web, upload), checked.known)
     context.update(source=source, checked=checked, departments=_names(checked.catalogue.departments))
     edit = request.query_params.get("edit")
     if edit and ":" in edit:
@@ -224,7 +238,7 @@ async def editor(request: Request) -> Response:
     try:
         if retry:
             source = web.issuer.input_of(_as_retry(upload))
-            checked = batches.check(source, web.target, web.read_request(upload))
+            checked = batches.check(source, web.target, web.read_request(upload), ledger=web.config.ledger)
         else:
             source, checked = checked_of(web, upload)
     except FlexybulkError as exc:
@@ -319,7 +333,7 @@ async def validation_sheet(request: Request) -> Response:
         return not_found(request)
     try:
         _, checked = checked_of(web, upload)
-        path = batches.write_validation(checked.validation, upload.validation_path)
+        path = batches.write_validation(checked.validation, upload.validation_path, notes=checked.notes())
     except FlexybulkError as exc:
         return render(request, "message.html", status=422, title="", message=web.redact(str(exc)))
     return FileResponse(path, filename=path.name, media_type=XLSX)
