@@ -17,7 +17,7 @@ import pytest
 
 from flexybulk.journal import Journal
 from flexybulk.sandbox import Faults, Sandbox
-from webtools import import_playwright, launch_chromium, result_rows, server_env, WebServer, write_sheet
+from webtools import SHOTS, import_playwright, launch_chromium, result_rows, server_env, WebServer, write_sheet
 
 playwright_api = import_playwright()
 expect = playwright_api.expect
@@ -35,7 +35,7 @@ def flexybox():
 def test_killed_mid_run_then_resume_issues_every_certificate_once(flexybox, tmp_path):
     flexybox.state.reset()
     # Slow calls, so that the kill lands in the middle of the batch with rows in flight.
-    flexybox.faults = Faults(latency=0.03)
+    flexybox.faults = Faults(latency=0.05)
     rows = [[f"Person {i}", f"p{i}@example.com", "Gavekort" if i % 2 else "Julegavekort", f"{100 + i},50", 1 + i % 3, "Webshop"]
             for i in range(ROWS)]
     expected_certificates = sum(1 + i % 3 for i in range(ROWS))
@@ -48,7 +48,7 @@ def test_killed_mid_run_then_resume_issues_every_certificate_once(flexybox, tmp_
     try:
         with playwright_api.sync_playwright() as p:
             browser = launch_chromium(p)
-            page = browser.new_page()
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.set_default_timeout(30_000)
             page.on("response", lambda r: seen.append(r.text()) if "text" in (r.headers.get("content-type") or "") else None)
             page.goto(server.url)
@@ -59,9 +59,12 @@ def test_killed_mid_run_then_resume_issues_every_certificate_once(flexybox, tmp_
             page.get_by_test_id("issue-button").click()
             page.get_by_test_id("confirm-button").click()
             page.get_by_test_id("stop-button").wait_for()
+            expect(page.get_by_test_id("status-count-ISSUED")).not_to_have_text("0")  # the page follows the ledger
             deadline = time.monotonic() + 30
             while flexybox.state.counts()["committed_orders"] < 10 and time.monotonic() < deadline:
                 time.sleep(0.02)
+            SHOTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(SHOTS / "1280-4-progress.png"))
             server.kill()  # kill -9 in the middle of the batch
             in_flight_then = flexybox.state.counts()["committed_orders"]
             assert 10 <= in_flight_then < ROWS
@@ -72,6 +75,7 @@ def test_killed_mid_run_then_resume_issues_every_certificate_once(flexybox, tmp_
             assert page.get_by_test_id("history-row").count() == 1
             page.locator("[data-testid=history-row] a").first.click()  # "Open"
             expect(page.get_by_test_id("interrupted")).to_be_visible()
+            page.screenshot(path=str(SHOTS / "1280-4b-interrupted.png"))
             issued_before = int(page.get_by_test_id("status-count-ISSUED").inner_text())
             assert issued_before <= in_flight_then
             page.get_by_test_id("resume-button").click()

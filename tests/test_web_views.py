@@ -405,6 +405,23 @@ def test_without_a_login_every_page_redirects_and_every_action_answers_401(team)
     assert team.get("/u/x/progress?fragment=1", headers={"HX-Request": "true"}).status_code == 401
 
 
+def test_a_trusted_proxy_header_names_the_user_and_roles_come_from_the_users_file(tmp_path, settings, users_file, sandbox):
+    target = Target(settings, "sandbox", tmp_path / "ledger.sqlite3")
+    config = WebConfig(data_dir=tmp_path / "data", ledger=tmp_path / "ledger.sqlite3", team=True, new_ledger=True,
+                       approval_above=Decimal("1000"))
+    app = create_app(config, target, Auth(load_users(users_file), "X-Remote-User", team=True))
+    with TestClient(app, base_url="http://127.0.0.1:8770") as client:
+        assert client.get("/", follow_redirects=False).status_code == 303  # no header: the login
+        carl = {"X-Remote-User": "carl"}
+        with open(_copy("kampagne.xlsx", tmp_path), "rb") as fh:
+            uid = client.post("/upload", files={"file": ("kampagne.xlsx", fh)}, headers=carl, follow_redirects=False) \
+                .headers["location"].rsplit("/", 1)[1]
+        page = client.get(f"/u/{uid}", headers=carl)
+        assert page.status_code == 200 and "carl" in page.text
+        assert client.get(f"/u/{uid}", headers={"X-Remote-User": "dora"}).status_code == 404  # a stranger: an uploader
+        assert client.get(f"/u/{uid}", headers={"X-Remote-User": "bo"}).status_code == 200  # an approver
+
+
 def test_a_wrong_password_is_refused(team):
     answer = team.post("/login", data={"user": "anna", "password": "wrong"}, follow_redirects=False)
     assert answer.status_code == 401 and "set-cookie" not in answer.headers

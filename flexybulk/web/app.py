@@ -236,9 +236,18 @@ def create_app(config: WebConfig, target: Target, auth: Auth) -> Starlette:
         Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
 
+    async def expire_hourly() -> None:
+        while True:
+            await asyncio.sleep(3600)
+            gone = await asyncio.to_thread(store.expire, config.keep_hours * 3600)
+            if gone:
+                log.info("deleted %d uploads older than %s hours", len(gone), config.keep_hours)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
+        expiry = asyncio.get_running_loop().create_task(expire_hourly())
         yield
+        expiry.cancel()
         # Ctrl-C or SIGTERM: the running batch stops taking rows; rows in flight finish; its result sheet is written.
         await asyncio.to_thread(web.issuer.shutdown)
 

@@ -26,8 +26,11 @@ from .app import deny, is_htmx, lang_of, render, user_of, web_of
 from .jobs import Preview, Work
 from .views_sheet import XLSX, _as_retry, _editor_context, _upload_or_404, forget, grid_rows, not_found
 
-STATUSES = [s.value for s in (RowStatus.ISSUED, RowStatus.PENDING, RowStatus.FAILED, RowStatus.UNKNOWN,
-                              RowStatus.SKIPPED, RowStatus.INVALID)]
+# Every status a batch's row can have (the validation sheet's VALID is not one); a status the library adds
+# (EXCLUDED for hidden rows, issue #12) is shown as soon as it exists.
+_ORDER = ["ISSUED", "PENDING", "FAILED", "UNKNOWN", "SKIPPED", "EXCLUDED", "INVALID"]
+STATUSES = sorted((s.value for s in RowStatus if s is not RowStatus.VALID),
+                  key=lambda v: _ORDER.index(v) if v in _ORDER else len(_ORDER))
 
 
 def routes() -> list[Route]:
