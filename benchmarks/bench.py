@@ -439,7 +439,7 @@ sys.path.insert(0, {root!r})
 from flexybulk.client import parse_catalogue
 from flexybulk.model import Catalogue
 from flexybulk.sandbox import default_catalogue
-from flexybulk.sheet import ReadOptions, read_sheet
+from flexybulk.reading import ReadOptions, read_sheet
 from flexybulk.validate import validate
 import python_calamine, email_validator  # imports are not timed
 raw = default_catalogue()

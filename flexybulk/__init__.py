@@ -6,12 +6,15 @@ money; ``cli`` (and the web page) only translate to and from it. Modules:
 
 - ``batches``   the batch use cases, returning plain dataclasses
 - ``target``    where a batch goes: settings, ledger name, the in-process sandbox
-- ``sheet``     read XLSX/XLSM/ODS/XLS/CSV/TSV into rows that keep their sheet row numbers
-- ``values``    parse single cells: amounts (Decimal), quantities, emails, phones, postal codes
+- ``reading``   read XLSX/XLSM/XLSB/ODS/XLS/CSV/TSV into rows that keep their sheet row numbers
 - ``validate``  rows + catalogue -> orders and row problems (pure functions)
 - ``client``    ``FlexyboxClient``, the only module that talks HTTP
 - ``journal``   the SQLite ledger of every batch, row, id and step
-- ``issue``     plans a batch against the ledger; runs rows through the vendor's flow
+- ``planning``  a batch's ids and a decision per row, recorded before any call
+- ``records``   what a recorded row means: totals, fingerprint, words
+- ``issue``     runs rows through the vendor's flow
+- ``outcome``   what a failed call means for a row
+- ``adoption``  rebuilding a batch from its result sheet
 - ``results``   the result and validation sheets, written atomically
 - ``result_input``  a result sheet given back as input (retry)
 - ``cli``       the command line

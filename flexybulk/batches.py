@@ -59,6 +59,9 @@ class ReadRequest:
         department: the department (name or id) for rows without one.
         max_file_size: bytes; larger files are refused before they are read.
         max_rows: sheets with more data rows are refused.
+        include_hidden: read rows hidden or filtered out as ordinary rows (issue #12: by
+            default they are the person's selection, and are not issued).
+        encoding: a CSV file's text encoding (Python codec name), or ``None`` to detect it.
     """
 
     sheet: str | None = None
@@ -66,6 +69,8 @@ class ReadRequest:
     department: str | None = None
     max_file_size: int = 50 * MIB
     max_rows: int = 100_000
+    include_hidden: bool = False
+    encoding: str | None = None
 
 
 @dataclass
@@ -89,11 +94,11 @@ def read_input(path: Path | str, request: ReadRequest, *, command: str = "issue"
         InputFileError: the file cannot be read, is refused, or has no recipients.
         ConfigError: ``retry`` of a file that is not a flexybulk result sheet.
     """
-    from .sheet import ReadOptions, read_sheet
+    from .reading import ReadOptions, read_sheet
 
     path = Path(path)
     opts = ReadOptions(sheet=request.sheet, columns=dict(request.columns), max_file_size=request.max_file_size,
-                       max_rows=request.max_rows)
+                       max_rows=request.max_rows, include_hidden=request.include_hidden, encoding=request.encoding)
     sheet = read_sheet(path, opts)
     if not sheet.rows:
         raise InputFileError(f"{sheet.where()}: there are no recipients below the header on row {sheet.header_row}. "
@@ -352,7 +357,7 @@ class Outcome:
     @property
     def invalid(self) -> int:
         """This sheet's rows that are invalid and not issued."""
-        return sum(1 for c in self.prepared.validation.checks if not c.valid
+        return sum(1 for c in self.prepared.validation.checks if not c.valid and not c.excluded
                    and (c.row.number not in self.records or self.records[c.row.number].status != RowStatus.ISSUED))
 
     @property
@@ -675,7 +680,7 @@ def batch_status(path: Path | str, ledger: Path, *, target: str | None = None) -
     """
     import hashlib
 
-    from .sheet import ReadOptions, read_sheet
+    from .reading import ReadOptions, read_sheet
 
     path = Path(path)
     if not Path(ledger).exists():

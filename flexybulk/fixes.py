@@ -5,8 +5,9 @@ type picked from the live list) instead of editing the file and uploading it
 again. A fix is data — ``CellFix(row, column, text)`` — applied to an
 :class:`~flexybulk.batches.Input` as read: the cell's value as the sheet
 keeps it (``InputRow.original``) becomes the typed text, and the field is
-parsed again by the reader's own per-cell parsers (:mod:`flexybulk.values`,
-the same functions the reader uses for every text cell of every format:
+parsed again by the reader's own per-cell parsers (:mod:`flexybulk.reading.cells`
+and :mod:`flexybulk.reading.amounts`, the functions the reader uses for every
+text cell of every format:
 XLSX, XLSM, XLSB, ODS, XLS and CSV), so a typed ``499,95`` means what it
 would mean in the file. The rows are then validated as usual; nothing here
 decides anything about money.
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from . import values as P
+from .reading import amounts as A, cells as C
 from .errors import ConfigError
 from .model import Field, InputRow, RowProblem
 
@@ -165,10 +166,10 @@ def apply_fixes(source: Any, fixes: Sequence[CellFix]) -> Any:
         new_rows[number] = InputRow(old.number, dict(old.fields), dict(old.original), list(old.problems))
         for fix in cell_fixes:
             new_rows[number].original[fix.column] = fix.text if fix.text.strip() else None
-    convention = P.AmountConvention.UNKNOWN
+    convention = A.AmountConvention.UNKNOWN
     if amount_header is not None:
         # The column's convention as the reader decides it: over all its text cells, the typed ones included.
-        convention = P.amount_convention(
+        convention = A.amount_convention(
             (new_rows[r.number] if r.number in new_rows else r).original.get(amount_header) for r in rows)
     for number, row in new_rows.items():
         headers = {f.column for f in touched[number]}
@@ -205,24 +206,24 @@ def _reparse(row: InputRow, fld: Field, header: str, letter: str | None, convent
     country = row.fields.get(Field.COUNTRY.value)
     try:
         if fld is Field.AMOUNT:
-            parsed = P.parse_amount(value, convention)
+            parsed = A.parse_amount(value, convention)
         elif fld is Field.QUANTITY:
-            parsed = P.parse_quantity(value)
+            parsed = A.parse_quantity(value)
         elif fld is Field.EMAIL:
-            parsed = P.normalize_email(value)
+            parsed = C.normalize_email(value)
         elif fld in (Field.COUNTRY, Field.CURRENCY):
-            parsed = P.normalize_code(value)
+            parsed = C.normalize_code(value)
         elif fld is Field.PHONE:
-            parsed = P.normalize_phone(value, country, None)
+            parsed = C.normalize_phone(value, country, None)
         elif fld is Field.POSTAL_CODE:
-            parsed = P.postal_code_text(value, None)
-            warning = P.postal_code_warning(parsed, country) if parsed is not None else None
+            parsed = C.postal_code_text(value, None)
+            warning = C.postal_code_warning(parsed, country) if parsed is not None else None
             if warning:
                 row.problems.append(RowProblem(row.number, header, warning, parsed, letter))
         else:
-            parsed = P.clean_text(value)
-    except P.CellValueError as exc:
-        shown = value if isinstance(value, str) else P.clean_text(value)
+            parsed = C.clean_text(value)
+    except C.CellValueError as exc:
+        shown = value if isinstance(value, str) else C.clean_text(value)
         row.problems.append(RowProblem(row.number, header, str(exc), shown, letter))
         return
     if parsed is not None:

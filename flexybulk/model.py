@@ -46,6 +46,7 @@ class RowStatus(str, Enum):
     FAILED = "FAILED"  # the server refused a call; nothing was committed
     UNKNOWN = "UNKNOWN"  # the last call's outcome is unknown; a rerun settles it safely
     SKIPPED = "SKIPPED"  # deliberately not sent (already issued earlier, or invalid with --skip-invalid)
+    EXCLUDED = "EXCLUDED"  # left out by the person: a row hidden or filtered out in the sheet (InputRow.excluded)
 
     @property
     def needs_attention(self) -> bool:
@@ -98,13 +99,18 @@ class InputRow:
             ``Decimal``, ``datetime`` or ``None``), in the file's column order.
             The result sheet writes these back unchanged.
         problems: problems found while reading cells (an ambiguous amount, a
-            phone number shortened by Excel, a formula without a saved value).
+            phone number shortened by Excel, a formula without a saved value,
+            a struck-through row, a value linked from another workbook).
+        excluded: why the person left this row out, or ``None``: ``"hidden by a
+            filter"``, ``"hidden"``. An excluded row is read (its cells are kept
+            for the result sheet) but never validated or sent (``RowStatus.EXCLUDED``).
     """
 
     number: int
     fields: dict[str, Any] = field(default_factory=dict)
     original: dict[str, Any] = field(default_factory=dict)
     problems: list[RowProblem] = field(default_factory=list)
+    excluded: str | None = None
 
 
 @dataclass
@@ -127,6 +133,13 @@ class Sheet:
         sha256: hex SHA-256 of the file's bytes.
         csv_delimiter: the delimiter of a CSV input (``";"``, ``","`` or tab), else ``None``;
             a CSV result sheet keeps the user's dialect.
+        list_end: where the list of recipients ends and what lies below it, one
+            sentence each (a totals row, a second table, a repeated header); the
+            rows below are not in ``rows``.
+        encoding: the text encoding a CSV input was read with (Python's codec
+            name, ``"utf-8"``, ``"cp1252"``, ``"mac-roman"``), else ``None``.
+        decode_doubt: a sentence saying the text looks wrongly decoded and naming
+            ``--encoding``, or ``None``; messages about unmatched headers add it.
     """
 
     path: Path
@@ -141,6 +154,9 @@ class Sheet:
     warnings: list[str] = field(default_factory=list)
     sha256: str = ""
     csv_delimiter: str | None = None
+    list_end: list[str] = field(default_factory=list)
+    encoding: str | None = None
+    decode_doubt: str | None = None
 
     def where(self) -> str:
         """``"kampagne.xlsx, sheet 'kampagne'"`` (or just the file name for CSV)."""
@@ -148,6 +164,21 @@ class Sheet:
         if self.sheet_name is not None:
             text += f", sheet '{self.sheet_name}'"
         return text
+
+    def exclusions(self) -> list[str]:
+        """The excluded rows, one sentence per reason, by row number:
+        ``["rows 3, 5 and 6 are hidden by a filter and will not be issued"]``."""
+        by_reason: dict[str, list[int]] = {}
+        for row in self.rows:
+            if row.excluded is not None:
+                by_reason.setdefault(row.excluded, []).append(row.number)
+        lines = []
+        for reason, numbers in by_reason.items():
+            shown = [str(n) for n in numbers[:20]] + ([f"{len(numbers) - 20:,} more"] if len(numbers) > 20 else [])
+            listed = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+            verb = "is" if len(numbers) == 1 else "are"
+            lines.append(f"{'row' if len(numbers) == 1 else 'rows'} {listed} {verb} {reason} and will not be issued")
+        return lines
 
     def describe(self, problem: RowProblem) -> str:
         """The full one-line message for a problem: file, sheet, row, column, message."""

@@ -22,7 +22,7 @@ from typing import Any
 from .errors import JournalError
 from .journal import BatchRecord, Journal, NewRow, RowRecord, near_key, new_id
 from .model import RowStatus
-from .records import describe_line, order_content, problems_text
+from .records import describe_line, excluded_text, order_content, problems_text
 from .validate import RowCheck, Validation
 
 
@@ -77,7 +77,9 @@ class PlannedRow:
     ``"skip"`` (issued in an earlier batch), ``"reissue"`` (issued earlier,
     will be issued again once confirmed), ``"near"`` (the same email already
     received this gift certificate type for another amount or quantity; sent
-    once confirmed) or ``"invalid"``. ``earlier`` is the earlier batch's row
+    once confirmed), ``"held"`` (held back by ``--first``), ``"invalid"`` or
+    ``"excluded"`` (hidden or filtered out by the person: never sent, recorded
+    EXCLUDED; issue #12). ``earlier`` is the earlier batch's row
     it is compared with; ``adopt`` says the row takes over that row's ids.
     """
 
@@ -203,6 +205,10 @@ def plan_batch(journal: Journal, validation: Validation, *, input_path: str, tar
         rec = records[c.row.number]
         if rec.status == RowStatus.ISSUED:
             decided[rec.row_number] = PlannedRow(rec.row_number, "done", "Already issued in this batch.")
+        elif c.row.excluded is not None and rec.commit_may_have_happened and rec.content:
+            candidates.append(rec)  # hidden while its commit was in doubt: settled with its recorded ids, never left open
+        elif c.row.excluded is not None:
+            decided[rec.row_number] = PlannedRow(rec.row_number, "excluded", excluded_text(c.row.excluded))
         elif c.order is None:
             decided[rec.row_number] = PlannedRow(rec.row_number, "invalid", problems_text(c.problems))
         else:
@@ -222,6 +228,9 @@ def plan_batch(journal: Journal, validation: Validation, *, input_path: str, tar
 
 def _new_row(check: RowCheck, ids: DerivedIds, customer_ids: dict[str, str] | None = None) -> NewRow:
     order_id, payment_id = ids.row(check.row.number)
+    if check.row.excluded is not None:
+        return NewRow(check.row.number, RowStatus.EXCLUDED, None, None, ids.customer(f"row {check.row.number}"),
+                      order_id, payment_id, excluded_text(check.row.excluded))
     if check.order is None:
         return NewRow(check.row.number, RowStatus.INVALID, None, None, ids.customer(f"row {check.row.number}"),
                       order_id, payment_id, problems_text(check.problems))
@@ -244,6 +253,14 @@ def _update_batch(journal: Journal, batch: BatchRecord, validation: Validation) 
             continue
         if rec.status == RowStatus.ISSUED:
             continue  # an issued row is never re-sent, whatever was edited (issue #3)
+        if c.row.excluded is not None:
+            text = excluded_text(c.row.excluded)
+            if rec.commit_may_have_happened:
+                continue  # its commit may have happened: plan_batch settles it as recorded
+            if rec.status != RowStatus.EXCLUDED or rec.error != text:
+                journal.update_plan(batch.id, rec.row_number, status=RowStatus.EXCLUDED, fingerprint=None, content=None,
+                                    error=text)
+            continue
         if c.order is None:
             if rec.status != RowStatus.INVALID or rec.content is not None:
                 journal.update_plan(batch.id, rec.row_number, status=RowStatus.INVALID, fingerprint=None, content=None,

@@ -62,6 +62,11 @@ def describe_content(content: dict) -> str:
             f"{content['type_name']}, {content['department_name']}")
 
 
+def excluded_text(reason: str) -> str:
+    """What the ledger and the result sheet say of a row the person left out (``InputRow.excluded``, issue #12)."""
+    return f"Not issued: the row is {reason} in the sheet. Unhide it and run again, or use --include-hidden, to issue it."
+
+
 def describe_line(content: dict) -> str:
     """``"2 × 250.00 DKK Gavekort"``: the money part of an order, in one phrase."""
     price = Decimal(content["price"]).quantize(Decimal("0.01"))

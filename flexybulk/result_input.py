@@ -123,7 +123,7 @@ class ExistingResult:
 def existing_result(path: Path) -> ExistingResult | None:
     """What lies at ``path`` if anything: ``None`` when no file is there (issue #11: a result sheet is a second ledger)."""
     from .settings import canonical_target
-    from .sheet import ReadOptions, read_sheet
+    from .reading import ReadOptions, read_sheet
 
     path = Path(path)
     if not path.exists():

@@ -254,7 +254,7 @@ def validation_sheet(validation: Any, *, notes: dict[int, str] | None = None) ->
     ``notes`` (input row -> text: what the ledger knows of the row, such as
     "Already issued on ...") are added to the row's Warning.
     """
-    from .records import problems_text
+    from .records import excluded_text, problems_text
 
     sheet = validation.sheet
     notes = notes or {}
@@ -262,8 +262,8 @@ def validation_sheet(validation: Any, *, notes: dict[int, str] | None = None) ->
     for c in validation.checks:
         warning = "; ".join(t for t in (problems_text(c.warnings), notes.get(c.row.number)) if t)
         extra = {
-            "Status": RowStatus.VALID if c.valid else RowStatus.INVALID,
-            "Error": problems_text(c.problems) or None,
+            "Status": RowStatus.EXCLUDED if c.excluded else RowStatus.VALID if c.valid else RowStatus.INVALID,
+            "Error": excluded_text(c.excluded) if c.excluded else problems_text(c.problems) or None,
             "Warning": warning or None,
             "Row": c.row.number,
         }
@@ -271,7 +271,9 @@ def validation_sheet(validation: Any, *, notes: dict[int, str] | None = None) ->
     totals = validation.totals()
     summary = [("Input file", str(sheet.path.resolve())), ("Sheet", sheet.sheet_name), ("SHA-256 of the input file", sheet.sha256),
                ("Rows", len(validation.checks)), ("Valid rows", len(validation.valid)),
-               ("Invalid rows", len(validation.invalid)), ("Gift certificates", totals.certificates)]
+               ("Invalid rows", len(validation.invalid))]
+    summary += [("Excluded rows (hidden or filtered out)", len(validation.excluded))] if validation.excluded else []
+    summary += [("Gift certificates", totals.certificates)]
     summary += [(f"Total {cur}", amount) for cur, amount in sorted(totals.amounts.items())]
     return OutputSheet(sheet.headers, VALIDATION_COLUMNS, rows, header_row=sheet.header_row, summary=summary,
                        sheet_name="Validation", csv_delimiter=sheet.csv_delimiter or ",")
@@ -291,7 +293,7 @@ def result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledge
     """
     from collections import Counter
 
-    from .records import describe_content, issued_totals, order_content, problems_text
+    from .records import describe_content, excluded_text, issued_totals, order_content, problems_text
     from .journal import Step, utcnow
 
     rows = []
@@ -300,7 +302,9 @@ def result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledge
         rec = records.get(c.row.number)
         status = rec.status if rec else RowStatus.PENDING
         error = rec.error if rec else None
-        if not c.valid and status != RowStatus.ISSUED:
+        if c.excluded and status != RowStatus.ISSUED:
+            status, error = RowStatus.EXCLUDED, excluded_text(c.excluded)
+        elif not c.valid and status != RowStatus.ISSUED:
             status, error = RowStatus.INVALID, problems_text(c.problems)
         if status == RowStatus.ISSUED and rec.content and (c.order is None or order_content(c.order) != rec.content):
             # The line was edited after the issue (or a rerun used an older copy): say what was really issued.
@@ -309,7 +313,7 @@ def result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledge
             error = f"{error} {note}" if error and note not in error else note
         counts[status.value] += 1
         # Ids are shown for every row that has them in use; only a row never sent and now invalid has none to show.
-        show_ids = rec is not None and not (status == RowStatus.INVALID and rec.step == Step.PLANNED)
+        show_ids = rec is not None and not (status in (RowStatus.INVALID, RowStatus.EXCLUDED) and rec.step == Step.PLANNED)
         extra = {
             "Status": status,
             "Error": error,
@@ -325,9 +329,11 @@ def result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledge
 
     summary: list[tuple[str, Any]] = [
         ("Batch", batch.id), ("Input file", batch.input_path), ("Sheet", sheet.sheet_name),
-        ("SHA-256 of the input file", sheet.sha256), ("Target", batch.target), ("Written at (UTC)", utcnow()),
-        ("Rows", len(validation.checks)),
-    ]
+        ("SHA-256 of the input file", batch.input_sha256)]
+    if sheet.sha256 != batch.input_sha256:
+        # A retry's sheet is written from a result sheet: an auditor can check both files (issue #11).
+        summary += [("Written from", str(sheet.path.resolve())), ("SHA-256 of the file written from", sheet.sha256)]
+    summary += [("Target", batch.target), ("Written at (UTC)", utcnow()), ("Rows", len(validation.checks))]
     summary += [(f"Rows {k}", v) for k, v in sorted(counts.items())]
     issued = issued_totals(records[c.row.number] for c in validation.checks if c.row.number in records)
     summary += [("Gift certificates issued", issued.certificates)]

@@ -24,9 +24,9 @@ import openpyxl
 import pytest
 from openpyxl.styles import Font
 
-import flexybulk.sheet as sheet_module
+import flexybulk.reading.engines as engines_module
 from flexybulk.errors import InputFileError
-from flexybulk.sheet import ReadOptions, read_sheet
+from flexybulk.reading import ReadOptions, read_sheet
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls")
@@ -58,7 +58,7 @@ def test_the_corpus_covers_every_pitfall_and_has_at_least_25_cases():
 @pytest.mark.parametrize("name, case, engine", CASES)
 def test_corpus_case(name: str, case: dict, engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     if engine == "fallback":
-        monkeypatch.setattr(sheet_module, "_CALAMINE_ENABLED", False)
+        monkeypatch.setattr(engines_module, "_CALAMINE_ENABLED", False)
     path = materialise(case, tmp_path)
     opts = ReadOptions(**case.get("options", {}))
 
@@ -76,7 +76,7 @@ def test_corpus_case(name: str, case: dict, engine: str, tmp_path: Path, monkeyp
         if "totals" not in case:
             assert [r.number for r in sheet.rows] == [want["number"] for want in case["rows"]]
         for row, want in zip(sheet.rows, case["rows"]):
-            assert row_json(row, with_original="original" in want) == want, f"row {want['number']}"
+            assert row_json(row, with_original="original" in want, with_excluded="excluded" in want) == want, f"row {want['number']}"
     if "totals" in case:
         certificates = sum(r.fields.get("quantity", 1) for r in sheet.rows)
         money = sum((r.fields["amount"] * r.fields.get("quantity", 1) for r in sheet.rows), Decimal(0))
@@ -108,7 +108,7 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def row_json(row, with_original: bool) -> dict:
+def row_json(row, with_original: bool, with_excluded: bool = False) -> dict:
     out = {
         "number": row.number,
         "fields": jsonable(row.fields),
@@ -119,6 +119,8 @@ def row_json(row, with_original: bool) -> dict:
     }
     if with_original:
         out["original"] = jsonable(row.original)
+    if with_excluded:
+        out["excluded"] = row.excluded
     return out
 
 

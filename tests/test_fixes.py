@@ -16,7 +16,7 @@ from flexybulk.errors import ConfigError
 from flexybulk.fixes import CellFix, apply_fixes, canonical_json, fixed_identity, load_fixes, save_fixes
 from flexybulk.sandbox import default_catalogue
 from flexybulk.validate import validate
-from flexybulk.client import parse_catalogue
+from flexybulk.answers import parse_catalogue
 from flexybulk.model import Catalogue
 
 CORPUS = REPO / "tests" / "corpus"

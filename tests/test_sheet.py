@@ -1,4 +1,4 @@
-"""The reader (flexybulk.sheet): API shapes, row numbers, options, engines and speed.
+"""The reader (flexybulk.reading): API shapes, row numbers, options, engines and speed.
 
 The real-world cases, one per pitfall, are in tests/corpus (test_corpus.py);
 these tests pin the behaviour around them: exact values and exact messages.
@@ -17,10 +17,11 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-import flexybulk.sheet as sheet_module
+import flexybulk.reading.engines as engines_module
+import flexybulk.reading.xlsx_scan as xlsx_scan_module
 from flexybulk.errors import ConfigError, InputFileError
 from flexybulk.model import Field, Sheet
-from flexybulk.sheet import HEADER_SYNONYMS, RESULT_COLUMNS, ReadOptions, column_letter, read_sheet
+from flexybulk.reading import HEADER_SYNONYMS, RESULT_COLUMNS, ReadOptions, column_letter, read_sheet
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_INPUTS = Path(__file__).resolve().parents[2] / "shared" / "inputs"
@@ -304,7 +305,7 @@ def test_zero_format_restores_leading_zeros_of_postal_codes_and_phones(tmp_path)
 
 def test_plain_workbook_does_not_parse_cells_or_import_openpyxl_or_pandas():
     code = (
-        "import sys; from flexybulk.sheet import read_sheet;"
+        "import sys; from flexybulk.reading import read_sheet;"
         f"read_sheet({str(SHARED_INPUTS / 'kampagne-libreoffice.xlsx')!r});"
         "print(sorted(m for m in ('openpyxl', 'pandas') if m in sys.modules))"
     )
@@ -315,7 +316,7 @@ def test_plain_workbook_does_not_parse_cells_or_import_openpyxl_or_pandas():
 
 def test_cell_pass_runs_only_when_the_sheet_has_formulas(tmp_path, monkeypatch):
     plain = write_xlsx(tmp_path / "plain.xlsx", [["Navn", "E-mail"], ["A", "a@example.com"]])
-    monkeypatch.setattr(sheet_module._XlsxParts, "cells", lambda *a: pytest.fail("cells parsed"))
+    monkeypatch.setattr(xlsx_scan_module._XlsxParts, "cells", lambda *a: pytest.fail("cells parsed"))
     assert read_sheet(plain).rows[0].fields["name"] == "A"
 
 
@@ -393,7 +394,7 @@ def _snapshot(sheet: Sheet):
 def test_fallback_engines_read_the_same_as_calamine(name, monkeypatch):
     path = CORPUS / name if name.startswith("p20") else shared(name)
     expected = _snapshot(read_sheet(path))
-    monkeypatch.setattr(sheet_module, "_CALAMINE_ENABLED", False)
+    monkeypatch.setattr(engines_module, "_CALAMINE_ENABLED", False)
     assert _snapshot(read_sheet(path)) == expected
 
 
@@ -403,7 +404,7 @@ def test_calamine_failure_falls_back_silently(monkeypatch):
     def broken(self, data):
         raise ValueError("calamine could not")
 
-    monkeypatch.setattr(sheet_module._CalamineBook, "__init__", broken)
+    monkeypatch.setattr(engines_module._CalamineBook, "__init__", broken)
     sheet = read_sheet(path)
     assert totals(sheet) == (25, 54, Decimal("31500.00"))
     assert sheet.notes == [] and sheet.warnings == []
@@ -415,7 +416,7 @@ def test_calamine_failing_on_the_sheet_itself_also_falls_back(monkeypatch):
     def broken(self, name, nrows=None):
         raise RuntimeError("XmlError: bad sheet")
 
-    monkeypatch.setattr(sheet_module._CalamineBook, "grid", broken)
+    monkeypatch.setattr(engines_module._CalamineBook, "grid", broken)
     assert totals(read_sheet(path)) == (25, 54, Decimal("31500.00"))
 
 
@@ -425,8 +426,8 @@ def test_when_every_engine_fails_the_message_names_the_file_and_what_to_do(tmp_p
     def broken(self, data):
         raise ValueError("nope")
 
-    monkeypatch.setattr(sheet_module._CalamineBook, "__init__", broken)
-    monkeypatch.setattr(sheet_module._OpenpyxlBook, "__init__", broken)
+    monkeypatch.setattr(engines_module._CalamineBook, "__init__", broken)
+    monkeypatch.setattr(engines_module._OpenpyxlBook, "__init__", broken)
     with pytest.raises(InputFileError) as err:
         read_sheet(path)
     assert str(err.value) == (

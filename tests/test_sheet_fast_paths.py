@@ -1,12 +1,12 @@
 """The reader's fast paths give exactly what the per-cell parsers give (issue #4).
 
-``flexybulk.sheet`` parses the common cells of a column in bulk and leaves the
-rest to :mod:`flexybulk.values` cell by cell. ``sheet._FAST_PATHS = False``
+``flexybulk.reading`` parses the common cells of a column in bulk and leaves the
+rest to :mod:`flexybulk.reading.cells` cell by cell. ``columns._FAST_PATHS = False``
 sends every cell through the per-cell parsers; each sheet here is read both
 ways (and through both engines) and must give the same sheet, compared with
 types (``1`` is not ``1.0``, ``Decimal('1.0')`` is not ``Decimal('1')``).
 
-The rows are worked on in blocks (``sheet._BLOCK_ROWS``); the fast reads here use
+The rows are worked on in blocks (``rows._BLOCK_ROWS``); the fast reads here use
 blocks of 3 rows, so that block edges, and a column's convention decided over all
 its blocks, are exercised too.
 
@@ -23,9 +23,11 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-import flexybulk.sheet as sheet_module
+import flexybulk.reading.columns as columns_module
+import flexybulk.reading.engines as engines_module
+import flexybulk.reading.rows as rows_module
 from flexybulk.model import Sheet
-from flexybulk.sheet import read_sheet
+from flexybulk.reading import ReadOptions, read_sheet
 
 HEAD = ["Navn", "E-mail", "Telefon", "Adresse", "Postnr", "By", "Gavekorttype", "Afdeling", "Beløb", "Antal", "Note"]
 
@@ -70,19 +72,19 @@ def both_ways(path: Path, monkeypatch: pytest.MonkeyPatch, **options):
     """The sheet read on the fast paths, in blocks of 3 rows (any odd cell lands in some blocks
     and not in others), and read cell by cell in one block: they must be the same."""
     with monkeypatch.context() as m:
-        m.setattr(sheet_module, "_BLOCK_ROWS", 3)
-        fast = snapshot(read_sheet(path, sheet_module.ReadOptions(**options)))
+        m.setattr(rows_module, "_BLOCK_ROWS", 3)
+        fast = snapshot(read_sheet(path, ReadOptions(**options)))
     with monkeypatch.context() as m:
-        m.setattr(sheet_module, "_FAST_PATHS", False)
-        m.setattr(sheet_module, "_BLOCK_ROWS", 10**9)
-        general = snapshot(read_sheet(path, sheet_module.ReadOptions(**options)))
+        m.setattr(columns_module, "_FAST_PATHS", False)
+        m.setattr(rows_module, "_BLOCK_ROWS", 10**9)
+        general = snapshot(read_sheet(path, ReadOptions(**options)))
     return fast, general
 
 
 @pytest.mark.parametrize("engine", ["calamine", "fallback"])
 def test_a_plain_sheet_reads_the_same_on_the_fast_paths(tmp_path, monkeypatch, engine):
     if engine == "fallback":
-        monkeypatch.setattr(sheet_module, "_CALAMINE_ENABLED", False)
+        monkeypatch.setattr(engines_module, "_CALAMINE_ENABLED", False)
     path = write_xlsx(tmp_path / "plain.xlsx", [HEAD] + [plain_row(i) for i in range(60)])
     fast, general = both_ways(path, monkeypatch)
     assert fast == general
@@ -109,7 +111,7 @@ def test_a_sheet_full_of_tricky_cells_reads_the_same_on_the_fast_paths_with_eith
     path = write_xlsx(tmp_path / "all.xlsx", rows)
     fast, general = both_ways(path, monkeypatch)
     assert fast == general
-    monkeypatch.setattr(sheet_module, "_CALAMINE_ENABLED", False)
+    monkeypatch.setattr(engines_module, "_CALAMINE_ENABLED", False)
     fast, general = both_ways(path, monkeypatch)  # openpyxl reads some odd cells its own way: compare within it
     assert fast == general
 
@@ -158,9 +160,9 @@ def test_amount_convention_still_decides_text_amounts_next_to_numbers(tmp_path, 
 def test_original_column_gives_what_the_per_cell_rule_gives():
     cells = [499.95, 499.95, 1.0, -0.0, 0.1, 1e20, float("inf"), 149.5, "", " ", "'=x", "'hej", "tekst", None, True,
              0, 12, Decimal("1.10"), dt.date(2024, 3, 5)]
-    expected = [sheet_module._original_value(v) if not isinstance(v, float) or not v.is_integer() else int(v)
+    expected = [columns_module._original_value(v) if not isinstance(v, float) or not v.is_integer() else int(v)
                 for v in cells]
-    got = sheet_module._original_column(cells)
+    got = columns_module._original_column(cells)
     assert [(type(v), repr(v)) for v in got] == [(type(v), repr(v)) for v in expected]
     assert got[0] == Decimal("499.95") and got[7] == Decimal("149.5") and got[1] is got[0]
 
@@ -182,7 +184,7 @@ def test_block_size_never_changes_the_sheet(tmp_path, monkeypatch, block):
     rows[12][2], rows[12][11] = "12 34 56 78", "SE"
     path = write_xlsx(tmp_path / "blocks.xlsx", rows)
     expected = snapshot(read_sheet(path))
-    monkeypatch.setattr(sheet_module, "_BLOCK_ROWS", block)
+    monkeypatch.setattr(rows_module, "_BLOCK_ROWS", block)
     got = snapshot(read_sheet(path))
     assert got == expected
     amounts = {number: fields for number, fields, *_ in got[-1]}

@@ -277,3 +277,222 @@ def test_first_n_is_a_canary_and_retry_sends_the_rest(tmp_path, sandbox_env):
     counts = sandbox_env.state.counts()
     assert (counts["committed_orders"], counts["certificates"]) == (ROWS, CERTIFICATES)
     assert _money(sandbox_env) == TOTAL
+
+
+def test_a_lost_ledger_stops_at_the_old_result_sheet_and_adopting_it_finishes_with_its_own_ids(tmp_path, sandbox_env, isolated_env):
+    from flexybulk.sandbox import Faults
+
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    # An interrupted batch: some commit answers are lost (the work done), so those rows end UNKNOWN.
+    sandbox_env.faults = Faults(drop_rate=0.5, only=r"^POST .*/commit$", seed=7)
+    first = flexybulk("issue", src, "--yes", "--max-attempts", "1", "--workers", "1")
+    assert first.code == 1, first.output
+    result = tmp_path / "kampagne.result.xlsx"
+    before_rows = result_rows(result)
+    statuses = [r["Status"] for r in before_rows]
+    assert "UNKNOWN" in statuses and "ISSUED" in statuses, statuses
+    committed = sandbox_env.state.counts()["committed_orders"]
+    assert committed == ROWS  # every commit was done; some answers were lost
+    sandbox_env.faults = Faults()
+    sheet_bytes = result.read_bytes()
+
+    isolated_env.unlink()  # the ledger is lost (a new laptop)
+    for extra in (isolated_env.with_name(isolated_env.name + "-wal"), isolated_env.with_name(isolated_env.name + "-shm")):
+        extra.unlink(missing_ok=True)
+    again = flexybulk("issue", src, "--yes", "--new-ledger")
+    assert again.code == 1, again.output
+    assert "kampagne.result.xlsx beside kampagne.xlsx records batch" in again.stderr and "flexybulk retry" in again.stderr
+    assert result.read_bytes() == sheet_bytes  # the old result sheet is intact
+    assert sandbox_env.state.counts()["committed_orders"] == ROWS and sandbox_env.state.counts()["certificates"] == CERTIFICATES
+
+    adopted = flexybulk("retry", result, "--yes")
+    assert adopted.code == 0, adopted.output
+    assert "Adopted batch" in adopted.stdout
+    after_rows = result_rows(result)
+    assert [r["Status"] for r in after_rows] == ["ISSUED"] * ROWS
+    ids = ("BatchId", "CustomerId", "SalesOrderId", "ExternalPaymentId")
+    assert [tuple(r[k] for k in ids) for r in after_rows] == [tuple(r[k] for k in ids) for r in before_rows]
+    counts = sandbox_env.state.counts()
+    assert (counts["committed_orders"], counts["certificates"]) == (ROWS, CERTIFICATES)  # nothing twice
+    assert _money(sandbox_env) == TOTAL
+    # The rows that had been UNKNOWN now carry the certificate numbers Flexybox issued for them.
+    for r in after_rows:
+        mine = sorted(c["Number"] for c in sandbox_env.state.certificates if c["SalesOrderId"] == r["SalesOrderId"])
+        assert sorted(r["GiftCertificateNumbers"].split(", ")) == mine
+
+
+def test_url_spellings_are_one_target(tmp_path, sandbox, monkeypatch):
+    from flexybulk.settings import TOKEN_ENV, URL_ENVS
+
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    port = sandbox.url.rsplit(":", 1)[1]
+    monkeypatch.setenv(TOKEN_ENV, sandbox.token)
+    for i, url in enumerate((f"http://127.0.0.1:{port}", f"http://localhost:{port}/", f"HTTP://LOCALHOST:{port}")):
+        for var in URL_ENVS.values():
+            monkeypatch.setenv(var, url)
+        run = flexybulk("issue", src, "--yes")
+        assert run.code == 0, run.output
+        assert ("Issued now: 6 rows" if i == 0 else "Issued now: nothing.") in run.stdout
+    from flexybulk import batches
+
+    history = batches.list_batches(Path(__import__("os").environ["FLEXYBULK_LEDGER"]))
+    assert [b.batch.target for b in history] == [f"http://127.0.0.1:{port}"]  # one batch
+    assert sandbox.state.counts()["certificates"] == CERTIFICATES
+
+
+def test_a_late_row_added_keeps_the_first_result_sheet_and_issues_the_new_row_once(tmp_path, sandbox_env):
+    import openpyxl
+
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    assert flexybulk("issue", src, "--yes").code == 0
+    first = tmp_path / "kampagne.result.xlsx"
+    first_bytes = first.read_bytes()
+    wb = openpyxl.load_workbook(src)
+    ws = wb.active
+    header = [c.value for c in ws[1]]
+    late = dict(zip(header, [c.value for c in ws[2]]))
+    late.update({"Navn": "Sen Tilføjelse", "E-mail": "sen@example.com", "Antal": 2})
+    ws.append([late[h] for h in header])
+    wb.save(src)
+    before = sandbox_env.state.counts()
+
+    run = flexybulk("issue", src, "--yes")
+    assert run.code == 0, run.output
+    assert first.read_bytes() == first_bytes  # the first result sheet is intact
+    second = tmp_path / "kampagne (2).result.xlsx"
+    assert f"Result sheet: {second}" in run.stdout
+    rows = result_rows(second)
+    assert [r["Status"] for r in rows] == ["SKIPPED"] * ROWS + ["ISSUED"]
+    after = sandbox_env.state.counts()
+    assert after["committed_orders"] == before["committed_orders"] + 1
+    assert after["certificates"] == before["certificates"] + 2
+
+
+def test_issue_on_a_validation_sheet_writes_the_result_sheet_beside_it(tmp_path, sandbox_env):
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    assert flexybulk("validate", src).code == 0
+    checked = tmp_path / "kampagne.validation.xlsx"
+    before = checked.read_bytes()
+    run = flexybulk("issue", checked, "--yes")
+    assert run.code == 0, run.output
+    assert checked.read_bytes() == before
+    assert [r["Status"] for r in result_rows(tmp_path / "kampagne.result.xlsx")] == ["ISSUED"] * ROWS
+    assert sandbox_env.state.counts()["certificates"] == CERTIFICATES
+
+
+def test_the_dry_run_reports_what_the_ledger_knows(tmp_path, sandbox_env):
+    import openpyxl
+
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    fresh = flexybulk("validate", src)
+    assert "Ledger: " in fresh.stdout and "The ledger knows" not in fresh.stdout
+    assert flexybulk("issue", src, "--yes").code == 0
+    run = flexybulk("validate", src)
+    assert run.code == 0
+    assert "The ledger knows 6 rows already issued (an issue would skip them):" in run.stdout
+    assert "  row 2: Already issued on " in run.stdout and "(this file): an issue would skip it." in run.stdout
+    ws = openpyxl.load_workbook(tmp_path / "kampagne.validation.xlsx")["Validation"]
+    header = [c.value for c in ws[1]]
+    warnings = [row[header.index("Warning")] for row in ws.iter_rows(min_row=2, values_only=True)]
+    assert all(w and "an issue would skip it" in w for w in warnings)
+    assert sandbox_env.state.counts()["certificates"] == CERTIFICATES  # the dry run issued nothing
+
+
+def test_a_version_2_ledger_upgrades_and_resumes_its_half_done_batch_with_its_old_ids(tmp_path, sandbox, monkeypatch):
+    """tests/corpus/ledger-v2 was written by flexybulk as it was before schema 3 (commit 6a4a33b): rows 2-4 ISSUED,
+    rows 5-7 FAILED (their commits refused: nothing issued), random ids, target http://127.0.0.1:<port>."""
+    import sqlite3
+
+    from flexybulk.journal import SCHEMA_VERSION
+    from flexybulk.settings import TOKEN_ENV, URL_ENVS
+
+    corpus = REPO / "tests" / "corpus" / "ledger-v2"
+    ledger = Path(shutil.copy(corpus / "ledger.sqlite3", tmp_path / "ledger.sqlite3"))
+    src = Path(shutil.copy(corpus / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    port = sandbox.url.rsplit(":", 1)[1]
+    db = sqlite3.connect(ledger)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    # The old ledger spelt the target another way: the upgrade must find it one target with 127.0.0.1.
+    db.execute("UPDATE batches SET target = ?", (f"HTTP://LOCALHOST:{port}/",))
+    db.commit()
+    old = dict(db.execute("SELECT row_number, sales_order_id || ' ' || payment_id || ' ' || customer_id FROM rows"))
+    db.close()
+    monkeypatch.setenv("FLEXYBULK_LEDGER", str(ledger))
+    monkeypatch.setenv(TOKEN_ENV, sandbox.token)
+    for var in URL_ENVS.values():
+        monkeypatch.setenv(var, sandbox.url)
+
+    run = flexybulk("issue", src, "--yes")
+    assert run.code == 0, run.output
+    assert "(resumed)" in run.stdout and "Already issued in this batch: 3 rows (skipped)." in run.stdout
+    db = sqlite3.connect(ledger)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert db.execute("SELECT DISTINCT target FROM batches").fetchall() == [(f"http://127.0.0.1:{port}",)]
+    now = dict(db.execute("SELECT row_number, sales_order_id || ' ' || payment_id || ' ' || customer_id FROM rows"))
+    assert now == old  # the old ids, not derived ones
+    orders = sandbox.state.orders
+    assert sorted(orders) == sorted(old[n].split()[0] for n in (5, 6, 7))  # only the unfinished rows were sent
+    assert all(o["Status"] == "Committed" for o in orders.values())
+    rows = result_rows(tmp_path / "kampagne.result.xlsx")
+    assert [r["Status"] for r in rows] == ["ISSUED"] * ROWS
+    assert sandbox.state.counts()["certificates"] == sum(int(r["Antal"]) for r in rows[3:])
+
+
+def test_a_retry_s_summary_records_both_files_hashes(tmp_path, sandbox_env):
+    import hashlib
+
+    from flexybulk.result_input import read_summary
+
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    assert flexybulk("issue", src, "--yes", "--first", "1").code == 1
+    result = tmp_path / "kampagne.result.xlsx"
+    given = hashlib.sha256(result.read_bytes()).hexdigest()
+    assert flexybulk("retry", result, "--yes").code == 0
+    summary = read_summary(result)
+    assert summary["SHA-256 of the input file"] == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert summary["SHA-256 of the file written from"] == given
+    assert summary["Written from"] == str(result.resolve())
+
+
+BIND_CHECK = """
+import subprocess, sys
+from flexybulk.errors import LedgerBusy
+from flexybulk.journal import Journal
+real, bound = sys.argv[1], sys.argv[2]
+holder = subprocess.Popen([sys.executable, "-c",
+    "import sys, time\\nfrom flexybulk.journal import Journal\\nj = Journal(sys.argv[1])\\n"
+    "with j.issuing_lock('issue kampagne.xlsx'):\\n    print('held', flush=True)\\n    time.sleep(60)\\n", real],
+    stdout=subprocess.PIPE, text=True)
+assert holder.stdout.readline().strip() == "held"
+try:
+    with Journal(bound, create=False) as j, j.issuing_lock("issue other.xlsx"):
+        print("NOT REFUSED")
+except LedgerBusy:
+    print("REFUSED")
+finally:
+    holder.kill()
+"""
+
+
+def test_the_same_ledger_through_a_bind_mount_is_one_lock(tmp_path):
+    """A bind mount of the ledger file onto another path (in a mount namespace of its own) reaches the same lock."""
+    import os
+    import subprocess
+    import sys
+
+    from flexybulk.journal import Journal
+
+    real = tmp_path / "real.sqlite3"
+    Journal(real).close()
+    bound = tmp_path / "other" / "mounted.sqlite3"
+    bound.parent.mkdir()
+    bound.touch()
+    script = tmp_path / "check.py"
+    script.write_text(BIND_CHECK, encoding="utf-8")
+    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("this machine does not allow a mount namespace (unshare -m)")
+    run = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                          f'mount --bind "{real}" "{bound}" && exec "{sys.executable}" "{script}" "{real}" "{bound}"'],
+                         capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert run.stdout.strip() == "REFUSED", run.stdout + run.stderr

@@ -404,7 +404,7 @@ def test_importing_the_module_does_not_load_openpyxl():
 @pytest.mark.parametrize("lang", ["da", "en"])
 def test_a_template_filled_in_by_a_script_validates_cleanly(runner, tmp_path, settings, lang):
     """A template written by `flexybulk template --sandbox` and filled in by a script validates cleanly."""
-    sheet_module = pytest.importorskip("flexybulk.sheet")
+    sheet_module = pytest.importorskip("flexybulk.reading")
     out = tmp_path / "kampagne.xlsx"
     assert runner.invoke(cli, ["template", str(out), "--sandbox", "--lang", lang]).exit_code == 0
 

@@ -261,6 +261,7 @@ def test_keyboard_alone_from_upload_to_result(page, server, folder):
     assert page.evaluate("document.activeElement.dataset.testid") == "fix-suggestion"
     page.keyboard.press("Enter")
     expect(page.get_by_test_id("rows-invalid")).to_have_text("0")
+    expect(page.locator("#row-2 a.cell").first).to_be_focused()  # after a fix the cursor is back on the fixed row
     page.get_by_test_id("issue-button").focus()
     page.keyboard.press("Enter")
     try:

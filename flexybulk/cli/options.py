@@ -54,6 +54,10 @@ def read_options(func: Callable) -> Callable:
         click.option("--department", metavar="NAME|ID", help="Department for rows without one (by name or id)."),
         click.option("--max-file-size", type=click.IntRange(1), default=50, show_default=True, metavar="MB", help="Refuse larger input files."),
         click.option("--max-rows", type=click.IntRange(1), default=100_000, show_default=True, help="Refuse sheets with more data rows."),
+        click.option("--include-hidden", is_flag=True,
+                     help="Read rows hidden or filtered out in the sheet as ordinary rows (by default they are not issued)."),
+        click.option("--encoding", metavar="NAME",
+                     help="The text encoding of a CSV file, e.g. mac-roman, cp1252, utf-8 (default: detected, and named in the output)."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar; only the summary and problems."),
     ])
 
@@ -134,7 +138,8 @@ def parse_max_total(items: tuple[str, ...]) -> dict[str | None, Decimal]:
 def read_request(kw: dict) -> ReadRequest:
     """The :class:`ReadRequest` of a command's parsed ``read_options``."""
     return ReadRequest(sheet=kw.get("sheet_name"), columns=parse_columns(kw.get("columns") or ()),
-                       department=kw.get("department"), max_file_size=kw["max_file_size"] * MIB, max_rows=kw["max_rows"])
+                       department=kw.get("department"), max_file_size=kw["max_file_size"] * MIB, max_rows=kw["max_rows"],
+                       include_hidden=kw.get("include_hidden", False), encoding=kw.get("encoding"))
 
 
 @contextlib.contextmanager

@@ -22,15 +22,17 @@ def show_input(source: Input, *, quiet: bool = False) -> None:
         echo(f"Read {sheet.where()} ({sheet.format.upper()}): {len(sheet.rows):,} rows.")
         for note in sheet.notes:
             echo(f"  {note}")
-    for w in sheet.warnings:
+    for w in sheet.warnings + sheet.list_end:
         warn(w)
 
 
 def show_validation(validation: Validation, *, limit: int = 200) -> None:
     """Counts and totals per type and department on stdout; every problem (up to ``limit``) on stderr."""
     totals = validation.totals()
-    rows = len(validation.checks)
+    rows = len(validation.checks) - len(validation.excluded)
     echo(f"Valid rows: {len(validation.valid):,} of {rows:,} · gift certificates: {totals.certificates:,} · total: {totals.money()}")
+    for line in validation.sheet.exclusions():  # the person's selection (issue #12)
+        echo(f"{line[0].upper()}{line[1:]} (--include-hidden reads {'them' if line.startswith('rows') else 'it'}).")
     for title, key in (("gift certificate type", lambda o: o.type.name), ("department", lambda o: o.department.name)):
         groups = validation.by(key)
         if groups:
@@ -63,9 +65,7 @@ def show_known(checked: Checked, *, limit: int = 200) -> None:
     known = checked.known
     if not known:
         return
-    kinds = {"done": "would be skipped", "skip": "would be skipped", "near": "would need your confirmation",
-             "send": "would finish an earlier batch's row"}
-    counts = {k: sum(1 for r in known.values() if r.action == k) for k in kinds}
+    counts = {k: sum(1 for r in known.values() if r.action == k) for k in ("done", "skip", "near", "send")}
     skipped = counts["done"] + counts["skip"]
     parts = [f"{plural(skipped, 'row')} already issued (an issue would skip them)"] if skipped else []
     if counts["near"]:
@@ -74,7 +74,7 @@ def show_known(checked: Checked, *, limit: int = 200) -> None:
         parts.append(f"{plural(counts['send'], 'row')} finishing an earlier batch's rows with their ids")
     echo("The ledger knows " + "; ".join(parts) + ":")
     for n, r in list(known.items())[:limit]:
-        echo(f"  row {n}: {kinds[r.action]}: {r.message}")
+        echo(f"  row {n}: {r.message}")  # each message says what an issue would do
     if len(known) > limit:
         echo(f"  … and {len(known) - limit:,} more: see the Warning column of the validation sheet.")
 
@@ -161,6 +161,7 @@ def show_status(status: BatchStatus, file_name: str) -> int:
         echo(f"The ledger {status.ledger} has no batch for {file_name}. Nothing was issued from it with this ledger.")
         return ExitCode.OK
     rows = status.rows
+    echo(f"Ledger: {status.ledger}")
     echo(f"Batch {batch.id} · {batch.input_path} · target {batch.target}")
     echo(f"Created {batch.created_at} by {batch.os_user or 'unknown user'}; last change {batch.updated_at}.")
     echo("Rows: " + ", ".join(f"{k}: {v:,}" for k, v in sorted(status.counts.items())) + f" (of {len(rows):,}).")

@@ -1,4 +1,4 @@
-"""Single-cell parsing (flexybulk.values): exact values and exact messages, pitfall by pitfall."""
+"""Single-cell parsing (flexybulk.reading.cells and .amounts): exact values and exact messages, pitfall by pitfall."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from flexybulk.values import (
-    AmountConvention,
+from flexybulk.reading.amounts import AmountConvention, amount_convention, parse_amount, parse_quantity
+from flexybulk.reading.cells import (
     CellValueError,
-    amount_convention,
     clean_header,
     clean_text,
     normalize_code,
@@ -18,8 +17,6 @@ from flexybulk.values import (
     normalize_header,
     normalize_phone,
     number_from_float,
-    parse_amount,
-    parse_quantity,
     postal_code_text,
     postal_code_warning,
     strip_formula_guard,

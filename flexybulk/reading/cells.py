@@ -1,15 +1,21 @@
-"""Parse single cells of a recipient sheet: amounts, quantities, emails, phones, postal codes.
+"""Parse single text cells of a recipient sheet: names and other text, headers, emails, phones,
+postal codes, country and currency codes.
 
 Pure functions, no I/O. Each parser takes one cell value as the reader got it
 (``str`` for text, ``int``/``Decimal`` for numbers -- floats are converted with
 :func:`number_from_float` first -- or ``bool``/``date``/``datetime`` from a
 spreadsheet) and returns the cleaned value, ``None`` for an empty cell, or
 raises :class:`CellValueError` whose message says what is wrong and what to do
-(the reader turns it into a ``RowProblem``).
+(the reader turns it into a ``RowProblem``). Amounts and quantities are in
+:mod:`flexybulk.reading.amounts`.
+
+Beside each parser is its fast path over a whole column (``fast_*_column``):
+the common cells parsed in one comprehension or in C, :data:`SLOW` for the
+cells left to the parser. A fast path must give exactly what its parser gives
+(``tests/test_sheet_fast_paths.py`` reads sheets both ways and compares).
 
 The rules come from ``shared/pitfalls.md``; each function cites the pitfall it
-answers (P1 amounts, P5 postal codes, P6 phones, P7 quantities, P14 emails and
-headers, P17 the formula guard).
+answers (P5 postal codes, P6 phones, P14 emails and headers, P17 the formula guard).
 """
 
 from __future__ import annotations
@@ -18,28 +24,33 @@ import datetime as _dt
 import re
 import unicodedata
 from decimal import Decimal
-from enum import Enum
-from typing import Any, Iterable
+from itertools import repeat
+from typing import Any
 
 __all__ = [
     "CellValueError",
-    "AmountConvention",
     "INVISIBLE",
-    "amount_convention",
+    "SLOW",
     "clean_header",
     "clean_text",
+    "fast_code_column",
+    "fast_email_column",
+    "fast_phone_column",
+    "fast_postal_code_column",
+    "fast_text_column",
     "normalize_code",
     "normalize_email",
     "normalize_header",
     "normalize_phone",
     "number_from_float",
-    "parse_amount",
-    "parse_quantity",
     "postal_code_text",
     "postal_code_warning",
     "strip_formula_guard",
     "zero_pad_width",
 ]
+
+SLOW = object()
+"""A fast path's "this cell needs the full parser"."""
 
 
 class CellValueError(ValueError):
@@ -94,6 +105,31 @@ def clean_text(value: Any) -> str | None:
         value = unicodedata.normalize("NFC", value.translate(_INVISIBLE_TO_NOTHING_NBSP_TO_SPACE))
     value = value.strip()
     return value or None
+
+
+_ODD_CHARACTER = re.compile("[" + INVISIBLE + _NBSPS + "]")  # what makes a text cell need clean_text
+
+
+def fast_text_column(values: list[Any], joined: str | None) -> list[Any]:
+    """:func:`clean_text` over a text column's plain cells: ASCII, or composed (NFC) text without
+    invisible characters or NBSP, needs only a strip (issue #4, pitfalls P11).
+
+    ``joined``: the column's cells joined with ``"\\n"`` when every one is ``str``, else
+    ``None``; one check over it then holds for every cell, and they are stripped in C.
+    Returns one entry per cell: ``None`` (empty), the text, or :data:`SLOW`.
+    """
+    S = SLOW
+    odd, nfc = _ODD_CHARACTER.search, unicodedata.is_normalized
+    if joined is not None and (joined.isascii() or (not odd(joined) and nfc("NFC", joined))):
+        # Every cell is plain text (checked once over the joined column): strip them in C.
+        out = list(map(str.strip, values))
+        return out if all(out) else [v or None for v in out]
+    return [
+        None if v is None else (
+            (v.strip() or None) if v.__class__ is str and (v.isascii() or (not odd(v) and nfc("NFC", v))) else S
+        )
+        for v in values
+    ]
 
 
 def _number_or_date_text(value: Any) -> str:
@@ -151,222 +187,6 @@ def normalize_header(text: Any) -> str:
     key = unicodedata.normalize("NFKC", key).casefold()
     key = _UNIT_SUFFIX.sub("", key) or key
     return key.translate(_HEADER_NOISE)
-
-
-# --- amounts (pitfalls P1) ----------------------------------------------------
-
-
-class AmountConvention(str, Enum):
-    """How a column writes its numbers, decided from all its text values (pitfalls P1).
-
-    DANISH: ``,`` is the decimal mark and ``.`` groups thousands (``1.234,50``).
-    ENGLISH: ``.`` is the decimal mark and ``,`` groups thousands (``1,234.50``).
-    UNKNOWN: no value tells (only ``250``, ``1.000``-like values, or numeric cells).
-    MIXED: both kinds occur; each unambiguous value is read by its own form
-    and an ambiguous one is a problem.
-    """
-
-    DANISH = "danish"
-    ENGLISH = "english"
-    UNKNOWN = "unknown"
-    MIXED = "mixed"
-
-
-# Decorations people put around amounts: "kr. 1.234,50", "250,-", "99 DKK", "1 234,50 kr".
-_AMOUNT_PREFIX = re.compile(r"^(?:dkk|kr\.?)(?=[-+\d])", re.IGNORECASE)
-_AMOUNT_SUFFIX = re.compile(r"(?:[.,]-+)?(?:dkk|kr\.?)?$", re.IGNORECASE)
-_SPACES = re.compile(r"[\s\u00a0\u202f\u2007\u2009]+")
-_CORE = re.compile(r"^[-+]?\d[\d.,]*$")
-_GROUPED_DOT = re.compile(r"^[1-9]\d{0,2}(?:\.\d{3})+$")
-_GROUPED_COMMA = re.compile(r"^[1-9]\d{0,2}(?:,\d{3})+$")
-_ONE_GROUP = re.compile(r"^[1-9]\d{0,2}$")
-
-# Kinds of a cleaned amount text.
-_PLAIN, _DANISH, _ENGLISH, _AMBIGUOUS_DOT, _AMBIGUOUS_COMMA, _BAD = range(6)
-
-
-def _amount_core(text: str) -> str | None:
-    """Strip spaces, currency words and ``,-``; ``None`` when what is left is not a number."""
-    core = _SPACES.sub("", text.translate(_DROP_INVISIBLE)).replace("\u2212", "-")
-    core = _AMOUNT_PREFIX.sub("", core)
-    core = _AMOUNT_SUFFIX.sub("", core, count=1)
-    if core.startswith(("kr", "KR", "Kr", "dkk", "DKK")):  # "kr 250,-" after the suffix went
-        core = _AMOUNT_PREFIX.sub("", core)
-    if not _CORE.match(core) or core[-1] in ".,":
-        return None
-    return core
-
-
-def _classify(core: str) -> tuple[int, str, str]:
-    """Kind of an unsigned number text and its integer and fraction digits.
-
-    Returns ``(kind, integer_digits, fraction_digits)``; for the two ambiguous
-    kinds the digits are those of the *thousands* reading.
-    """
-    dots, commas = core.count("."), core.count(",")
-    if not dots and not commas:
-        return _PLAIN, core, ""
-    if dots and commas:
-        mark = "," if core.rfind(",") > core.rfind(".") else "."
-        whole, _, frac = core.rpartition(mark)
-        group_re = _GROUPED_DOT if mark == "," else _GROUPED_COMMA
-        if core.count(mark) != 1 or not group_re.match(whole) or not frac.isdigit():
-            return _BAD, "", ""
-        return (_DANISH if mark == "," else _ENGLISH), whole.replace("." if mark == "," else ",", ""), frac
-    sep = "," if commas else "."
-    parts = core.split(sep)
-    if len(parts) == 2:
-        whole, frac = parts
-        if len(frac) == 3 and _ONE_GROUP.match(whole):
-            return (_AMBIGUOUS_COMMA if sep == "," else _AMBIGUOUS_DOT), whole + frac, ""
-        return (_DANISH if sep == "," else _ENGLISH), whole, frac
-    # Several of one separator can only be thousands grouping: 1.234.567 / 1,234,567.
-    if (_GROUPED_DOT if sep == "." else _GROUPED_COMMA).match(core):
-        return (_DANISH if sep == "." else _ENGLISH), core.replace(sep, ""), ""
-    return _BAD, "", ""
-
-
-def amount_convention(values: Iterable[Any]) -> AmountConvention:
-    """Decide a column's number convention from all its values (pitfalls P1).
-
-    Only text values count (numeric spreadsheet cells carry no convention).
-    A value that can only be Danish (``1.234,50``, ``250,00``, ``1.234.567``)
-    or only English (``1,234.50``, ``250.50``, ``1,234,567``) is a hint;
-    ``250`` and the ambiguous ``1.000``/``1,234`` are not.
-    """
-    danish = english = False
-    for value in values:
-        if value.__class__ is not str:
-            continue
-        core = _amount_core(value)
-        if core is None:
-            continue
-        kind = _classify(core.lstrip("+-"))[0]
-        if kind == _DANISH:
-            danish = True
-        elif kind == _ENGLISH:
-            english = True
-        if danish and english:
-            return AmountConvention.MIXED
-    if danish:
-        return AmountConvention.DANISH
-    if english:
-        return AmountConvention.ENGLISH
-    return AmountConvention.UNKNOWN
-
-
-def _danish_thousands(digits: str) -> str:
-    """``"1000"`` -> ``"1.000"``: the integer written with Danish thousands dots."""
-    return f"{int(digits):,}".replace(",", ".")
-
-
-def parse_amount(value: Any, convention: AmountConvention = AmountConvention.UNKNOWN) -> Decimal | None:
-    """The price of one gift certificate as ``Decimal``, or ``None`` for an empty cell (pitfalls P1).
-
-    ``value`` is a numeric cell (``int``, ``Decimal``, or ``float`` read via
-    :func:`number_from_float`) or text. Text may be Danish (``1.234,50``,
-    ``1234,50``, ``250,00``, ``250``) or English (``1,234.50``, ``1234.50``)
-    and decorated (``kr``, ``kr.``, ``DKK``, ``,-``, spaces, NBSP):
-    ``"1.234,50 kr."`` -> ``Decimal("1234.50")``, ``"250,-"`` -> ``Decimal("250")``.
-
-    ``convention`` (from :func:`amount_convention` over the whole column)
-    settles values with one separator and three digits after it: ``1.000`` is
-    1000 in a Danish column, and ``1,234`` is 1234 in an English one. In any
-    other column such a value raises, giving both readings.
-    Zero and negative amounts are returned as they are (the validator rejects them).
-
-    Raises:
-        CellValueError: for text that is not an amount, an ambiguous value,
-            or a non-number cell (a date, TRUE/FALSE).
-    """
-    if value is None:
-        return None
-    cls = value.__class__
-    if cls is int:
-        return Decimal(value)
-    if cls is Decimal:
-        return value
-    if cls is float:
-        return Decimal(number_from_float(value))
-    if cls is not str:
-        raise CellValueError(f"'{_number_or_date_text(value)}' is not an amount — write the price as a number, e.g. 250 or 1.234,50")
-    text = value.strip()
-    if not text.translate(_DROP_INVISIBLE_AND_NBSP).strip():
-        return None
-    core = _amount_core(text)
-    if core is None:
-        raise CellValueError(f"'{text}' is not an amount — write the price as a number, e.g. 250 or 1.234,50")
-    sign = "-" if core[0] == "-" else ""
-    kind, whole, frac = _classify(core.lstrip("+-"))
-    if kind == _BAD:
-        raise CellValueError(f"'{text}' is not an amount — write the price as a number, e.g. 250 or 1.234,50")
-    if (kind == _AMBIGUOUS_DOT and convention is not AmountConvention.DANISH) or (
-        kind == _AMBIGUOUS_COMMA and convention is not AmountConvention.ENGLISH
-    ):
-        # 1.000 is "one thousand" to a Dane and "one" to an English locale; money
-        # never has three decimals, so only a column that shows the separator is a
-        # thousands mark settles it (pitfalls P1, input B).
-        mark = core.lstrip("+-")[-4]
-        small = Decimal(core.lstrip("+-").replace(mark, "."))
-        shown = format(small.normalize(), "f")
-        # Offer one unambiguous spelling for each reading, so either meaning can be written down.
-        thousands = f"write {sign}{whole} (or {sign}{_danish_thousands(whole)},00) if you mean {sign}{whole}"
-        if small != small.quantize(Decimal("0.01")):
-            raise CellValueError(f"'{text}' could mean {sign}{whole} or {sign}{shown} (three decimals, which no price has) — {thousands}")
-        two_places = f"{small:.2f}".replace(".", mark)
-        raise CellValueError(f"'{text}' could mean {sign}{whole} or {sign}{shown} — {thousands}, or {sign}{two_places} if you mean {sign}{shown}")
-    return Decimal(f"{sign}{whole}.{frac}" if frac else f"{sign}{whole}")
-
-
-# --- quantities (pitfalls P7) -------------------------------------------------
-
-_WHOLE_WITH_ZERO_DECIMALS = re.compile(r"^([-+]?\d+)(?:[.,]0{1,2})?$")
-_QUANTITY_UNIT = re.compile(r"\s*(?:stk\.?|pcs\.?|x)$", re.IGNORECASE)
-
-
-def parse_quantity(value: Any) -> int | None:
-    """The number of gift certificates as ``int``, or ``None`` for an empty cell (pitfalls P7).
-
-    Accepts ``2``, ``"2"``, ``"2,0"``, ``"2.00"``, ``"2 stk"`` and numeric
-    ``2.0`` (read as ``2``). Zero and negative numbers are returned as they are
-    (the validator rejects them).
-
-    Raises:
-        CellValueError: ``"2,5"`` (not whole), ``"1.000"`` (1000 or 1?),
-            ``"abc"``, or a date/TRUE cell.
-    """
-    if value is None:
-        return None
-    cls = value.__class__
-    if cls is int:
-        return value
-    if cls is float:
-        value = number_from_float(value)
-        if value.__class__ is int:
-            return value
-        cls = Decimal
-    if cls is Decimal:
-        if value == value.to_integral_value():
-            return int(value)
-        raise CellValueError(f"'{value}' is not a whole number — write how many gift certificates, e.g. 2")
-    if cls is not str:
-        raise CellValueError(
-            f"'{_number_or_date_text(value)}' is not a number — write how many gift certificates, e.g. 2"
-        )
-    text = _SPACES.sub(" ", value.translate(_DROP_INVISIBLE)).strip()
-    if not text:
-        return None
-    core = _QUANTITY_UNIT.sub("", text).replace(" ", "")
-    match = _WHOLE_WITH_ZERO_DECIMALS.match(core)
-    if match:
-        return int(match.group(1))
-    if re.fullmatch(r"[-+]?[1-9]\d{0,2}[.,]\d{3}", core):
-        digits = core.replace(".", "").replace(",", "")
-        small = format(Decimal(core.replace(",", ".")).normalize(), "f")
-        raise CellValueError(f"'{text}' could mean {int(digits)} or {small} — write {int(digits)} or {small}")
-    if re.fullmatch(r"[-+]?\d+[.,]\d+", core):
-        raise CellValueError(f"'{text}' is not a whole number — write how many gift certificates, e.g. 2")
-    raise CellValueError(f"'{text}' is not a number — write how many gift certificates, e.g. 2")
 
 
 # --- postal codes and phones (pitfalls P5, P6) ---------------------------------
@@ -435,6 +255,14 @@ def postal_code_text(value: Any, number_format: str | None = None) -> str | None
     if width and digits.isdigit():
         digits = digits.zfill(width)
     return digits
+
+
+
+def fast_postal_code_column(values: list[Any]) -> list[Any]:
+    """:func:`postal_code_text` over a column's integer cells of four digits or more, when the
+    column has no zero-padding number format (issue #4); :data:`SLOW` for the rest."""
+    S = SLOW
+    return [None if v is None else (str(v) if v.__class__ is int and v >= 1000 else S) for v in values]
 
 
 def postal_code_warning(code: str, country: str | None) -> str | None:
@@ -522,6 +350,29 @@ def normalize_phone(value: Any, region: str | None = None, number_format: str | 
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+
+def fast_phone_column(values: list[Any], countries: list[Any] | None) -> list[Any]:
+    """:func:`normalize_phone` over a column's Danish numbers, when the column has no zero-padding
+    number format (issue #4): an 8-digit integer, or ASCII text that the parser's Danish fast
+    path takes (the same two patterns: punctuation dropped, then +45/0045/45 and 8 digits).
+
+    ``countries``: the rows' parsed country codes (``None``: no country column, all DK).
+    Returns one entry per cell: ``None`` (empty), ``"+45…"``, or :data:`SLOW`.
+    """
+    S = SLOW
+    dk, punct = _DK_FAST.match, _PHONE_PUNCTUATION.sub
+    if countries is None:
+        return [None if v is None else (
+            ("+45%d" % v) if v.__class__ is int and 10_000_000 <= v <= 99_999_999
+            else ("+45" + m.group(1)) if v.__class__ is str and v.isascii() and (m := dk(punct("", v))) else S
+        ) for v in values]
+    return [None if v is None else (
+        S if c is not None and c != "DK"
+        else ("+45%d" % v) if v.__class__ is int and 10_000_000 <= v <= 99_999_999
+        else ("+45" + m.group(1)) if v.__class__ is str and v.isascii() and (m := dk(punct("", v))) else S
+    ) for v, c in zip(values, countries)]
+
+
 # --- emails (pitfalls P14) ----------------------------------------------------
 
 
@@ -555,6 +406,29 @@ def normalize_email(value: Any) -> str | None:
     return text
 
 
+
+def fast_email_column(values: list[Any], joined: str | None) -> list[Any]:
+    """:func:`normalize_email` over a column's plain ASCII addresses (issue #4).
+
+    ``joined`` as for :func:`fast_text_column`. When it is all ASCII and has no
+    ``mailto:`` anywhere, the cells are stripped, lower-cased and checked (one
+    ``@``, no trailing dot, none empty) in C; any cell failing a check sends the
+    column to the per-cell comprehension. Returns ``None`` (empty), the address, or :data:`SLOW`.
+    """
+    S = SLOW
+    if joined is not None and joined.isascii() and "mailto:" not in joined.lower():
+        out = list(map(str.lower, map(str.strip, values)))
+        if all(out) and set(map(str.count, out, repeat("@"))) == {1} and not any(map(str.endswith, out, repeat("."))):
+            return out
+    return [
+        None if v is None else (
+            e if v.__class__ is str and v.isascii() and (e := v.strip().lower()) and e.count("@") == 1
+            and e[-1] != "." and not e.startswith("mailto:") else S
+        )
+        for v in values
+    ]
+
+
 def normalize_code(value: Any) -> str | None:
     """A country or currency code, cleaned and upper-cased: ``" dk "`` -> ``"DK"`` (pitfalls P8).
 
@@ -567,3 +441,11 @@ def normalize_code(value: Any) -> str | None:
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
     return text.upper()
+
+
+def fast_code_column(values: list[Any]) -> list[Any]:
+    """:func:`normalize_code` over a column's ASCII cells: stripped and upper-cased (issue #4);
+    :data:`SLOW` for the rest."""
+    S = SLOW
+    return [None if v is None else ((v.strip().upper() or None) if v.__class__ is str and v.isascii() else S)
+            for v in values]
