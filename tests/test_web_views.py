@@ -231,6 +231,31 @@ def test_a_second_batch_waits_in_the_queue_with_its_place(local, sandbox, tmp_pa
     assert sandbox.state.counts()["committed_orders"] == 21
 
 
+def test_hidden_rows_are_excluded_unless_the_person_includes_them(local, sandbox, tmp_path):
+    import openpyxl
+
+    path = tmp_path / "filtreret.xlsx"
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Navn", "E-mail", "Gavekorttype", "Beløb", "Antal", "Afdeling"])
+    ws.append(["Synlig", "synlig@example.com", "Gavekort", 100, 1, "Webshop"])
+    ws.append(["Skjult", "skjult@example.com", "Gavekort", 200, 1, "Webshop"])
+    ws.row_dimensions[3].hidden = True
+    wb.save(path)
+    uid = _upload(local, path)
+    page = local.get(f"/u/{uid}").text
+    assert 'data-testid="exclusions">row 3 is hidden and will not be issued<' in page
+    assert re.search(r'<tr id="row-3"[^>]*>.*?data-testid="row-status">EXCLUDED<', page, re.S)
+    assert 'data-testid="money">100.00 DKK<' in page
+    local.post(f"/u/{uid}/settings", data={"options": "1", "include_hidden": "1"})
+    assert 'data-testid="money">300.00 DKK<' in local.get(f"/u/{uid}").text
+    local.post(f"/u/{uid}/settings", data={"options": "1"})  # unticked again
+    _digest(local, uid)
+    assert "row 3 is hidden and will not be issued" in local.get(f"/u/{uid}/confirm").text
+    assert _issue(local, uid)["state"] == "done"
+    assert [c["Amount"] for c in sandbox.state.certificates] == [Decimal("100")]
+
+
 def test_cross_site_requests_are_refused(local, sandbox, tmp_path):
     path = _copy("kampagne.xlsx", tmp_path)
     for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "null"}):

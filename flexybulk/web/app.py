@@ -94,7 +94,8 @@ class Web:
     def read_request(self, upload: Upload) -> batches.ReadRequest:
         r = upload.request or {}
         return batches.ReadRequest(sheet=r.get("sheet"), columns=dict(r.get("columns") or {}), department=r.get("department"),
-                                   max_file_size=self.config.max_file_size, max_rows=self.config.max_rows)
+                                   max_file_size=self.config.max_file_size, max_rows=self.config.max_rows,
+                                   include_hidden=bool(r.get("include_hidden")), encoding=r.get("encoding") or None)
 
     def needs_approval(self, amounts: dict[str, Decimal]) -> bool:
         """Team mode and any currency's total above the approval amount."""

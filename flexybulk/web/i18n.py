@@ -88,6 +88,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "field_postal_code": ("Postnummer", "Postal code"), "field_city": ("By", "City"), "field_country": ("Land", "Country"),
     "field_currency": ("Valuta", "Currency"),
     "apply_mapping": ("Brug disse kolonner", "Use these columns"),
+    "encoding": ("Tegnsæt (kun CSV)", "Text encoding (CSV only)"),
+    "include_hidden": ("Udsted også skjulte og bortfiltrerede rækker", "Issue hidden and filtered-out rows too"),
     "default_department": ("Afdeling til rækker uden afdeling", "Department for rows without one"),
     "none": ("(ingen)", "(none)"),
     "choose_sheet": ("Vælg arket med modtagerne", "Choose the sheet with the recipients"),

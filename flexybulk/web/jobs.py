@@ -59,6 +59,7 @@ class Preview:
     already_issued: int = 0
     skipped: list[tuple[int, str]] = field(default_factory=list)
     near: list[tuple[int, str]] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)
     settling: list[tuple[int, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     target: str = ""
@@ -340,6 +341,7 @@ def _preview_of(key: str, prepared: batches.Prepared) -> Preview:
     """The plain figures of a prepared batch (nothing here decides: it is all read off ``prepared``)."""
     p = Preview(key, target=prepared.target.label, sandbox=prepared.target.is_sandbox)
     p.warnings = prepared.validation.warning_messages()
+    p.excluded = prepared.input.sheet.exclusions()
     if prepared.blocked:
         p.blocked = True
         p.blocking = [(c.row.number, "; ".join(x.message for x in c.problems)) for c in prepared.blocking]

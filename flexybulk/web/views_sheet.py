@@ -21,11 +21,13 @@ from ..confirmations import sheet_names
 from ..errors import FlexybulkError
 from ..fixes import CellFix, apply_fixes, canonical_json
 from ..model import Field
+from ..records import excluded_text
 from . import i18n
 from .app import Web, deny, is_htmx, lang_of, render, user_of, web_of
 from .store import Upload
 
 SUGGESTION = re.compile(r"Did you mean '(.+?)'\?")
+ENCODINGS = ("utf-8", "cp1252", "mac_roman", "iso-8859-1", "utf-16")  # a CSV's encoding, when detection guessed wrong
 MAPPABLE = [f for f in Field]
 
 
@@ -142,12 +144,15 @@ def grid_rows(source: Any, checks: list, statuses: dict[int, str], known: dict |
                           "warnings": [p.message for p in c.warnings if p.column == h]})
         other = [f"{p.column}: {p.message}" if p.column else p.message for p in c.problems if p.column not in headers]
         planned = known.get(row.number)
-        status = statuses.get(row.number) or (KNOWN_LABELS.get(planned.action) if planned else None) \
-            or ("VALID" if c.valid else "INVALID")
+        excluded = getattr(row, "excluded", None)
+        status = statuses.get(row.number) or ("EXCLUDED" if excluded else None) \
+            or (KNOWN_LABELS.get(planned.action) if planned else None) or ("VALID" if c.valid else "INVALID")
         warnings = [p.message for p in c.warnings if p.column not in headers]
+        if excluded:
+            warnings.append(excluded_text(excluded))
         if planned is not None and planned.message and row.number not in statuses:
             warnings.append(planned.message)
-        out.append({"number": row.number, "cells": cells, "other": other, "valid": c.valid, "status": status,
+        out.append({"number": row.number, "cells": cells, "other": other, "valid": c.valid or bool(excluded), "status": status,
                     "warnings": warnings, "problem_columns": [p.column for p in c.problems if p.column in headers]})
     return out
 
@@ -171,6 +176,7 @@ async def check_page(request: Request) -> Response:
         page = 1
     sheets = sheet_names(upload.path)
     context: dict[str, Any] = {"upload": upload, "sheets": sheets, "only": only, "error": None, "source": None,
+                               "encodings": ENCODINGS,
                                "checked": None, "fixes": len(upload.fixes()), "editable": upload.batch_id is None,
                                "fields": MAPPABLE, "departments": [], "edit": None}
     try:
@@ -311,13 +317,17 @@ async def settings(request: Request) -> Response:
         current["columns"] = {}
     if "department" in form:
         current["department"] = str(form["department"]) or None
+    if "options" in form:
+        current["include_hidden"] = form.get("include_hidden") == "1"
+        encoding = str(form.get("encoding") or "")
+        current["encoding"] = encoding if encoding in ENCODINGS else None
     if any(key.startswith("map:") for key in form.keys()):
         known = {f.value for f in Field}
         columns = {key[4:]: str(value) for key, value in form.items() if key.startswith("map:") and value and key[4:] in known}
         current["columns"] = columns
         try:
-            source = batches.read_input(upload.path, batches.ReadRequest(sheet=current.get("sheet"), columns=columns,
-                                        max_file_size=web.config.max_file_size, max_rows=web.config.max_rows))
+            source = batches.read_input(upload.path, web.read_request(Upload(**{**upload.to_json(), "request": current},
+                                                                                folder=upload.folder)))
             web.store.remember_columns(source.sheet.headers, columns)
         except FlexybulkError:
             pass  # shown on the check page
