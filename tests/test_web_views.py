@@ -256,6 +256,55 @@ def test_hidden_rows_are_excluded_unless_the_person_includes_them(local, sandbox
     assert [c["Amount"] for c in sandbox.state.certificates] == [Decimal("100")]
 
 
+def test_rows_issued_before_and_near_duplicates_are_shown_and_near_ones_need_their_own_tick(local, sandbox, tmp_path):
+    first = _upload(local, write_sheet(tmp_path / "forste.xlsx", [["Anna", "anna@example.com", "Gavekort", 250, 1, "Webshop"],
+                                                                  ["Bo", "bo@example.com", "Gavekort", 300, 1, "Webshop"]]))
+    assert _issue(local, first)["state"] == "done"
+    # A corrected copy: Anna's row unchanged, Bo's amount changed (a near-duplicate), and a new row.
+    second = _upload(local, write_sheet(tmp_path / "anden.xlsx", [["Anna", "anna@example.com", "Gavekort", 250, 1, "Webshop"],
+                                                                  ["Bo", "bo@example.com", "Gavekort", 350, 1, "Webshop"],
+                                                                  ["Carl", "carl@example.com", "Gavekort", 100, 1, "Webshop"]]))
+    page = local.get(f"/u/{second}").text
+    statuses = re.findall(r'<tr id="row-(\d+)".*?data-testid="row-status">([A-Z -]+)<', page, re.S)
+    assert statuses == [("2", "ISSUED EARLIER"), ("3", "NEAR-DUPLICATE"), ("4", "VALID")]
+    digest = _digest(local, second)
+    confirm = local.get(f"/u/{second}/confirm").text
+    assert 'data-testid="near-duplicates"' in confirm and 'data-testid="confirm-rows">2<' in confirm
+    refused = local.post(f"/u/{second}/confirm", data={"digest": digest}, follow_redirects=False)
+    assert refused.headers["location"] == f"/u/{second}/confirm?near=1"
+    time.sleep(0.3)
+    assert sandbox.state.counts()["certificates"] == 2  # nothing more without the tick
+    local.post(f"/u/{second}/confirm", data={"digest": digest, "near_confirmed": "1"})
+    assert _state(local, second)["state"] == "done"
+    assert sorted(c["Amount"] for c in sandbox.state.certificates) == [Decimal("100"), Decimal("250"), Decimal("300"), Decimal("350")]
+
+
+def test_a_big_sheet_is_paged(local, sandbox, tmp_path):
+    rows = [[f"P {i}", f"p{i}@example.com", "Gavekort", 100, 1, "Webshop"] for i in range(120)]
+    uid = _upload(local, write_sheet(tmp_path / "stor.xlsx", rows))
+    first = local.get(f"/u/{uid}").text
+    assert first.count('<tr id="row-') == 50 and "Page 1 of 3" in first and '<tr id="row-2"' in first
+    last = local.get(f"/u/{uid}?page=3").text
+    assert last.count('<tr id="row-') == 20 and '<tr id="row-121"' in last
+
+
+def test_a_batch_waits_while_another_process_issues_with_the_ledger(local, sandbox, tmp_path):
+    from flexybulk import batches
+
+    uid = _upload(local, write_sheet(tmp_path / "vent.xlsx", [["Eva", "eva@example.com", "Gavekort", 100, 1, "Webshop"]]))
+    digest = _digest(local, uid)
+    target = local.app.app.state.web.target
+    with batches.issuing(target, tmp_path / "ledger.sqlite3", "issue other.xlsx (the command line)"):
+        local.post(f"/u/{uid}/confirm", data={"digest": digest})
+        deadline = time.monotonic() + 10
+        while "Another flexybulk is issuing" not in (page := local.get(f"/u/{uid}/progress").text):
+            assert time.monotonic() < deadline, page
+            time.sleep(0.05)
+        assert "issue other.xlsx (the command line)" in page and sandbox.state.counts()["customers"] == 0
+    assert _state(local, uid)["state"] == "done"
+    assert sandbox.state.counts()["certificates"] == 1
+
+
 def test_cross_site_requests_are_refused(local, sandbox, tmp_path):
     path = _copy("kampagne.xlsx", tmp_path)
     for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "null"}):
