@@ -111,3 +111,49 @@ def test_killed_mid_run_then_resume_issues_every_certificate_once(flexybox, tmp_
     assert all(flexybox.token not in p.read_text(encoding="utf-8") for p in (tmp_path / "ledger").glob("audit/*.jsonl"))
     assert all(flexybox.token not in p.read_text(encoding="utf-8", errors="replace")
                for p in (tmp_path / "data").rglob("*.json"))
+
+
+def test_sigterm_stops_a_running_batch_cleanly_and_resume_finishes_it(flexybox, tmp_path):
+    """SIGTERM (systemd, a CI cancel): rows in flight finish, the rest stay PENDING, the result sheet is written."""
+    import re
+
+    import requests
+
+    flexybox.state.reset()
+    flexybox.faults = Faults(latency=0.05)
+    rows = [[f"Q {i}", f"q{i}@example.com", "Gavekort", 100, 1, "Webshop"] for i in range(40)]
+    sheet = write_sheet(tmp_path / "term.xlsx", rows)
+    env = server_env(tmp_path, FLEXYBOX_TOKEN=flexybox.token, FLEXYBOX_CRM_URL=flexybox.url,
+                     FLEXYBOX_POS_URL=flexybox.url, FLEXYBOX_API_URL=flexybox.url)
+    server = WebServer(["--new-ledger", "--data-dir", str(tmp_path / "data")], env, tmp_path).start()
+    try:
+        web = requests.Session()
+        web.headers["Origin"] = server.url.rstrip("/")
+        with open(sheet, "rb") as fh:
+            uid = web.post(server.url + "upload", files={"file": (sheet.name, fh)}, allow_redirects=False).headers["location"].rsplit("/", 1)[1]
+        digest = re.search(r'name="digest" value="([0-9a-f]{64})"', web.get(f"{server.url}u/{uid}/confirm").text).group(1)
+        web.post(f"{server.url}u/{uid}/confirm", data={"digest": digest})
+        deadline = time.monotonic() + 30
+        while flexybox.state.counts()["committed_orders"] < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        server.proc.terminate()  # SIGTERM
+        assert server.proc.wait(30) == 143  # as every flexybulk command stopped by SIGTERM (issue #11)
+        committed = flexybox.state.counts()["committed_orders"]
+        assert 5 <= committed < 40
+        statuses = Counter(r["Status"] for r in result_rows(tmp_path / "data" / "uploads" / uid / "term.result.xlsx"))
+        assert statuses == {"ISSUED": committed, "PENDING": 40 - committed}  # nothing left in doubt
+
+        server.start()
+        page = web.get(f"{server.url}u/{uid}/progress").text
+        assert 'data-testid="resume-button"' in page and f'data-testid="status-count-PENDING">{40 - committed}<' in page
+        web.headers["Origin"] = server.url.rstrip("/")
+        web.post(f"{server.url}u/{uid}/resume")
+        deadline = time.monotonic() + 30
+        while 'data-testid="finished"' not in (page := web.get(f"{server.url}u/{uid}/progress").text):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert 'data-testid="status-count-ISSUED">40<' in page
+    finally:
+        server.stop()
+        flexybox.faults = Faults()
+    assert flexybox.state.counts() == {**flexybox.state.counts(), "committed_orders": 40, "certificates": 40}
