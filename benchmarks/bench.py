@@ -19,7 +19,11 @@
    ``read_sheet`` + ``validate`` and, for comparison,
    ``pandas.read_excel(path, engine="calamine")`` each run in a child process;
    seconds exclude imports; peak memory is the child's maximum RSS as the
-   kernel reports it to the parent (``os.wait4``).
+   kernel reports it to the parent (``os.wait4``). The same child then writes
+   the validation sheet (``validation_sheet`` + ``write_output``, XLSX: what
+   ``flexybulk validate`` does next; issue #13: read + validate + write <= 3x
+   the bare read) and, timed alone, a result sheet of the same rows with every
+   valid row ISSUED (ledger records built in memory; target <= 1x the read).
 
 ``--repeat N`` runs every configuration N times and shows the best (the run
 least disturbed by other processes on a shared machine), the other ratios
@@ -63,6 +67,8 @@ TARGET_1_WORKER = 0.9
 TARGET_8_WORKERS = 0.85
 TARGET_VALIDATE_RATIO = 2.0
 TARGET_PEAK_MIB = 1024
+TARGET_WITH_WRITE = 3.0  # issue #13: validate including the validation sheet, x the bare read
+TARGET_RESULT_WRITE = 1.0  # issue #13: writing a 100,000-row result sheet, x the bare read
 
 
 # --- realistic recipients ------------------------------------------------------
@@ -451,8 +457,44 @@ t1 = time.perf_counter()
 seen = []
 validation = validate(sheet, catalogue, progress=seen.append)
 t2 = time.perf_counter()
+# What flexybulk validate does next: write the validation sheet (XLSX, beside a temp copy's name).
+from flexybulk.results import result_sheet, validation_sheet, write_output
+import os, tempfile
+out = tempfile.mkdtemp(prefix="flexybulk-bench-out-")
+write_output(validation_sheet(validation), os.path.join(out, "kampagne.validation.xlsx"))
+t3 = time.perf_counter()
+# A result sheet of the same rows, every valid row ISSUED (ledger records built in memory, as the ledger
+# returns them): result_sheet + write_output, timed alone.
+from datetime import datetime, timezone
+from flexybulk.records import order_content
+from flexybulk.journal import RowRecord, Step
+from flexybulk.model import RowStatus
+from types import SimpleNamespace
+now = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+batch = SimpleNamespace(id="6f1c1d9e-3b7a-4c55-9a63-0d5c2b8e7f10", input_path={path!r}, target="bench",
+                        input_sha256=sheet.sha256)
+records = {{}}
+for k, c in enumerate(validation.checks):
+    if c.order is None:
+        continue
+    content = order_content(c.order)
+    ids = [f"{{k:08x}}-0000-4000-8000-{{n:012x}}" for n in range(3)]
+    records[c.row.number] = RowRecord(
+        batch_id=batch.id, row_number=c.row.number, status=RowStatus.ISSUED, step=Step.COMMITTED,
+        fingerprint=c.fingerprint, content=content, customer_id=ids[0], sales_order_id=ids[1], payment_id=ids[2],
+        payment_amount=str(c.order.total), commit_content=content,
+        certificate_numbers=[str(100000000000 + 10 * k + q) for q in range(c.order.quantity)],
+        error=None, settles=None, created_at=now, updated_at=now, issued_at=now)
+t4 = time.perf_counter()
+write_output(result_sheet(sheet, validation, batch, records, os.path.join(out, "ledger.sqlite3")),
+             os.path.join(out, "kampagne.result.xlsx"))
+t5 = time.perf_counter()
+sizes = {{name: os.path.getsize(os.path.join(out, name)) for name in os.listdir(out)}}
+import shutil
+shutil.rmtree(out)
 print(json.dumps({{"read": t1 - t0, "validate": t2 - t1, "seconds": t2 - t0, "rows": len(sheet.rows),
-                  "valid": len(validation.valid), "progress_calls": len(seen)}}))
+                  "valid": len(validation.valid), "progress_calls": len(seen), "write_validation": t3 - t2,
+                  "with_write": t3 - t0, "write_result": t5 - t4, "issued_rows": len(records), "sizes": sizes}}))
 """
 
 _CHILD_PANDAS = """
@@ -499,7 +541,12 @@ def run_validate(rows: int, repeat: int) -> ValidateResult:
     for _ in range(repeat):  # alternate, so a noisy neighbour hurts both alike
         pandas_.append(measure_child(_CHILD_PANDAS.format(path=path)))
         ours.append(measure_child(_CHILD_VALIDATE.format(root=str(ROOT), path=path)))
-    best_ours = min(ours, key=lambda r: r[0]["seconds"])[0]
+    best_ours = dict(min(ours, key=lambda r: r[0]["seconds"])[0])
+    for key in ("with_write", "write_result"):  # each figure its own best run, as with the others
+        best = min(ours, key=lambda r: r[0][key])[0]
+        best_ours[key] = best[key]
+        if key == "with_write":
+            best_ours["with_write_parts"] = (best["seconds"], best["write_validation"])
     best_pandas = min(pandas_, key=lambda r: r[0]["seconds"])[0]
     return ValidateResult(rows, best_ours, max(p for _, p in ours), best_pandas, max(p for _, p in pandas_))
 
@@ -545,10 +592,22 @@ def print_table(args: argparse.Namespace, issue: list[IssueResult], val: Validat
                    f"<= {TARGET_VALIDATE_RATIO:g}x, < 1024 MiB", met, None, f"{val.ours_peak:.0f}",
                    f"read_sheet {ours['read']:.2f} s + validate {ours['validate']:.2f} s; {ours['valid']:,} valid; "
                    f"{ours['progress_calls']} progress calls"))
+        base = pd_["seconds"]
+        ratio = ours["with_write"] / base
+        print(line("validate incl. the validation sheet", None, f"{ours['rows']:,}", f"{ours['with_write']:.2f}",
+                   f"{val.rows / ours['with_write']:,.0f}", None, f"{ratio:.2f}", f"<= {TARGET_WITH_WRITE:g}x",
+                   "yes" if ratio <= TARGET_WITH_WRITE else "NO", None, f"{val.ours_peak:.0f}",
+                   f"read + validate {ours['with_write_parts'][0]:.2f} s + writing the XLSX {ours['with_write_parts'][1]:.2f} s "
+                   f"({ours['sizes']['kampagne.validation.xlsx'] / 2**20:.1f} MiB)"))
+        ratio = ours["write_result"] / base
+        print(line("result sheet write (result_sheet + XLSX)", None, f"{ours['issued_rows']:,}",
+                   f"{ours['write_result']:.2f}", f"{ours['issued_rows'] / ours['write_result']:,.0f}", None,
+                   f"{ratio:.2f}", f"<= {TARGET_RESULT_WRITE:g}x", "yes" if ratio <= TARGET_RESULT_WRITE else "NO", None,
+                   None, f"every valid row ISSUED; {ours['sizes']['kampagne.result.xlsx'] / 2**20:.1f} MiB"))
         print(line("pandas.read_excel(engine=calamine)", None, f"{pd_['rows']:,}", f"{pd_['seconds']:.2f}",
                    f"{val.rows / pd_['seconds']:,.0f}", None, "1.00", "(baseline)", None, None,
                    f"{val.pandas_peak:.0f}", "the bare read: the ratio's denominator"))
-    print("bound/s = workers / (3 x latency). ratio: rows/s / bound/s (issue); seconds / pandas seconds (validate).\n"
+    print("bound/s = workers / (3 x latency). ratio: rows/s / bound/s (issue); seconds / pandas seconds (validate, write).\n"
           "cpu c/s: CPU / wall during the run of the client / the sandbox process (1.00 = one core busy).\n"
           "peak: the child process's max RSS.")
 

@@ -15,7 +15,9 @@ money; ``cli`` (and the web page) only translate to and from it. Modules:
 - ``issue``     runs rows through the vendor's flow
 - ``outcome``   what a failed call means for a row
 - ``adoption``  rebuilding a batch from its result sheet
-- ``results``   the result and validation sheets, written atomically
+- ``results``   what the result and validation sheets hold (rows, typed columns, Summary, Needs attention)
+- ``writers``   writes them as XLSX or CSV, atomically (XlsxWriter builds the workbook)
+- ``output_cells``  the big tables' XLSX cells: values, looks, widths, row heights
 - ``result_input``  a result sheet given back as input (retry)
 - ``cli``       the command line
 - ``sandbox``   a local emulator of the three Flexybox hosts, for tests and dry runs

@@ -103,7 +103,11 @@ def read_summary(path: Path) -> dict[str, Any]:
         rows = book.get_sheet_by_name("Summary").to_python()
     except Exception:  # not a workbook (CSV), or unreadable: no summary to go by
         return {}
-    return {str(r[0]).strip(): r[1] for r in rows if len(r) >= 2 and r[0] not in (None, "")}
+    summary: dict[str, Any] = {}
+    for r in rows:  # the first of a label counts: the batch's own lines come before the Summary's tables
+        if len(r) >= 2 and r[0] not in (None, ""):
+            summary.setdefault(str(r[0]).strip(), r[1])
+    return summary
 
 
 @dataclass

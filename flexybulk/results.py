@@ -1,52 +1,79 @@
-"""Write the validation sheet and the result sheet (XLSX or CSV), atomically.
+"""What the validation sheet and the result sheet hold: rows, typed columns, the Summary, "Needs attention".
 
 Layout: the input's own columns and values, row for row in input order, then
 flexybulk's columns. In XLSX every data row sits on the same sheet row
 number as in the input, so "row 7" means the same line in both files; the
 ``Row`` column keeps the input row number even if someone sorts the sheet.
 
-Safety (issue #6, OWASP "CSV Injection"; pitfalls P17): text is never
-written as a formula. XLSX text cells are written as explicit strings, and
-those beginning with ``= + - @``, a tab or a carriage return also get Excel's
-quote-prefix style (what Excel itself does for ``'=...``). CSV text cells
-beginning with those characters get a leading ``'``; numbers are written as
-numbers and are never prefixed. The reader strips that one ``'`` again.
+The XLSX also has typed columns (issue #13): ``AmountRead`` (the amount the
+tool used, as a number) and ``LineTotal`` (quantity x amount), both in the
+row's currency; ``IssuedAt`` is a date-time cell in local time. A CSV keeps
+the plain layout (input columns, then Status ...): its cells are text anyway,
+and tools that read it back rely on that column order.
 
-Files are written to a temporary name in the same folder and renamed into
-place (``os.replace``), so a crash never leaves half a result sheet.
+A second sheet, the Summary, gives batch, target, files and hashes, the rows
+per status (with the colours' legend) and the money per currency, per gift
+certificate type and per department; "Needs attention" lists only the rows a
+person must act on, with what to do. Neither looks like a recipient list to
+the reader (no name or email header), so a result sheet given back to
+``retry`` is read from its Result sheet alone.
+
+:mod:`flexybulk.writers` writes these shapes; ``write_output`` and
+``is_dangerous`` are re-exported here for the callers.
 """
 
 from __future__ import annotations
 
-import csv
-import os
-import tempfile
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Sequence
 
-import openpyxl
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Font
-
-from .errors import InputFileError
 from .model import RowStatus, Sheet
+from .writers import Heading, Label, Money, gc_paused, is_dangerous, write_output  # noqa: F401 (re-exported)
 
-RESULT_COLUMNS = ("Status", "Error", "CustomerId", "SalesOrderId", "ExternalPaymentId",
-                  "GiftCertificateNumbers", "IssuedAt", "BatchId", "Row")
+RESULT_COLUMNS = ("Status", "Error", "GiftCertificateNumbers", "IssuedAt", "CustomerId", "SalesOrderId",
+                  "ExternalPaymentId", "BatchId", "Row")
 VALIDATION_COLUMNS = ("Status", "Error", "Warning", "Row")
-OWN_COLUMNS = frozenset(RESULT_COLUMNS) | frozenset(VALIDATION_COLUMNS)
+TYPED_COLUMNS = ("AmountRead", "LineTotal")
+"""Written in XLSX only, before Status: the numbers a spreadsheet can sum."""
+OWN_COLUMNS = frozenset(RESULT_COLUMNS) | frozenset(VALIDATION_COLUMNS) | frozenset(TYPED_COLUMNS)
+"""flexybulk's columns: never input. The reader's ``RESULT_COLUMNS`` must hold every one (tests check)."""
 
-# OWASP's list, plus a line feed: XML readers turn a leading CR into LF, and it must stay neutralised.
-_DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+ATTENTION_HEADERS = ("Row", "Status", "Who", "What to do", "Details")
+"""The "Needs attention" sheet's columns; none is a recipient-list header, so the reader never picks it."""
 
+# Row stays a plain number: "row 1234" is how the messages name it, not "row 1,234".
+_KINDS = {"Status": "status", "Error": "wrap", "Warning": "wrap", "GiftCertificateNumbers": "wrap"}
+_ATTENTION_KINDS = {"Status": "status", "What to do": "wrap", "Details": "wrap"}
 
-def is_dangerous(text: str) -> bool:
-    """True when a spreadsheet program could take ``text`` for a formula (OWASP CSV injection)."""
-    return text.startswith(_DANGEROUS_START)
+# The Summary's order of statuses; a status this version of RowStatus lacks is left out.
+_RESULT_STATUSES = tuple(s for name in ("ISSUED", "FAILED", "UNKNOWN", "PENDING", "SKIPPED", "EXCLUDED", "INVALID")
+                         for s in RowStatus if s.value == name)
+MEANING = {
+    "ISSUED": "The gift certificates exist. Never sent again.",
+    "FAILED": "Flexybox refused the row; nothing was issued. See Needs attention.",
+    "UNKNOWN": "The last call's outcome is not known. flexybulk retry settles it safely.",
+    "PENDING": "Not finished (interrupted, or held back). flexybulk retry finishes it.",
+    "SKIPPED": "Not sent on purpose (issued by an earlier batch, or invalid with --skip-invalid).",
+    "EXCLUDED": "Left out on purpose (hidden or filtered out in the sheet); never sent.",
+    "INVALID": "The row has problems; nothing was sent for it. See Needs attention.",
+    "VALID": "The row passed every check.",
+}
+"""What each status means, by its value (the Summary's legend)."""
+TO_DO = {
+    "INVALID": "Correct the cells named in Details in this sheet, then run flexybulk retry on this sheet.",
+    "FAILED": "If Details names a value (a misspelt email, a wrong type), correct it in this sheet; then run "
+              "flexybulk retry on this sheet. It reuses the row's ids, so nothing is issued twice.",
+    "UNKNOWN": "Run flexybulk retry on this sheet: it settles the row with its recorded ids and cannot issue "
+               "twice. Do not issue it by hand.",
+    "PENDING": "Run flexybulk retry on this sheet to finish the row (same ids, nothing issued twice).",
+    "ISSUED": "Nothing to retry: issued as recorded, the edit was not applied. For a different gift "
+              "certificate, put it in a new sheet and issue that.",
+}
+"""What a person does about a row in "Needs attention", by its status's value."""
+TO_DO_VALIDATION = "Correct the cells named in Details in the input file, then validate again."
 
 
 @dataclass
@@ -55,7 +82,8 @@ class OutputRow:
 
     ``number`` is the input's sheet row number; ``input_values`` maps the
     input's headers to their cell values; ``extra`` maps flexybulk's own
-    column names to values (``str``, ``int``, ``Decimal``, ``None``).
+    column names to values (``str``, ``int``, ``Decimal``, :class:`Money`,
+    ``datetime``, :class:`RowStatus`, ``None``).
     """
 
     number: int
@@ -65,19 +93,39 @@ class OutputRow:
 
 @dataclass
 class OutputSheet:
-    """A whole output: columns, rows and a summary (list of label/value pairs)."""
+    """A whole output: columns, rows, the Summary and the rows that need attention.
+
+    ``summary`` is a list of lines, each a sequence of cells (``("Rows", 12)``
+    is a label and its value); cells may be :class:`Heading`, :class:`Label`,
+    :class:`Money`, :class:`RowStatus` (coloured), text, numbers or
+    date-times. ``typed_columns`` are written in XLSX only. ``kinds`` says
+    how a column looks: ``status`` (a fill per status), ``wrap`` (wrapped
+    text), ``int`` (thousands separators). ``attention`` is ``None`` for no
+    "Needs attention" sheet, else its lines (cells in ``attention_headers`` order).
+    """
 
     input_headers: list[str]
     own_columns: Sequence[str]
     rows: list[OutputRow]
     header_row: int = 1
-    summary: list[tuple[str, Any]] = field(default_factory=list)
+    summary: list[Sequence[Any]] = field(default_factory=list)
     sheet_name: str = "Result"
     csv_delimiter: str = ","
+    typed_columns: Sequence[str] = ()
+    kinds: dict[str, str] = field(default_factory=lambda: dict(_KINDS))
+    attention: list[Sequence[Any]] | None = None
+    attention_headers: Sequence[str] = ATTENTION_HEADERS
+    attention_kinds: dict[str, str] = field(default_factory=lambda: dict(_ATTENTION_KINDS))
 
     @property
     def headers(self) -> list[str]:
+        """The CSV's columns: the input's, then flexybulk's own."""
         return [h for h in self.input_headers if h not in OWN_COLUMNS] + list(self.own_columns)
+
+    @property
+    def xlsx_headers(self) -> list[str]:
+        """The XLSX's columns: the input's, the typed columns, then flexybulk's own."""
+        return [h for h in self.input_headers if h not in OWN_COLUMNS] + list(self.typed_columns) + list(self.own_columns)
 
 
 def default_output_path(input_path: Path, kind: str) -> Path:
@@ -104,179 +152,162 @@ def numbered_path(path: Path, kind: str, n: int = 2) -> Path:
     return path.with_name(f"{stem} ({n}).{kind}{path.suffix}")
 
 
-def write_output(sheet: OutputSheet, path: Path) -> Path:
-    """Write ``sheet`` to ``path`` (``.csv``/``.tsv``/``.txt`` as CSV, anything else as XLSX), atomically.
-
-    Raises:
-        InputFileError: the folder is not writable or the file is open elsewhere.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent or "."))
-    except OSError as exc:
-        raise InputFileError(f"Cannot write {path}: {exc.strerror}. Choose another place with --output.") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if suffix in (".csv", ".tsv", ".txt"):
-                _write_csv(sheet, fh, "\t" if suffix == ".tsv" else sheet.csv_delimiter)
-            else:
-                _write_xlsx(sheet, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        # mkstemp makes the file owner-only; give it the permissions any saved file gets (the umask's).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except OSError as exc:
-        _remove(tmp)
-        raise InputFileError(f"Cannot write {path}: {exc.strerror}. Close it if it is open in a spreadsheet program, or choose another place with --output.") from None
-    except BaseException:
-        _remove(tmp)
-        raise
-    return path
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
-def _xlsx_cell(ws: Any, value: Any, bold: bool = False) -> Any:
-    """What to append for one cell: the plain value where openpyxl stores it as it is, else a styled cell.
-
-    A plain value is cheaper by far: openpyxl's write-only sheet reuses one
-    cell object for plain values, while each cell object passed in costs it a
-    failed conversion (and a ``repr``) - most of the time of writing a
-    100,000-row result sheet (issue #4). Text becomes a cell object only where
-    openpyxl would not store it as text: starting with ``=`` (a formula) or
-    equal to an error code such as ``#N/A``, and where the quote prefix guards a
-    formula-like start (issue #6).
-    """
-    if isinstance(value, RowStatus):
-        value = value.value
-    if isinstance(value, Decimal):
-        # A number, not text: the spreadsheet can sum it. Decimals are stored by value, as Excel stores numbers.
-        value = int(value) if value == value.to_integral_value() else value
-    if isinstance(value, bool) or value is None or isinstance(value, (int, Decimal, float, datetime, date)):
-        if not bold:
-            return value
-        cell = WriteOnlyCell(ws, value=value)
-    else:
-        # XML 1.0 cannot hold most control characters; show where one was rather than fail the whole sheet.
-        text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", str(value))
-        dangerous = is_dangerous(text)
-        if not (bold or dangerous or text.startswith("=") or text in ERROR_CODES):
-            return text  # openpyxl stores it as a shared string, as the cell below would
-        cell = WriteOnlyCell(ws, value=text)
-        cell.data_type = "s"  # never a formula or an error value, whatever the text is
-        if dangerous:
-            cell.quotePrefix = True
-    if bold:
-        cell.font = Font(bold=True)
-    return cell
-
-
-def _write_xlsx(sheet: OutputSheet, fh: Any) -> None:
-    wb = openpyxl.Workbook(write_only=True)
-    ws = wb.create_sheet(sheet.sheet_name[:31])
-    headers = sheet.headers
-    ws.freeze_panes = f"A{sheet.header_row + 1}"
-    for _ in range(1, sheet.header_row):
-        ws.append([])
-    ws.append([_xlsx_cell(ws, h, bold=True) for h in headers])
-    current = sheet.header_row
-    # Keep every row on its input row number (blank lines stay blank), as long as the rows are in
-    # input order; a sorted result sheet given back is written line after line in its own order.
-    numbers = [row.number for row in sheet.rows]
-    in_order = all(a < b for a, b in zip(numbers, numbers[1:]))
-    for row in sheet.rows:
-        while in_order and current + 1 < row.number:
-            ws.append([])
-            current += 1
-        values = {**row.input_values, **row.extra}
-        ws.append([_xlsx_cell(ws, values.get(h)) for h in headers])
-        current += 1
-    summary = wb.create_sheet("Summary")
-    for label, value in sheet.summary:
-        summary.append([_xlsx_cell(summary, label, bold=True), _xlsx_cell(summary, value)])
-    wb.save(fh)
-
-
-def _csv_text(value: Any, decimal_comma: bool) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, RowStatus):
-        return value.value
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, (int, Decimal)):
-        text = str(value)
-        return text.replace(".", ",") if decimal_comma else text
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    text = str(value)
-    return "'" + text if is_dangerous(text) else text
-
-
-def _write_csv(sheet: OutputSheet, fh: Any, delimiter: str) -> None:
-    import io
-
-    # UTF-8 with BOM: Danish Excel reads it as UTF-8 only with the BOM (pitfalls P4).
-    text = io.TextIOWrapper(fh, encoding="utf-8-sig", newline="")
-    writer = csv.writer(text, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
-    decimal_comma = delimiter == ";"
-    headers = sheet.headers
-    writer.writerow([_csv_text(h, False) for h in headers])
-    for row in sheet.rows:
-        values = {**row.input_values, **row.extra}
-        writer.writerow([_csv_text(values.get(h), decimal_comma) for h in headers])
-    text.flush()
-    text.detach()
-
-
 def input_values(sheet: Sheet, original: dict[str, Any]) -> dict[str, Any]:
     """The input's own columns of one row (flexybulk's own columns left out)."""
     return {h: v for h, v in original.items() if h not in OWN_COLUMNS}
 
 
-# -- what goes in the sheets ---------------------------------------------------
+def local_now() -> datetime:
+    """Now, local time with its offset, to the second."""
+    return datetime.now(timezone.utc).replace(microsecond=0).astimezone()
+
+
+def zone_text(moment: datetime) -> str:
+    """``"local time, CET (UTC+01:00)"``: how the Summary names the zone of the sheet's times."""
+    offset = moment.utcoffset()
+    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+    sign = "+" if minutes >= 0 else "-"
+    return f"local time, {moment.tzname()} (UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d})"
+
+
+def _typed(price: Any, quantity: Any, currency: str) -> tuple[Money | None, Money | None]:
+    """AmountRead and LineTotal cells for a price (``Decimal``) and a quantity (``int``), either possibly missing."""
+    if not isinstance(price, Decimal):
+        return None, None
+    amount = Money(price, currency)
+    if isinstance(quantity, int) and not isinstance(quantity, bool) and price.is_finite():
+        return amount, Money(price * quantity, currency)
+    return amount, None
+
+
+def _who(fields: dict[str, Any], content: dict | None = None) -> str | None:
+    source = content or fields
+    parts = [str(source[k]) for k in ("name", "email") if source.get(k)]
+    return ", ".join(parts) or None
+
+
+def _group_lines(title: str, first: str, groups: dict[tuple[str, str], list]) -> list[list[Any]]:
+    """A Summary table: ``first`` | Rows | Gift certificates | Money, one line per (name, currency)."""
+    lines: list[list[Any]] = [[], [Heading(title)], [Label(first), Label("Rows", right=True),
+                                                     Label("Gift certificates", right=True), Label("Money", right=True)]]
+    if not groups:
+        lines.append(["(none)", 0, 0, None])
+    for (name, currency), (rows, certificates, money) in sorted(groups.items(), key=lambda kv: (kv[0][0].casefold(), kv[0][1])):
+        lines.append([name, rows, certificates, Money(money, currency)])
+    return lines
+
+
+def _add(groups: dict, key: tuple, rows: int, quantity: int, total: Decimal) -> None:
+    entry = groups.get(key)
+    if entry is None:
+        entry = groups[key] = [0, 0, Decimal(0)]
+    entry[0] += rows
+    entry[1] += quantity
+    entry[2] += total
+
+
+def _status_lines(counts: dict, statuses: Sequence[RowStatus]) -> list[list[Any]]:
+    lines: list[list[Any]] = [[], [Heading("Rows per status")], [Label("Status"), Label("Rows", right=True),
+                                                               Label("What it means")]]
+    lines += [[s, counts.get(s, 0), MEANING.get(s.value, "")] for s in statuses]
+    lines.append([Label("All rows"), sum(counts.values())])
+    return lines
+
+
+def money_lines(what: str, groups: dict[tuple[str, str, str], list]) -> list[list[Any]]:
+    """The three money tables (per currency, per gift certificate type, per department) of ``what``.
+
+    ``groups``: ``(type name, department name, currency)`` -> ``[rows, certificates, money]``
+    (see :func:`_add`).
+    """
+    per_currency: dict = {}
+    per_type: dict = {}
+    per_department: dict = {}
+    for (type_name, department_name, currency), (rows, quantity, total) in groups.items():
+        _add(per_currency, (currency, currency), rows, quantity, total)
+        _add(per_type, (type_name, currency), rows, quantity, total)
+        _add(per_department, (department_name, currency), rows, quantity, total)
+    return (_group_lines(f"{what} per currency", "Currency", per_currency)
+            + _group_lines(f"{what} per gift certificate type", "Gift certificate type", per_type)
+            + _group_lines(f"{what} per department", "Department", per_department))
+
+
+# -- the two sheets --------------------------------------------------------------------
 
 
 def validation_sheet(validation: Any, *, notes: dict[int, str] | None = None) -> OutputSheet:
     """The validation sheet of a dry run: every input row with Status (VALID/INVALID), Error, Warning and Row.
 
-    ``validation`` is a :class:`flexybulk.validate.Validation`; the Summary
-    gives the file, its SHA-256, the counts and the totals per currency.
-    ``notes`` (input row -> text: what the ledger knows of the row, such as
-    "Already issued on ...") are added to the row's Warning.
+    ``validation`` is a :class:`flexybulk.validate.Validation`. XLSX adds
+    AmountRead and LineTotal; the Summary gives the file, its SHA-256, the
+    rows per status and the money of the valid rows per currency, type and
+    department; "Needs attention" lists the invalid rows. ``notes`` (input
+    row -> text: what the ledger knows of the row, such as "Already issued
+    on ...") are added to the row's Warning.
     """
+    with gc_paused():  # a hundred thousand rows' objects, no cycles
+        return _validation_sheet(validation, notes or {})
+
+
+def _validation_sheet(validation: Any, notes: dict[int, str]) -> OutputSheet:
     from .records import excluded_text, problems_text
+    from .validate import DEFAULT_CURRENCY
 
     sheet = validation.sheet
     notes = notes or {}
     rows = []
+    attention: list[Sequence[Any]] = []
+    groups: dict = {}
+    valid_status, invalid_status, excluded_status = RowStatus.VALID, RowStatus.INVALID, RowStatus.EXCLUDED
+    excluded = 0
     for c in validation.checks:
-        warning = "; ".join(t for t in (problems_text(c.warnings), notes.get(c.row.number)) if t)
+        row = c.row
+        order = c.order
+        if c.excluded:  # the person left it out (hidden or filtered): not a problem to fix (issue #12)
+            fields = row.fields
+            currency = str(fields.get("currency") or DEFAULT_CURRENCY).upper()
+            amount, line_total = _typed(fields.get("amount"), fields.get("quantity"), currency)
+            status, error = excluded_status, excluded_text(c.excluded)
+            excluded += 1
+        elif order is not None:
+            currency, total = order.currency, order.total
+            amount, line_total = Money(order.price, currency), Money(total, currency)
+            _add(groups, (order.type.name, order.department.name, currency), 1, order.quantity, total)
+            status, error = valid_status, None
+        else:
+            fields = row.fields
+            currency = str(fields.get("currency") or DEFAULT_CURRENCY).upper()
+            amount, line_total = _typed(fields.get("amount"), fields.get("quantity"), currency)
+            status, error = invalid_status, problems_text(c.problems) or None
+            attention.append([row.number, invalid_status, _who(fields), TO_DO_VALIDATION, error])
         extra = {
-            "Status": RowStatus.EXCLUDED if c.excluded else RowStatus.VALID if c.valid else RowStatus.INVALID,
-            "Error": excluded_text(c.excluded) if c.excluded else problems_text(c.problems) or None,
-            "Warning": warning or None,
-            "Row": c.row.number,
+            "Status": status,
+            "Error": error,
+            "Warning": ("; ".join(t for t in (problems_text(c.warnings), notes.get(row.number)) if t) or None
+                        if c.warnings or row.number in notes else None),
+            "Row": row.number,
+            "AmountRead": amount,
+            "LineTotal": line_total,
         }
-        rows.append(OutputRow(c.row.number, input_values(sheet, c.row.original), extra))
-    totals = validation.totals()
-    summary = [("Input file", str(sheet.path.resolve())), ("Sheet", sheet.sheet_name), ("SHA-256 of the input file", sheet.sha256),
-               ("Rows", len(validation.checks)), ("Valid rows", len(validation.valid)),
-               ("Invalid rows", len(validation.invalid))]
-    summary += [("Excluded rows (hidden or filtered out)", len(validation.excluded))] if validation.excluded else []
-    summary += [("Gift certificates", totals.certificates)]
-    summary += [(f"Total {cur}", amount) for cur, amount in sorted(totals.amounts.items())]
+        # The writers take only the input's own headers from input_values, so the row's dict needs no copy.
+        rows.append(OutputRow(row.number, row.original, extra))
+    now = local_now()
+    summary: list[Sequence[Any]] = [
+        [Heading("Validation sheet (a dry run: nothing was issued)")],
+        [Label("Input file"), str(sheet.path.resolve())],
+        [Label("Sheet"), sheet.sheet_name],
+        [Label("SHA-256 of the input file"), sheet.sha256],
+        [Label("Written at"), now],
+        [Label("Times"), zone_text(now)],
+        [Label("Rows that need attention"), len(attention), "listed in the sheet Needs attention"],
+    ]
+    counts = {RowStatus.VALID: len(rows) - len(attention) - excluded, RowStatus.INVALID: len(attention),
+              RowStatus.EXCLUDED: excluded}
+    summary += _status_lines(counts, (RowStatus.VALID, RowStatus.INVALID) + ((RowStatus.EXCLUDED,) if excluded else ()))
+    summary += money_lines("Valid rows", groups)
     return OutputSheet(sheet.headers, VALIDATION_COLUMNS, rows, header_row=sheet.header_row, summary=summary,
-                       sheet_name="Validation", csv_delimiter=sheet.csv_delimiter or ",")
+                       sheet_name="Validation", csv_delimiter=sheet.csv_delimiter or ",",
+                       typed_columns=TYPED_COLUMNS, attention=attention)
 
 
 def result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledger_path: Path) -> OutputSheet:
@@ -290,54 +321,104 @@ def result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledge
 
     An invalid row that was never issued is INVALID; an ISSUED row whose
     line differs from what was committed says what was really issued.
+    AmountRead and LineTotal are what was issued (ISSUED rows: the ledger's
+    content), else what the row says. The Summary's money is the ledger's
+    ISSUED rows, per currency, type and department.
     """
-    from collections import Counter
+    with gc_paused():  # a hundred thousand rows' objects, no cycles
+        return _result_sheet(sheet, validation, batch, records, ledger_path)
 
-    from .records import describe_content, excluded_text, issued_totals, order_content, problems_text
-    from .journal import Step, utcnow
+
+def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledger_path: Path) -> OutputSheet:
+    from .records import describe_content, excluded_text, order_content, problems_text
+    from .journal import Step
+    from .validate import DEFAULT_CURRENCY
 
     rows = []
-    counts: Counter = Counter()
+    attention: list[Sequence[Any]] = []
+    issued: dict = {}
+    statuses: list[RowStatus] = []
+    prices: dict[str, Decimal] = {}
+    moments: dict[str, datetime] = {}
+    ISSUED, INVALID, PENDING = RowStatus.ISSUED, RowStatus.INVALID, RowStatus.PENDING
+    needs_attention = tuple(s for s in RowStatus if s.needs_attention)  # a tuple: compared by identity first
     for c in validation.checks:
         rec = records.get(c.row.number)
-        status = rec.status if rec else RowStatus.PENDING
+        status = rec.status if rec else PENDING
         error = rec.error if rec else None
-        if c.excluded and status != RowStatus.ISSUED:
+        edited = False
+        if c.excluded and status is not ISSUED:
             status, error = RowStatus.EXCLUDED, excluded_text(c.excluded)
-        elif not c.valid and status != RowStatus.ISSUED:
-            status, error = RowStatus.INVALID, problems_text(c.problems)
-        if status == RowStatus.ISSUED and rec.content and (c.order is None or order_content(c.order) != rec.content):
+        elif not c.valid and status is not ISSUED:
+            status, error = INVALID, problems_text(c.problems)
+        if status is ISSUED and rec.content and (c.order is None or order_content(c.order) != rec.content):
             # The line was edited after the issue (or a rerun used an older copy): say what was really issued.
             note = (f"Issued as: {describe_content(rec.content)}. The values on this line differ and were not applied: "
                     "an issued row is never sent again.")
             error = f"{error} {note}" if error and note not in error else note
-        counts[status.value] += 1
+            edited = True
+        statuses.append(status)
+        content = rec.content if rec is not None and status is ISSUED and rec.content else None
+        if content is not None:
+            text = content["price"]
+            price = prices.get(text)
+            if price is None:
+                price = prices[text] = Decimal(text)
+            quantity, currency = int(content["quantity"]), content["currency"]
+            _add(issued, (content["type_name"], content["department_name"], currency), 1, quantity, price * quantity)
+        elif c.order is not None:
+            price, quantity, currency = c.order.price, c.order.quantity, c.order.currency
+        else:
+            fields = c.row.fields
+            price, quantity = fields.get("amount"), fields.get("quantity")
+            currency = str(fields.get("currency") or DEFAULT_CURRENCY).upper()
+        amount, line_total = _typed(price, quantity, currency)
+        if status in needs_attention or edited:
+            attention.append([c.row.number, status, _who(c.row.fields, rec.content if rec else None),
+                              TO_DO.get(status.value, ""), error])
         # Ids are shown for every row that has them in use; only a row never sent and now invalid has none to show.
-        show_ids = rec is not None and not (status in (RowStatus.INVALID, RowStatus.EXCLUDED) and rec.step == Step.PLANNED)
+        show_ids = rec is not None and not ((status is INVALID or status is RowStatus.EXCLUDED) and rec.step == Step.PLANNED)
+        issued_at = None
+        if rec is not None and rec.issued_at:
+            issued_at = moments.get(rec.issued_at)
+            if issued_at is None:  # rows issued in the same second share one
+                issued_at = moments[rec.issued_at] = datetime.fromisoformat(rec.issued_at).astimezone()
         extra = {
             "Status": status,
             "Error": error,
+            "AmountRead": amount,
+            "LineTotal": line_total,
             "CustomerId": rec.customer_id if show_ids else None,
             "SalesOrderId": rec.sales_order_id if show_ids else None,
             "ExternalPaymentId": rec.payment_id if show_ids else None,
             "GiftCertificateNumbers": ", ".join(rec.certificate_numbers) if rec and rec.certificate_numbers else None,
-            "IssuedAt": rec.issued_at if rec else None,
+            "IssuedAt": issued_at,
             "BatchId": batch.id,
             "Row": c.row.number,
         }
-        rows.append(OutputRow(c.row.number, input_values(sheet, c.row.original), extra))
+        rows.append(OutputRow(c.row.number, c.row.original, extra))
 
-    summary: list[tuple[str, Any]] = [
-        ("Batch", batch.id), ("Input file", batch.input_path), ("Sheet", sheet.sheet_name),
-        ("SHA-256 of the input file", batch.input_sha256)]
+    now = local_now()
+    summary: list[Sequence[Any]] = [
+        [Heading("Result sheet")],
+        [Label("Batch"), batch.id],
+        [Label("Target"), batch.target],
+        [Label("Input file"), batch.input_path],
+        [Label("Sheet"), sheet.sheet_name],
+        [Label("SHA-256 of the input file"), batch.input_sha256],
+    ]
     if sheet.sha256 != batch.input_sha256:
         # A retry's sheet is written from a result sheet: an auditor can check both files (issue #11).
-        summary += [("Written from", str(sheet.path.resolve())), ("SHA-256 of the file written from", sheet.sha256)]
-    summary += [("Target", batch.target), ("Written at (UTC)", utcnow()), ("Rows", len(validation.checks))]
-    summary += [(f"Rows {k}", v) for k, v in sorted(counts.items())]
-    issued = issued_totals(records[c.row.number] for c in validation.checks if c.row.number in records)
-    summary += [("Gift certificates issued", issued.certificates)]
-    summary += [(f"Total issued {cur}", v) for cur, v in sorted(issued.amounts.items())]
-    summary += [("Ledger", str(Path(ledger_path).resolve()))]
+        summary += [[Label("Written from"), str(sheet.path.resolve())],
+                    [Label("SHA-256 of the file written from"), sheet.sha256]]
+    summary += [
+        [Label("Ledger"), str(Path(ledger_path).resolve())],
+        [Label("Written at"), now],
+        [Label("Times"), f"{zone_text(now)}; IssuedAt too"],
+        [Label("Rows that need attention"), len(attention), "listed in the sheet Needs attention"],
+    ]
+    summary += _status_lines({st: statuses.count(st) for st in _RESULT_STATUSES}, _RESULT_STATUSES)
+    summary += money_lines("Issued", issued)
     return OutputSheet(sheet.headers, RESULT_COLUMNS, rows, header_row=sheet.header_row, summary=summary,
-                       sheet_name="Result", csv_delimiter=sheet.csv_delimiter or ",")
+                       sheet_name="Result", csv_delimiter=sheet.csv_delimiter or ",",
+                       typed_columns=TYPED_COLUMNS, attention=attention)

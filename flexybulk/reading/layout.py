@@ -53,7 +53,7 @@ Matched after :func:`flexybulk.reading.cells.normalize_header`, so ``"E-mail"``,
 
 RESULT_COLUMNS: tuple[str, ...] = (
     "Status", "Error", "CustomerId", "SalesOrderId", "ExternalPaymentId",
-    "GiftCertificateNumbers", "IssuedAt", "BatchId", "Row", "Warning",
+    "GiftCertificateNumbers", "IssuedAt", "BatchId", "Row", "Warning", "AmountRead", "LineTotal",
 )
 """Columns flexybulk writes into a result or validation sheet; never mapped to an input field,
 passed through in ``InputRow.original`` so a result sheet can be read again for a retry."""

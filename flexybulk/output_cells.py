@@ -1,0 +1,378 @@
+"""XLSX cells for flexybulk's big tables: values rendered into ``<c>`` elements, widths, heights, looks.
+
+What the cells look like to a person (issue #13): a fill colour per status
+(ISSUED/VALID green, FAILED/INVALID red, UNKNOWN/PENDING amber,
+SKIPPED/EXCLUDED grey), wrapped text in the wrap columns, amounts as numbers
+in the currency's number format, date-times as date-time cells, widths fitted
+to the content (capped), rows as tall as their wrapped text.
+
+Cells (ECMA-376 part 1, 18.3.1.4 ``c``): text as inline strings
+(``t="inlineStr"``), XML-escaped, the characters XML 1.0 cannot hold shown as
+U+FFFD, cut at Excel's 32,767 characters; numbers as the shortest text that
+gives back the same value (``str`` of the ``Decimal`` read, ``repr`` of a
+float), so an amount reads back exactly; a number no cell can hold (NaN,
+1E+400, an int past 15 digits) as text; date-times as Excel serial days.
+Text that starts like a formula (``= + - @``, tab, CR, LF; OWASP "CSV
+Injection", pitfalls P17) is a string with Excel's quote-prefix style, never
+a formula.
+
+Speed: a 100,000-row sheet is a million cells or two. They are rendered a
+column and a type at a time (one list comprehension per type), and text is
+cleaned with a few C-speed passes over the whole column joined, instead of
+tests and calls per cell (benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time as dtime
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from .model import RowStatus
+
+DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+# Status -> (fill, font colour): Excel's own "Good", "Bad", "Neutral" cell styles, and a grey.
+STATUS_COLOURS: dict[str, tuple[str, str]] = {
+    "ISSUED": ("#C6EFCE", "#006100"), "VALID": ("#C6EFCE", "#006100"),
+    "FAILED": ("#FFC7CE", "#9C0006"), "INVALID": ("#FFC7CE", "#9C0006"),
+    "UNKNOWN": ("#FFEB9C", "#9C5700"), "PENDING": ("#FFEB9C", "#9C5700"),
+    "SKIPPED": ("#E7E6E6", "#3A3A3A"), "EXCLUDED": ("#E7E6E6", "#3A3A3A"),
+}
+HEADER_FILL = "#DDEBF7"
+
+MAX_WIDTH = 50  # characters; longer text is cut at the cell edge (wrapped in the wrap columns)
+WRAP_WIDTH = 60
+MIN_WIDTH = 6
+FILTER_BUTTON = 3  # the autofilter's arrow sits on the header text
+PAGE_WIDTH = 180  # characters of column width on an A4 landscape page at about 70%
+
+DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
+DATE_FORMAT = "yyyy-mm-dd"
+_EPOCH = datetime(1899, 12, 30)  # Excel's day 0 (1900 date system, after the 1900 leap-year bug)
+
+# Characters XML 1.0 cannot hold (openpyxl's ILLEGAL_CHARACTERS_RE, plus the non-characters FFFE/FFFF).
+ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_ILLEGAL_BUT_NUL = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+MAX_TEXT = 32767  # Excel's limit of characters in a cell
+
+
+def is_dangerous(text: str) -> bool:
+    """True when a spreadsheet program could take ``text`` for a formula (OWASP CSV injection)."""
+    return text.startswith(DANGEROUS_START)
+
+
+class Money(NamedTuple):
+    """An amount in a currency: a number cell with the currency's number format (``Decimal`` amount).
+
+    A named tuple: a result sheet makes two per row, and a tuple is the cheapest object to make.
+    """
+
+    amount: Decimal
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class Heading:
+    """A Summary line that starts a section: bold, alone on its row."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """A bold Summary cell: a label before its value, or a table's column name (``right``: over numbers)."""
+
+    text: str
+    right: bool = False
+
+
+def money_format(currency: str) -> str:
+    """Excel number format for an amount in ``currency``: ``#,##0.00 "DKK"`` (separators follow the reader's locale)."""
+    code = "".join(ch for ch in currency if ch.isalnum())[:8] or "?"
+    return f'#,##0.00 "{code}"'
+
+
+class Styles:
+    """The workbook's cell formats, created once; ``index(fmt)`` is the style number a rendered cell names."""
+
+    def __init__(self, wb: Any) -> None:
+        self.wb = wb
+        self.header = wb.add_format({"bold": True, "bg_color": HEADER_FILL, "bottom": 1})
+        self.bold = wb.add_format({"bold": True})
+        self.bold_right = wb.add_format({"bold": True, "align": "right"})
+        self.heading = wb.add_format({"bold": True, "font_size": 13})
+        self.quote = wb.add_format({"quote_prefix": True})
+        self.wrap = wb.add_format({"text_wrap": True})
+        self.wrap_quote = wb.add_format({"text_wrap": True, "quote_prefix": True})
+        self.datetime = wb.add_format({"num_format": DATETIME_FORMAT})
+        self.date = wb.add_format({"num_format": DATE_FORMAT})
+        self.number = wb.add_format({"num_format": "#,##0"})
+        self.status = {s: wb.add_format({"bg_color": fill, "font_color": font})
+                       for s, (fill, font) in STATUS_COLOURS.items()}
+        self._money: dict[str, Any] = {}
+
+    def money(self, currency: str) -> Any:
+        fmt = self._money.get(currency)
+        if fmt is None:
+            fmt = self._money[currency] = self.wb.add_format({"num_format": money_format(currency)})
+        return fmt
+
+    @staticmethod
+    def index(fmt: Any) -> int:
+        # XlsxWriter numbers a format when a cell first uses it; the rendered cells name it directly.
+        return fmt._get_xf_index()
+
+
+def excel_serial(value: datetime | date) -> float:
+    """Days since Excel's epoch (local wall time: a time zone is dropped, as Excel has none)."""
+    if isinstance(value, datetime):
+        naive = value.replace(tzinfo=None)
+    else:
+        naive = datetime.combine(value, dtime())
+    delta = naive - _EPOCH
+    return delta.days + (delta.seconds + delta.microseconds / 1e6) / 86400
+
+
+def number_text(value: Any) -> str | None:
+    """The ``<v>`` text of a numeric cell that reads back as exactly ``value``; ``None`` if no number can hold it."""
+    cls = value.__class__
+    if cls is int:
+        return str(value) if -(10**15) < value < 10**15 else None
+    if cls is Decimal:
+        if not value.is_finite() or not -300 < value.adjusted() < 300:
+            return None
+        return str(value)
+    if cls is float:
+        return repr(value) if math.isfinite(value) else None
+    return None
+
+
+def _xml_text(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# Past the first text of a joined column, one that starts like a formula (quote prefix) or starts or ends
+# with whitespace (xml:space). Led by the joiner, so the regex engine scans for it at C speed.
+_NEEDS_CARE = re.compile(r"\x00(?:[=+\-@\s]|(?<=\s\x00))")
+
+
+def clean_column(texts: list[str], short: bool = False) -> tuple[list[str], bool]:
+    """``texts`` cut at Excel's limit, the characters XML cannot hold shown as U+FFFD, ``& < >`` escaped.
+
+    Also says whether any text needs a look of its own (formula-like start,
+    whitespace at an end). Done on the whole column joined: a few C-speed
+    passes instead of calls per cell; a column holding NUL, the joiner, goes
+    cell by cell. ``short``: the texts are known to be within the limit.
+    """
+    if not texts:
+        return texts, False
+    if not short and max(map(len, texts)) > MAX_TEXT:
+        texts = [t[:MAX_TEXT] for t in texts]  # before escaping: a cut must not split an &amp;
+    blob = "\x00".join(texts)
+    if blob.count("\x00") != len(texts) - 1:
+        return [_xml_text(ILLEGAL.sub("\ufffd", t)) for t in texts], True
+    care = (blob.startswith(DANGEROUS_START) or blob[:1].isspace() or blob[-1:].isspace()
+            or _NEEDS_CARE.search(blob) is not None)
+    if _ILLEGAL_BUT_NUL.search(blob):
+        blob = _ILLEGAL_BUT_NUL.sub("\ufffd", blob)
+    if "&" in blob or "<" in blob or ">" in blob:
+        blob = _xml_text(blob)
+    return blob.split("\x00"), care
+
+
+@dataclass
+class Column:
+    """One column of a table to render: header, a value per row, how it looks."""
+
+    header: str
+    values: list
+    kind: str = "plain"  # plain, status, wrap, int
+    # Learnt by column_width's pass over the values, so the rendering need not look again:
+    dense: type | None = None  # the one class of every value, when there is no empty cell
+    short: bool = False  # no text past Excel's limit of characters in a cell
+
+
+_NONE = type(None)
+_LETTER = re.compile(r"[A-Za-z]")  # in a number's text: NaN, Infinity or an exponent - the careful path
+
+
+def column_width(col: Column, styles: Styles) -> int:
+    """Characters the column's widest cell shows (capped later); numbers the money styles it will use."""
+    values = col.values
+    kinds = set(map(type, values))
+    if len(kinds) == 1 and _NONE not in kinds and (str not in kinds or all(values)):
+        col.dense = next(iter(kinds))
+    kinds.discard(_NONE)
+    longest = 0
+    if kinds <= {str}:
+        longest = max(map(len, filter(None, values)), default=0)
+        col.short = longest <= MAX_TEXT
+    elif kinds <= {str, int, Decimal, float}:
+        # Distinct values first: amounts, quantities and codes repeat. A None counts as "None", below MIN_WIDTH.
+        longest = max(map(len, map(str, set(values))), default=0)
+        if col.kind == "int":
+            longest += longest // 3
+    elif kinds == {RowStatus}:
+        longest = max(len(v.value) for v in set(values) if v is not None)
+    elif kinds and all(issubclass(k, (datetime, date)) for k in kinds):
+        longest = 19 if any(issubclass(k, datetime) for k in kinds) else 10
+    elif kinds == {Money}:
+        present = [v for v in values if v is not None]
+        currencies = {m.currency for m in present}
+        for currency in currencies:
+            styles.index(styles.money(currency))
+        digits = max(map(len, map(str, (m.amount for m in present))))
+        longest = digits + digits // 3 + 3 + max(map(len, currencies))  # separators, decimals, " DKK"
+    else:
+        for v in values:
+            cls = v.__class__
+            if v is None:
+                continue
+            if cls is str:
+                longest = max(longest, len(v))
+            elif cls is Money:
+                styles.index(styles.money(v.currency))
+                longest = max(longest, len(str(v.amount)) + len(v.currency) + 5)
+            elif isinstance(v, datetime):
+                longest = max(longest, 19)
+            elif isinstance(v, date):
+                longest = max(longest, 10)
+            else:
+                text = v.value if cls is RowStatus else str(v)
+                longest = max(longest, len(text) + (len(text) // 3 if col.kind == "int" else 0))
+    return max(len(col.header) + FILTER_BUTTON, longest)
+
+
+def render_column(col: Column, letter: str, numbers: list[str], values: list, styles: Styles) -> list[str]:
+    """The ``<c>`` elements of one column's ``values`` on sheet rows ``numbers`` (as text; ``""`` for an empty cell).
+
+    Cells are rendered a type at a time (:func:`_cells`): one list
+    comprehension per type instead of a chain of tests per cell; a column
+    of one type and no gaps is a single batch.
+    """
+    if col.dense is not None:  # known from column_width: one batch, no gaps
+        return _cells(col.dense, values, letter, numbers, col.kind, styles, col.short)
+    kinds = set(map(type, values))
+    if len(kinds) == 1 and _NONE not in kinds and (str not in kinds or all(values)):
+        return _cells(kinds.pop(), values, letter, numbers, col.kind, styles)
+    kinds.discard(_NONE)
+    out = [""] * len(values)
+    for cls in kinds:  # one pass per type present (a comprehension each), not a branch per cell
+        where = ([i for i, v in enumerate(values) if v.__class__ is str and v] if cls is str
+                 else [i for i, v in enumerate(values) if v.__class__ is cls])
+        cells = _cells(cls, [values[i] for i in where], letter, [numbers[i] for i in where], col.kind, styles,
+                       col.short)
+        for i, cell in zip(where, cells):
+            out[i] = cell
+    return out
+
+
+def _cells(cls: type, values: list, letter: str, numbers: list[str], kind: str, styles: Styles,
+           short: bool = False) -> list[str]:
+    """The ``<c>`` elements of ``values``, all of class ``cls`` and none empty, in column ``letter`` on rows ``numbers``.
+
+    ``short``: the texts are known to be within Excel's limit.
+    """
+    if cls is str:
+        return _text_cells(values, letter, numbers, kind, styles, short)
+    if cls is RowStatus:
+        return _text_cells([v.value for v in values], letter, numbers, kind, styles)
+    if cls is Money:
+        texts = _number_texts([m.amount for m in values])
+        style = {c: styles.index(styles.money(c)) for c in {m.currency for m in values}}
+        if texts is not None:
+            return [f'<c r="{letter}{n}" s="{style[m.currency]}"><v>{t}</v></c>' for n, m, t in zip(numbers, values, texts)]
+        out = []
+        for n, m in zip(numbers, values):  # some amount no number can hold (NaN, 1E+400): shown as text
+            text = number_text(m.amount)
+            out.append(f'<c r="{letter}{n}" s="{style[m.currency]}"><v>{text}</v></c>' if text is not None
+                       else _text_cells([str(m.amount)], letter, [n], kind, styles)[0])
+        return out
+    if cls is bool:
+        return [f'<c r="{letter}{n}" t="b"><v>{int(v)}</v></c>' for n, v in zip(numbers, values)]
+    if cls in (int, Decimal, float):
+        s = f' s="{styles.index(styles.number)}"' if kind == "int" else ""
+        texts = _number_texts(values)
+        if texts is not None:
+            return [f'<c r="{letter}{n}"{s}><v>{t}</v></c>' for n, t in zip(numbers, texts)]
+        out = []
+        for n, v in zip(numbers, values):  # some value no number can hold (NaN, 1E+400): shown as text
+            text = number_text(v)
+            out.append(f'<c r="{letter}{n}"{s}><v>{text}</v></c>' if text is not None
+                       else _text_cells([str(v)], letter, [n], kind, styles)[0])
+        return out
+    if issubclass(cls, (datetime, date)):
+        style = styles.index(styles.datetime if issubclass(cls, datetime) else styles.date)
+        serials = {v: repr(excel_serial(v)) for v in set(values) if v.year >= 1900}  # a batch's rows share seconds
+        return [f'<c r="{letter}{n}" s="{style}"><v>{serials[v]}</v></c>' if v in serials
+                else _text_cells([v.isoformat()], letter, [n], kind, styles)[0] for n, v in zip(numbers, values)]
+    return _text_cells([str(v) for v in values], letter, numbers, kind, styles)
+
+
+def _number_texts(values: list) -> list[str] | None:
+    """The ``<v>`` texts of numbers (``int``, ``Decimal``, ``float``), or ``None`` if any needs :func:`number_text`."""
+    texts = [repr(v) if v.__class__ is float else str(v) for v in values]
+    if not texts:
+        return texts
+    if _LETTER.search("".join(texts)) or max(map(len, texts)) > 15:
+        return None  # NaN, Infinity, an exponent, an int past a double's 15 digits, a long Decimal
+    return texts
+
+
+def _text_cells(texts: list[str], letter: str, numbers: list[str], kind: str, styles: Styles,
+                short: bool = False) -> list[str]:
+    """Inline-string cells; formula-like text gets the quote prefix, a status its colour, wrap columns wrap."""
+    cleaned, care = clean_column(texts, short)
+    wrap = kind == "wrap"
+    plain = styles.index(styles.wrap) if wrap else 0
+    if not care:
+        if kind == "status":
+            fills = {t: f' s="{styles.index(styles.status[t])}"' if t in styles.status else "" for t in set(texts)}
+            return [f'<c r="{letter}{n}"{fills[raw]} t="inlineStr"><is><t>{t}</t></is></c>'
+                    for n, raw, t in zip(numbers, texts, cleaned)]
+        s = f' s="{plain}"' if plain else ""
+        return [f'<c r="{letter}{n}"{s} t="inlineStr"><is><t>{t}</t></is></c>' for n, t in zip(numbers, cleaned)]
+    quote = styles.index(styles.wrap_quote if wrap else styles.quote)
+    status_style = {s: styles.index(f) for s, f in styles.status.items()} if kind == "status" else {}
+    out = []
+    for n, raw, text in zip(numbers, texts, cleaned):
+        if raw.startswith(DANGEROUS_START):
+            style = quote
+        else:
+            style = status_style.get(raw, plain)
+        s = f' s="{style}"' if style else ""
+        space = "" if raw.strip() is raw else ' xml:space="preserve"'
+        out.append(f'<c r="{letter}{n}"{s} t="inlineStr"><is><t{space}>{text}</t></is></c>')
+    return out
+
+
+def row_heights(wrapped: list[tuple[list, int]]) -> dict[int, str]:
+    """Row index -> the ``<row>`` attributes giving it room for its wrapped text (rows that need more than one line).
+
+    Neither Excel nor LibreOffice grows a row for wrapped text when it opens
+    a file, so the height is set: lines estimated from the text's length at
+    the column's width (words wrap a little earlier: 90%), 15 points a line.
+    """
+    lines: dict[int, int] = {}
+    for values, width in wrapped:
+        fits = max(1, int(width * 0.9))
+        for i, v in enumerate(values):
+            if v.__class__ is str and (len(v) > fits or "\n" in v):
+                n = sum(-(-len(part) // fits) or 1 for part in v.split("\n"))
+                if n > lines.get(i, 1):
+                    lines[i] = n
+    return {i: f' ht="{min(409, 15 * n)}" customHeight="1"' for i, n in lines.items()}
+
+
+def column_letter(index: int) -> str:
+    """0 -> ``A``, 26 -> ``AA``."""
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
