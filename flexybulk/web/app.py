@@ -128,7 +128,7 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
     lang = lang_of(request)
     page = web.env.get_template(name).render(
         request=request, t=i18n.translator(lang), lang=lang, user=user_of(request), team=web.config.team,
-        target=web.target, money=money, format_money=format_money, version=__version__, **context)
+        target=web.target, target_host=urlsplit(web.target.settings.pos_url).netloc, money=money, format_money=format_money, version=__version__, **context)
     return HTMLResponse(web.redact(page), status_code=status)
 
 
