@@ -83,7 +83,7 @@ class Web:
     store: UploadStore
     issuer: Issuer
     env: jinja2.Environment
-    checks: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    checks: dict[str, tuple[str, Any, float]] = field(default_factory=dict)
     checks_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def redact(self, text: str) -> str:

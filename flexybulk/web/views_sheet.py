@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from .app import Web, deny, is_htmx, lang_of, render, user_of, web_of
 from .store import Upload
 
 SUGGESTION = re.compile(r"Did you mean '(.+?)'\?")
+CHECK_SECONDS = 30  # a check is redone after this: the catalogue and the ledger may have changed meanwhile
+CHECKS_KEPT = 20  # checks kept in memory (each holds a whole sheet)
 ENCODINGS = ("utf-8", "cp1252", "mac_roman", "iso-8859-1", "utf-16")  # a CSV's encoding, when detection guessed wrong
 MAPPABLE = [f for f in Field]
 
@@ -85,7 +88,7 @@ def _size(n: int) -> str:
 
 
 def checked_of(web: Web, upload: Upload) -> tuple[Any, Any]:
-    """``(input, Checked)`` of the upload with its fixes, cached per state of the upload.
+    """``(input, Checked)`` of the upload with its fixes, cached per state of the upload for :data:`CHECK_SECONDS`.
 
     Raises:
         FlexybulkError: the sheet cannot be read or checked (the input is then attached as ``exc.source``).
@@ -93,7 +96,7 @@ def checked_of(web: Web, upload: Upload) -> tuple[Any, Any]:
     key = repr(sorted((upload.request or {}).items(), key=str)) + canonical_json(upload.fixes())
     with web.checks_lock:
         cached = web.checks.get(upload.id)
-    if cached and cached[0] == key:
+    if cached and cached[0] == key and time.monotonic() - cached[2] < CHECK_SECONDS:
         return cached[1]
     request = web.read_request(upload)
     source = apply_fixes(batches.read_input(upload.path, request, command="issue"), upload.fixes())
@@ -103,7 +106,9 @@ def checked_of(web: Web, upload: Upload) -> tuple[Any, Any]:
         exc.source = source  # type: ignore[attr-defined]
         raise
     with web.checks_lock:
-        web.checks[upload.id] = (key, (source, checked))
+        web.checks[upload.id] = (key, (source, checked), time.monotonic())
+        while len(web.checks) > CHECKS_KEPT:  # the oldest first: a dict keeps insertion order
+            web.checks.pop(next(iter(web.checks)))
     return source, checked
 
 
