@@ -253,6 +253,8 @@ def test_keyboard_alone_from_upload_to_result(page, server, folder):
         if page.evaluate("document.activeElement.closest('[data-testid=problem-cell]') !== null"):
             break
     assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "1280-keyboard-focus.png"))
     page.keyboard.press("Space")
     expect(page.get_by_test_id("fix-input")).to_be_focused()  # the cursor goes into the editor
     page.keyboard.press("Tab")
