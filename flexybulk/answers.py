@@ -42,6 +42,31 @@ def server_message(body: Any, text: str) -> str | None:
     return text[:300] or None
 
 
+def refusal_parts(body: Any) -> tuple[str | None, str | None]:
+    """``(field, message)`` of a refusal's JSON body: the request field at fault and the server's own words.
+
+    Two shapes are read (field names in any case): ``{"Message": ..., "Field": ...}``
+    (``shared/flexybox-api.md`` part B: a 400 "with a JSON body naming the
+    field", as the sandbox answers), and ASP.NET's validation problem
+    ``{"title": ..., "errors": {"Price": ["..."]}}`` when it names exactly one
+    field. ``field`` is ``None`` when the body names none (or several);
+    ``message`` is ``None`` when the body has no words of its own.
+    """
+    if not isinstance(body, dict):
+        return None, None
+    low = _lower_keys(body)
+    errors = low.get("errors")
+    if isinstance(errors, dict) and len(errors) == 1:
+        (name, said), = errors.items()
+        words = said[0] if isinstance(said, list) and said else said
+        if isinstance(name, str) and name.strip() and isinstance(words, str) and words.strip():
+            return name.strip(), words.strip()
+    message = next((low[key].strip() for key in ("message", "error", "detail", "title", "error_description")
+                    if isinstance(low.get(key), str) and low[key].strip()), None)
+    field = low.get("field")
+    return (field.strip() if isinstance(field, str) and field.strip() else None), message
+
+
 def parse_catalogue(payload: Any, what: str) -> list[CatalogueItem]:
     """Read a catalogue list from a bare JSON list or an OData ``value`` envelope.
 

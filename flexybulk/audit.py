@@ -2,9 +2,21 @@
 
 Issue #6: who ran a batch (OS user), when, the input file's SHA-256, the
 options, and for each HTTP attempt the method, path, status, duration and
-the ids involved (the ids are in the path). Never the token, and no personal
-data beyond the ids: server messages (which may quote an email address) are
-left out; a failed attempt records only the kind of failure.
+the ids involved (the ids are in the path). Never the token (it is never in
+a body we send, and any copy of it in an answer is replaced by ``***``).
+
+Personal data beyond the ids is left out with one exception: a failed
+attempt records only the kind of failure (``"read timeout"``, a 5xx's status),
+never the server's words, *except* for a refusal (a 4xx other than 401, 403
+and 429), whose raw answer is kept as ``answer`` (issue #13). That answer may
+quote a value of the row (an email address, a name). It is kept because the
+result sheet says a refusal in the sheet's words, and the vendor's own words
+are what a person needs to take a FAILED row up with Flexybox; it is
+acceptable because that value is already in the ledger and the result sheet
+of the same batch, beside this file, which is owner-only (0600) like them,
+and a refusal is one short validation message per failed row (at most
+``client.ANSWER_KEPT`` characters), not a dump of whatever a failing server
+returns (5xx bodies are still left out).
 
 One line per event, written and flushed at once, so the file is complete up
 to the last event even after a crash. Lines are appended, never rewritten.
@@ -35,8 +47,10 @@ class AuditLog:
     ``event`` (``"run"``, ``"call"``, ``"end"``) plus the event's fields.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, secrets: tuple[str, ...] = ()) -> None:
+        """Open (create) ``path`` for appending; ``secrets`` (the token) are never written, should an answer echo one."""
         self.path = Path(path)
+        self._secrets = tuple(s for s in secrets if s and len(s) >= 8)  # shorter "secrets" would mangle every line
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         # Owner-only: the file names customers' ids and the batch's file.
@@ -66,7 +80,14 @@ class AuditLog:
                                   "ms": round(record.seconds * 1000, 1), "attempt": record.attempt}
         if record.status is None and record.error:
             fields["failure"] = record.error  # our own words (e.g. "read timeout"), never the server's
+        if record.answer is not None:  # a refusal: the vendor's verdict, as it was received (see the module docstring)
+            fields["answer"] = self._redacted(record.answer)
         self.write("call", **fields)
+
+    def _redacted(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def close(self, **totals: Any) -> None:
         """The run's footer (counts by status), then close the file."""

@@ -37,7 +37,8 @@ from .client import FlexyboxClient
 from .errors import ConfigError, FlexybulkError, InputFileError, SpendingLimit
 from .issue import BatchRunner
 from .planning import Plan, PlannedRow, plan_batch
-from .records import issued_totals, row_state_text
+from .records import issued_totals, row_ranges, row_state_text, same_words
+from .refusals import RefusalWords
 from .journal import BatchRecord, Journal, RowRecord
 from .model import Catalogue, Order, RowStatus, Sheet
 from .result_input import check_result_lines, existing_result, result_sheet_batch
@@ -585,7 +586,7 @@ class Issuing:
                 journal.finish_row(plan.batch.id, r.row_number, RowStatus.SKIPPED, error=r.message)
             elif r.action == "held":
                 journal.finish_row(plan.batch.id, r.row_number, RowStatus.PENDING, error=r.message)
-        audit = AuditLog(audit_path(journal.path, plan.batch.id))
+        audit = AuditLog(audit_path(journal.path, plan.batch.id), secrets=(self.client.settings.token.reveal(),))
         audit.run_started(command=prepared.command, input_path=str(prepared.input.path.resolve()),
                           sha256=prepared.input.sheet.sha256, batch_id=plan.batch.id,
                           options={**prepared.options, "web_user": decision.user} if decision.user else prepared.options)
@@ -596,8 +597,10 @@ class Issuing:
                 progress(RowOutcome(rec.row_number, status, error))
 
         outcome = Outcome(prepared, prepared.output)
+        # The runner knows no sheet: these words name the sheet's column when Flexybox refuses a value.
+        words = RefusalWords.for_sheet(prepared.input.sheet, payment_type=prepared.options["payment_type"])
         runner = BatchRunner(self.client, journal, payment_type=prepared.options["payment_type"],
-                             workers=prepared.options["workers"], on_row=on_row, stop=stop)
+                             workers=prepared.options["workers"], on_row=on_row, stop=stop, describe_refusal=words)
         try:
             report = runner.run(plan)
             outcome.sent, outcome.interrupted, outcome.fatal = report.outcomes, report.interrupted, report.fatal
@@ -769,6 +772,6 @@ def batch_progress(ledger: Path, batch_id: str) -> BatchStatus:
 __all__ = [
     "BatchStatus", "Checked", "Decision", "Input", "Issuing", "Outcome", "Prepared", "ReadRequest", "RowOutcome",
     "TemplateWritten", "batch_status", "check", "issuing", "list_batches", "make_template", "read_input",
-    "row_state_text", "validate_input", "write_result", "write_validation",
+    "row_ranges", "row_state_text", "same_words", "validate_input", "write_result", "write_validation",
     "batch_progress",
 ]

@@ -75,6 +75,8 @@ class CallRecord:
         seconds: wall time of the attempt.
         attempt: 1 for the first attempt of a call, 2 for the first retry, ...
         error: a short description when the attempt failed, else ``None``.
+        answer: the answer's body as received (at most :data:`ANSWER_KEPT` characters) when the attempt
+            was refused (a 4xx other than 401, 403 and 429: a verdict on the request), else ``None``.
     """
 
     method: str
@@ -83,6 +85,11 @@ class CallRecord:
     seconds: float
     attempt: int
     error: str | None = None
+    answer: str | None = None
+
+
+ANSWER_KEPT = 2000
+"""Characters of a refusal's body kept for the audit log: a validation message, not a page of HTML."""
 
 
 class Throttle:
@@ -308,7 +315,9 @@ class FlexyboxClient:
                 raise ApiError(f"{where} answered {status} with a body that is not JSON.", status=status, method=method, url=url, outcome_unknown=True)
             return payload if payload is not None else {}
         message = server_message(payload, resp.text)
-        self._record(CallRecord(method, path, status, seconds, attempt, message))
+        refused = 400 <= status < 500 and status not in (401, 403, 429)
+        self._record(CallRecord(method, path, status, seconds, attempt, message,
+                                answer=resp.text[:ANSWER_KEPT] if refused else None))
         text = f"{where} answered {status} {resp.reason or ''}".rstrip()
         if message:
             text += f": {message}"

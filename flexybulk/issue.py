@@ -33,7 +33,7 @@ from .client import FlexyboxClient, certificate_numbers
 from .errors import ApiError, ConflictError, FlexybulkError, JournalError
 from .journal import Journal, RowRecord, Step
 from .model import RowStatus
-from .outcome import Outcome, after_failure
+from .outcome import DescribeRefusal, Outcome, after_failure
 from .planning import Plan
 from .records import content_fingerprint, content_total, describe_content
 
@@ -72,13 +72,17 @@ class BatchRunner:
         progress: called from worker threads with each finished row's status.
         on_row: called from worker threads with each finished row's record (as planned), status and error text.
         stop: an event that, once set (a web page's stop button, SIGTERM), stops taking new rows like :meth:`stop`.
+        describe_refusal: says a vendor's refusal in the input sheet's words
+            (:class:`~flexybulk.refusals.RefusalWords`, built by the caller that knows the sheet);
+            without it a refused field is named in words only.
     """
 
     def __init__(self, client: FlexyboxClient, journal: Journal, *, payment_type: str = "Mastercard",
                  workers: int = 4, progress: Callable[[RowStatus], None] | None = None,
                  on_row: Callable[[RowRecord, RowStatus, str | None], None] | None = None,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, describe_refusal: DescribeRefusal | None = None) -> None:
         self.client = client
+        self.describe_refusal = describe_refusal
         self.journal = journal
         self.payment_type = payment_type
         self.workers = workers
@@ -180,8 +184,7 @@ class BatchRunner:
             self.on_row(rec, RowStatus.PENDING, str(exc))
             return RowStatus.PENDING
         except Exception as exc:  # one row's surprise must not stop the batch or lose its record
-            outcome = Outcome(RowStatus.UNKNOWN, f"Unexpected error ({type(exc).__name__}: {exc}). A rerun settles this row safely with the same ids.",
-                              commit_reached=rec.commit_may_have_happened)
+            outcome = self._after_surprise(rec, exc)
         status = outcome.status
         if outcome.already:
             self._already.add(rec.row_number)
@@ -210,6 +213,24 @@ class BatchRunner:
         self.progress(status)
         self.on_row(rec, status, outcome.error)
         return status
+
+    def _after_surprise(self, rec: RowRecord, exc: Exception) -> Outcome:
+        """A row's outcome after an unexpected error in its flow: UNKNOWN if a commit may have been sent, else PENDING.
+
+        The ledger says which: the commit step is on disk before any commit
+        is sent, so a row whose record has no commit step sent none, and no
+        gift certificate can exist for it (issue #13: PENDING, not UNKNOWN).
+        """
+        what = f"Unexpected error ({type(exc).__name__}: {exc})"
+        try:
+            now = self.journal.row(rec.batch_id, rec.row_number)
+            reached = rec.commit_may_have_happened or now is None or now.commit_may_have_happened
+        except Exception:  # the ledger cannot say: assume the worst
+            reached = True
+        if reached:
+            return Outcome(RowStatus.UNKNOWN, f"{what}. A rerun settles this row safely with the same ids.", commit_reached=True)
+        return Outcome(RowStatus.PENDING, f"{what} before any commit was sent for this row: nothing can have been issued. "
+                       "A rerun (flexybulk retry on the result sheet) finishes it with the same ids.")
 
     def _flow(self, rec: RowRecord) -> Outcome:
         c = rec.content
@@ -284,7 +305,8 @@ class BatchRunner:
             return Outcome(RowStatus.ISSUED, note, certificate_numbers(answer), None if c == rec.content else c, already=already)
         except ApiError as exc:  # a rejected token too: after_failure marks it fatal
             outcome = after_failure(step, exc, sales_order_id=rec.sales_order_id, commit_sent_before=sent_before,
-                                    note=note, content=None if c == rec.content else c)
+                                    note=note, content=None if c == rec.content else c, sent=c,
+                                    describe_refusal=self.describe_refusal)
             outcome.already = already and outcome.status == RowStatus.ISSUED
             return outcome
 

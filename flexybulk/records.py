@@ -77,11 +77,13 @@ def row_state_text(rec: RowRecord) -> str:
     """What an unfinished row's ledger record means, in plain words (its error, else its step)."""
     if rec.error:
         return rec.error
+    one = bool(rec.content) and int(rec.content.get("quantity") or 0) == 1
     return {
         Step.PLANNED: "not sent yet.",
         Step.CUSTOMER: "interrupted while saving the customer; no gift certificate can have been issued. A rerun finishes it with the same ids.",
         Step.ORDER: "interrupted while saving the sales order; no gift certificate can have been issued. A rerun finishes it with the same ids.",
-        Step.COMMIT: "interrupted while committing: the gift certificates may or may not exist. A rerun settles it with the same payment id, so it cannot issue twice.",
+        Step.COMMIT: (f"interrupted while committing: the gift certificate{'' if one else 's'} may or may not exist. A rerun "
+                      "settles it with the same payment id, so it cannot issue twice."),
     }.get(rec.step, "not finished.")
 
 
@@ -94,3 +96,31 @@ def problems_text(problems: list[RowProblem]) -> str:
             where += f" ({p.column_letter})"
         parts.append(f"{where}: {p.message}")
     return "; ".join(parts)
+
+
+def same_words(records: Any) -> list[tuple[RowStatus, str, list[int]]]:
+    """Unfinished ledger rows grouped by status and :func:`row_state_text`, in order of first appearance.
+
+    ``[(status, text, [row numbers]), ...]``: rows that met the same trouble
+    (Flexybox unreachable for seven rows) are one entry, so a face says it
+    once with its rows (issue #13). Row texts carry no ids where the trouble
+    is the same (see :mod:`.outcome`), so they really do read alike.
+    """
+    groups: dict[tuple[RowStatus, str], list[int]] = {}
+    for r in records:
+        groups.setdefault((r.status, row_state_text(r)), []).append(r.row_number)
+    return [(status, text, numbers) for (status, text), numbers in groups.items()]
+
+
+def row_ranges(numbers: list[int], *, limit: int = 20) -> str:
+    """``[2, 3, 4, 5, 9, 11, 12]`` -> ``"2-5, 9, 11-12"``; past ``limit`` ranges, ``"…, and 40 more rows"``."""
+    spans: list[list[int]] = []
+    for n in sorted(set(numbers)):
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    shown = [str(a) if a == b else f"{a}-{b}" for a, b in spans[:limit]]
+    rest = sum(b - a + 1 for a, b in spans[limit:])
+    return ", ".join(shown) + (f", and {rest:,} more row{'' if rest == 1 else 's'}" if rest else "")
+

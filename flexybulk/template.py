@@ -54,6 +54,7 @@ __all__ = [
     "LAST_ROW",
     "SHEET_NAMES",
     "dropdown_names",
+    "is_template_lists",
     "write_template",
 ]
 
@@ -302,6 +303,19 @@ def write_template(path: Path, catalogue: Catalogue, *, lang: str = "da") -> Pat
         _remove(tmp)
         raise
     return path
+
+
+def is_template_lists(name: str, first_row: Iterable[Any]) -> bool:
+    """True for the hidden helper sheet a template from :func:`write_template` carries (issue #13).
+
+    Recognised by what this module writes there, in either language: the
+    sheet's name (``Lister`` / ``Lists``) and its header row (``Gavekorttyper``,
+    ``Afdelinger`` / ``Gift certificate types``, ``Departments``). The reader
+    then does not report it among the hidden sheets it ignored: it is the
+    tool's own, not the person's.
+    """
+    cells = [str(v).strip() for v in first_row if v not in (None, "")]
+    return any(name == SHEET_NAMES[lang][2] and tuple(cells) == _TEXTS[lang].list_headers for lang in LANGUAGES)
 
 
 def _sheet_ref(name: str) -> str:

@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import openpyxl
 import pytest
@@ -137,7 +138,8 @@ def test_confirmation_is_asked_and_no_means_nothing_issued(tmp_path, sandbox_env
     src = shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx")
     run = flexybulk("issue", src, input="n\n")
     assert run.code == 1
-    assert "Issue 18 gift certificates worth 10,399.85 DKK for 6 rows?" in run.stderr
+    # Issue #13: the confirmation names where it issues (here a Flexybox at the sandbox's address, not --sandbox).
+    assert f"Issue 18 gift certificates worth 10,399.85 DKK for 6 rows on Flexybox at {urlsplit(sandbox_env.url).netloc}?" in run.stderr
     assert "Aborted" in run.stderr
     assert sandbox_env.state.counts()["customers"] == 0
     assert "no batch" in flexybulk("status", src).stdout  # a declined run leaves no batch behind
@@ -278,8 +280,12 @@ def _edit_result(path: Path, edit) -> None:
     wb.save(path)
 
 
-def _issue_with_unknown_rows(tmp_path, sandbox_env):
-    """The kampagne sample with rows 2-4 UNKNOWN at the customer step (nothing committed) and 5-7 ISSUED."""
+def _issue_with_unfinished_rows(tmp_path, sandbox_env):
+    """The kampagne sample with rows 2-4 PENDING at the customer step (nothing committed) and 5-7 ISSUED.
+
+    Their customer PUTs were answered 503 (maybe saved, maybe not); no commit was sent, so issue #13 makes
+    them PENDING, not UNKNOWN.
+    """
     src = shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx")
     state = sandbox_env.state
     real = state.put_customer
@@ -297,17 +303,17 @@ def _issue_with_unknown_rows(tmp_path, sandbox_env):
         del sandbox_env.state.put_customer
     assert run.code == 1
     result = tmp_path / "kampagne.result.xlsx"
-    assert [r["Status"] for r in result_rows(result)] == ["UNKNOWN"] * 3 + ["ISSUED"] * 3
+    assert [r["Status"] for r in result_rows(result)] == ["PENDING"] * 3 + ["ISSUED"] * 3
     return result
 
 
 def test_a_swapped_row_number_is_refused_and_nothing_is_sent(tmp_path, sandbox_env):
-    result = _issue_with_unknown_rows(tmp_path, sandbox_env)
+    result = _issue_with_unfinished_rows(tmp_path, sandbox_env)
     before = sandbox_env.state.counts()
 
     def swap(ws, col):
         r = col["Row"]
-        ws[f"{r}2"], ws[f"{r}6"] = 6, 2  # the UNKNOWN line of row 2 and the ISSUED line of row 6 trade places
+        ws[f"{r}2"], ws[f"{r}6"] = 6, 2  # the PENDING line of row 2 and the ISSUED line of row 6 trade places
 
     _edit_result(result, swap)
     run = flexybulk("retry", result, "--yes")
@@ -318,7 +324,7 @@ def test_a_swapped_row_number_is_refused_and_nothing_is_sent(tmp_path, sandbox_e
 
 
 def test_an_edited_issued_line_says_what_was_really_issued(tmp_path, sandbox_env):
-    result = _issue_with_unknown_rows(tmp_path, sandbox_env)
+    result = _issue_with_unfinished_rows(tmp_path, sandbox_env)
     _edit_result(result, lambda ws, col: ws.__setitem__(f"{col['Beløb']}5", 999))
     run = flexybulk("retry", result, "--yes")
     assert run.code == 0, run.output
@@ -330,16 +336,16 @@ def test_an_edited_issued_line_says_what_was_really_issued(tmp_path, sandbox_env
 
 
 def test_a_deleted_unfinished_line_is_reported_and_exits_1(tmp_path, sandbox_env):
-    result = _issue_with_unknown_rows(tmp_path, sandbox_env)
-    _edit_result(result, lambda ws, col: ws.delete_rows(3))  # the UNKNOWN line of input row 3
+    result = _issue_with_unfinished_rows(tmp_path, sandbox_env)
+    _edit_result(result, lambda ws, col: ws.delete_rows(3))  # the PENDING line of input row 3
     run = flexybulk("retry", result, "--yes")
     assert run.code == 1
-    assert "input row 3: UNKNOWN in the ledger, but not in this sheet, so it was not retried." in run.stderr
+    assert "input row 3: PENDING in the ledger, but not in this sheet, so it was not retried." in run.stderr
     assert sandbox_env.state.counts()["committed_orders"] == 5
 
 
 def test_a_line_added_to_a_result_sheet_is_refused(tmp_path, sandbox_env):
-    result = _issue_with_unknown_rows(tmp_path, sandbox_env)
+    result = _issue_with_unfinished_rows(tmp_path, sandbox_env)
     _edit_result(result, lambda ws, col: ws.append(["Ny Person", "ny@example.com"]))
     run = flexybulk("retry", result, "--yes")
     assert run.code == 1

@@ -7,6 +7,7 @@ copy of the file issue them again.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter
 from decimal import Decimal
@@ -38,8 +39,9 @@ def _csv(path, rows):
     return path
 
 
-def test_a_price_above_the_sandbox_maximum_fails_with_its_message_and_issues_nothing(tmp_path, ruled_sandbox):
-    """Our validation does not know the vendor's maximum price; the sandbox's refusal is the row's FAILED message."""
+def test_a_price_above_the_sandbox_maximum_fails_with_its_message_and_issues_nothing(tmp_path, ruled_sandbox, isolated_env):
+    """Our validation does not know the vendor's maximum price; the sandbox's refusal is the row's FAILED message,
+    in the sheet's words (issue #13: the column and its letter), with the raw answer in the audit log."""
     src = _csv(tmp_path / "priser.csv", [
         ("Anna", "anna@example.com", "Gavekort", 250, 2),
         ("Bo", "bo@example.com", "Gavekort", 600, 1),
@@ -53,10 +55,20 @@ def test_a_price_above_the_sandbox_maximum_fails_with_its_message_and_issues_not
     got = result_rows(result)
     assert [r["Status"] for r in got] == ["ISSUED", "FAILED", "ISSUED", "ISSUED"]
     assert got[1]["Error"] == (
-        "Flexybox refused the sales order: PUT /api/v1/salesorders answered 400 Bad Request: "
-        "GiftCertificates.GiftCertificates[0].Price: Price 600 is above the maximum price 500 of gift certificate "
-        "type 'Gavekort'. Nothing was issued for this row. Correct the row in the result sheet and run flexybulk "
+        "Flexybox refused the amount in Beløb (D): Price 600 is above the maximum price 500 of gift certificate "
+        "type 'Gavekort'. Nothing was issued for this row. Correct Beløb (D) in the result sheet and run flexybulk "
         "retry on it.")
+    assert "  row 3: FAILED: Flexybox refused the amount in Beløb (D): Price 600 is above" in run.stderr
+    # The vendor's own answer, as received, is in the audit log (and only the refusal's).
+    log = (isolated_env.parent / "audit" / f"{got[1]['BatchId']}.jsonl").read_text(encoding="utf-8")
+    calls = [json.loads(line) for line in log.splitlines() if '"event": "call"' in line]
+    refused = [c for c in calls if c["status"] == 400]
+    assert len(refused) == 1 and refused[0]["path"] == "/api/v1/salesorders"
+    assert json.loads(refused[0]["answer"]) == {
+        "Message": "Price 600 is above the maximum price 500 of gift certificate type 'Gavekort'.",
+        "Field": "GiftCertificates.GiftCertificates[0].Price"}
+    assert all("answer" not in c for c in calls if c["status"] != 400)
+    assert ruled_sandbox.token not in log
     state = ruled_sandbox.state
     assert got[1]["SalesOrderId"].lower() not in state.orders  # the refused order was never saved
     assert not [c for c in state.certificates if c["CustomerId"] == got[1]["CustomerId"]]
@@ -83,10 +95,11 @@ def test_refused_commits_fail_with_the_servers_message_and_a_retry_issues_them_o
     result = tmp_path / "kampagne.result.xlsx"
     got = result_rows(result)
     assert [r["Status"] for r in got] == ["FAILED"] * 6
-    assert got[0]["Error"].startswith("Flexybox refused the commit: POST /api/v1/salesorders/")
-    assert ("answered 400 Bad Request: Payments[0].ExternalPayment.Type: The external payment type is not accepted "
-            "for this sales order; nothing was committed") in got[0]["Error"]
-    assert "Nothing was issued for this row" in got[0]["Error"]
+    assert got[0]["Error"] == (
+        "Flexybox refused the payment type Mastercard of the commit: The external payment type is not accepted for this "
+        "sales order; nothing was committed (a refusal injected by the sandbox's refuse_rate). Nothing was issued for "
+        "this row. Nothing in the row needs correcting: run flexybulk retry on the result sheet with another payment "
+        "type (--payment-type).")
     state = sandbox_env.state
     assert state.counts() == {"customers": 6, "orders": 6, "committed_orders": 0, "certificates": 0}
     status = flexybulk("status", result)
@@ -127,7 +140,7 @@ def test_lost_commit_answers_refused_409_on_retry_never_fail_and_a_corrected_cop
         if r["Status"] == "ISSUED" and not r["GiftCertificateNumbers"]:
             # Settled by the 409: the answer carried no numbers, and the row says where to find them.
             assert f"sales order {r['SalesOrderId']} is already committed (409: Sales order" in r["Error"]
-            assert "look them up in Flexybox" in r["Error"]
+            assert ("look them up in Flexybox" if quantity[r["E-mail"]] > 1 else "look it up in Flexybox") in r["Error"]
         elif r["Status"] == "ISSUED":
             assert sorted(r["GiftCertificateNumbers"].split(", ")) == sorted(
                 c["Number"] for c in state.certificates if c["SalesOrderId"] == order_id)

@@ -134,7 +134,7 @@ def test_a_struck_through_row_stops_the_batch_until_decided(tmp_path, sandbox_en
     assert run.code == 1
     assert (f"sel-struck-libreoffice.{ext}, sheet 'Modtagere', row 4: row 4 is struck through — delete it, "
             "or remove the strike-through to issue it") in run.stderr
-    assert "Nothing was issued: 1 rows are invalid." in run.stderr
+    assert "Nothing was issued: 1 row is invalid. Correct it, or issue the valid rows with --skip-invalid." in run.stderr
     assert nothing_sent(sandbox_env)
 
     run = flexybulk("issue", src, "--yes", "--skip-invalid")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -119,7 +120,8 @@ def test_an_unsettled_commit_meeting_flexybox_down_stays_unknown(settings, journ
     assert set(report.outcomes.values()) == {RowStatus.UNKNOWN}  # not PENDING "nothing was issued"
     rec = journal.rows(plan.batch.id)[0]
     assert rec.step == Step.COMMIT
-    assert rec.error.startswith("Not sent: PUT /api/v2/customers/")
+    # Issue #13: no ids in the words, so that every row Flexybox could not be reached for reads alike.
+    assert rec.error.startswith(f"Not sent: could not connect to {urlsplit(sb.url).netloc} to save the customer. ")
     assert "This row's commit was sent by an earlier run and may have gone through" in rec.error
     assert "Nothing was issued" not in rec.error
     assert sb.state.counts()["certificates"] == expected_certificates(rows)
@@ -157,9 +159,12 @@ def test_an_already_committed_answer_carrying_the_order_records_its_numbers(sett
         numbers = sorted(c["Number"] for c in sandbox.state.certificates if c["SalesOrderId"] == rec.sales_order_id)
         assert len(numbers) == rec.content["quantity"] and sorted(rec.certificate_numbers) == numbers
         assert rec.step == Step.COMMITTED
+        # Issue #13: plurals right in row texts (one row of 3 certificates, one of 1).
+        said = ("its gift certificates exist; their numbers are" if rec.content["quantity"] > 1
+                else "its gift certificate exists; its number is")
         assert rec.error == (f"Flexybox answered that sales order {rec.sales_order_id} is already committed (409: This "
                              "sales order has already been committed): an earlier commit of this row went through, so "
-                             "its gift certificates exist; their numbers are from that answer.")
+                             f"{said} from that answer.")
     assert sandbox.state.counts()["certificates"] == 4
 
 
@@ -169,8 +174,11 @@ def test_a_commit_refused_at_its_only_attempt_is_failed_and_takes_corrections(se
     assert report.outcomes == {2: RowStatus.FAILED}
     rec = journal.rows(plan.batch.id)[0]
     assert rec.step == Step.ORDER and not rec.commit_may_have_happened  # a definite refusal: back to "order saved"
-    assert rec.error.startswith("Flexybox refused the commit: POST /api/v1/salesorders/")
-    assert "Nothing was issued for this row" in rec.error
+    # Issue #13: the refused field (the external payment's Type) in words, and what to do about it.
+    assert rec.error == ("Flexybox refused the payment type of the commit: The external payment type is not accepted for "
+                         "this sales order; nothing was committed (a refusal injected by the sandbox's refuse_rate). "
+                         "Nothing was issued for this row. Nothing in the row needs correcting: run flexybulk retry on the "
+                         "result sheet with another payment type (--payment-type).")
     assert sandbox.state.counts()["certificates"] == 0
 
 
@@ -190,3 +198,35 @@ def test_finish_row_keeps_the_commit_step_of_a_failed_row_whose_commit_may_have_
     # A corrected copy's row with the same fingerprint adopts the row that kept its step, never the other.
     found = journal.rows_by_fingerprint(["fp2", "fp3"], target="t")
     assert [r.commit_may_have_happened for r in found["fp2"] + found["fp3"]] == [True, False]
+
+
+def test_a_surprise_before_the_commit_is_pending_and_after_it_unknown(settings, sandbox, journal):
+    """Issue #13: an unexpected error leaves a row UNKNOWN only when the ledger shows a commit may have been sent."""
+
+    class Surprising(FlexyboxClient):
+        def put_sales_order(self, body):
+            if body["CustomerId"] == first_customer:
+                raise RuntimeError("a bug before the commit")
+            return super().put_sales_order(body)
+
+        def commit_sales_order(self, sales_order_id, **kw):
+            super().commit_sales_order(sales_order_id, **kw)  # issued...
+            raise RuntimeError("a bug after the commit")  # ...and then a surprise
+
+    rows = [person(0), person(1)]
+    with Surprising(settings) as client:
+        validation = validate(make_sheet(rows), client.get_catalogue())
+        plan = plan_batch(journal, validation, input_path="x", target="sandbox-test", options={})
+        first_customer = journal.rows(plan.batch.id)[0].customer_id
+        report = BatchRunner(client, journal, workers=1).run(plan)
+    assert report.outcomes == {2: RowStatus.PENDING, 3: RowStatus.UNKNOWN}
+    before, after = journal.rows(plan.batch.id)
+    assert before.error == ("Unexpected error (RuntimeError: a bug before the commit) before any commit was sent for this "
+                            "row: nothing can have been issued. A rerun (flexybulk retry on the result sheet) finishes it "
+                            "with the same ids.")
+    assert after.error == "Unexpected error (RuntimeError: a bug after the commit). A rerun settles this row safely with the same ids."
+    assert after.step == Step.COMMIT and before.step != Step.COMMIT
+    assert sandbox.state.counts()["certificates"] == rows[1]["quantity"]
+    _, report = run(settings, journal, make_sheet(rows), batch_id=plan.batch.id)
+    assert set(report.outcomes.values()) == {RowStatus.ISSUED}
+    assert sandbox.state.counts()["certificates"] == expected_certificates(rows)  # nothing twice

@@ -29,14 +29,14 @@ ROWS = [  # sheet rows 2..9
     ("Ida Hansen", "ida.hansen@example.com", "Gavekort", 499.95, 2, "Webshop", "Julegave"),
     ("Søren Østergaard", "soeren@example.org", "Julegavekort", "1.250,00", 1, "København", None),
     ("Åse Møller", "aase@example.net", "Gavekort", "499,95", 3, "Aarhus", "=HYPERLINK(\"http://x\")"),
-    ("Mette Kjærgaard", "mette@example.com", "Oplevelsesgavekort", 100000, 1, "Odense", "UNKNOWN here"),
+    ("Mette Kjærgaard", "mette@example.com", "Oplevelsesgavekort", 100000, 1, "Odense", "PENDING here"),
     ("Lars Jensen", "lars@example.com", "Gavekrot", 250, 1, "Webshop", None),
     ("Magnus Pedersen", "magnus@example.com", "Firmagavekort", 0.01, 5, "København", "FAILED here"),
     ("Anne Larsen", "anne.larsen.med.en.lang.adresse@eksempel-virksomhed.dk", "Gavekort", 1234.5, 1, "Aarhus", None),
     ("Bo Ek", "bo@example.com", "Firmagavekort", 9.87, 4, "Webshop", None),
 ]
 ISSUED_ROWS = {2: ("499.95", 2), 3: ("1250.00", 1), 4: ("499.95", 3), 8: ("1234.5", 1), 9: ("9.87", 4)}
-EXPECTED_STATUS = {2: "ISSUED", 3: "ISSUED", 4: "ISSUED", 5: "UNKNOWN", 6: "INVALID", 7: "FAILED", 8: "ISSUED", 9: "ISSUED"}
+EXPECTED_STATUS = {2: "ISSUED", 3: "ISSUED", 4: "ISSUED", 5: "PENDING", 6: "INVALID", 7: "FAILED", 8: "ISSUED", 9: "ISSUED"}
 
 
 def _input(path: Path, rows=ROWS) -> Path:
@@ -55,7 +55,8 @@ def _input(path: Path, rows=ROWS) -> Path:
 
 @pytest.fixture
 def mixed_result(tmp_path, sandbox_env):
-    """The ROWS issued with --skip-invalid: row 5's customer call unanswered (UNKNOWN), row 7's order refused (FAILED)."""
+    """The ROWS issued with --skip-invalid: row 5's customer call unanswered (PENDING: no commit was sent, issue #13),
+    row 7's order refused (FAILED)."""
     src = _input(tmp_path / "kampagne.xlsx")
     state = sandbox_env.state
     real_customer, real_order = state.put_customer, state.put_order
@@ -171,7 +172,7 @@ def test_result_sheet_is_styled_typed_and_its_summary_equals_the_sandbox(mixed_r
         assert all(r[3].number_format == '#,##0.00 "DKK"' and r[3].data_type == "n" for r in table.values())
     assert sum(per_type.values()) == Decimal("5023.73")  # 2 × 499.95 + 1,250 + 3 × 499.95 + 1,234.50 + 4 × 9.87
     statuses = {r[0].value: r for r in summary.iter_rows() if r[0].value in STATUS_COLOURS}
-    assert {s: r[1].value for s, r in statuses.items()} == {"ISSUED": 5, "FAILED": 1, "UNKNOWN": 1, "PENDING": 0,
+    assert {s: r[1].value for s, r in statuses.items()} == {"ISSUED": 5, "FAILED": 1, "UNKNOWN": 0, "PENDING": 1,
                                                             "SKIPPED": 0, "EXCLUDED": 0, "INVALID": 1}
     assert all(r[0].fill.fgColor.rgb == "FF" + STATUS_COLOURS[s][0][1:] for s, r in statuses.items())  # the legend
     labels = {r[0].value: r[1].value for r in summary.iter_rows() if r[0].value}
@@ -181,9 +182,9 @@ def test_result_sheet_is_styled_typed_and_its_summary_equals_the_sandbox(mixed_r
     attention_headers, attention = _table(wb["Needs attention"])
     assert attention_headers == ["Row", "Status", "Who", "What to do", "Details"]
     assert [(r[0].value, r[1].value, r[2].value) for r in attention] == [
-        (5, "UNKNOWN", "Mette Kjærgaard, mette@example.com"), (6, "INVALID", "Lars Jensen, lars@example.com"),
+        (5, "PENDING", "Mette Kjærgaard, mette@example.com"), (6, "INVALID", "Lars Jensen, lars@example.com"),
         (7, "FAILED", "Magnus Pedersen, magnus@example.com")]
-    assert attention[0][3].value.startswith("Run flexybulk retry on this sheet: it settles the row")
+    assert attention[0][3].value == "Run flexybulk retry on this sheet to finish the row (same ids, nothing issued twice)."
     assert "Department is closed" in attention[2][4].value and "Gavekrot" in attention[1][4].value
 
 

@@ -54,14 +54,19 @@ def validate(file: str, output: str | None, ledger: str | None, **kw: Any) -> in
         finally:
             bar.close()
         validation = checked.validation
-        show_validation(validation)
-        show_known(checked)
+        quiet = kw["quiet"]
+        show_validation(validation, quiet=quiet)
+        if not quiet:
+            show_known(checked)
         out = batches.write_validation(validation, Path(output) if output else None, notes=checked.notes())
-        echo(f"Validation sheet: {out}")
+        # --quiet: only the problems and the final line, which then names the validation sheet.
+        sheet_named = f" Validation sheet: {out}" if quiet else ""
+        if not quiet:
+            echo(f"Validation sheet: {out}")
         if validation.invalid:
-            echo("Nothing was issued. Correct the rows above and validate again.", err=True)
+            echo("Nothing was issued. Correct the rows above and validate again." + sheet_named, err=True)
             return ExitCode.ROWS_FAILED
-        echo("All rows are valid. Nothing was issued (this was a dry run).")
+        echo("All rows are valid. Nothing was issued (this was a dry run)." + sheet_named)
         return ExitCode.OK
 
 
@@ -116,7 +121,8 @@ def _issue_command(file: str, kw: dict, *, command: str) -> int:
         show_input(source, quiet=quiet)
         # From planning to the result sheet, this process alone issues with this ledger.
         with batches.issuing(target, kw.get("ledger"), f"{command} {Path(file).name}", new_ledger=kw["new_ledger"]) as session:
-            echo(f"{'Created a new ledger' if session.ledger_created else 'Ledger'}: {session.ledger}")
+            if not quiet:
+                echo(f"{'Created a new ledger' if session.ledger_created else 'Ledger'}: {session.ledger}")
             bar = _validation_bar(len(source.sheet.rows), quiet)
             try:
                 prepared = session.prepare(source, request, command=command, output=kw.get("output"),
@@ -127,10 +133,14 @@ def _issue_command(file: str, kw: dict, *, command: str) -> int:
             finally:
                 bar.close()
             if prepared.blocked:
-                show_validation(prepared.validation)
+                show_validation(prepared.validation, quiet=quiet)
                 out = batches.write_validation(prepared.validation, prepared.output)
-                echo(f"Validation sheet: {out}")
-                echo(f"Nothing was issued: {len(prepared.blocking):,} rows are invalid. Correct them, or issue the valid rows with --skip-invalid.", err=True)
+                if not quiet:
+                    echo(f"Validation sheet: {out}")
+                n = len(prepared.blocking)
+                echo(f"Nothing was issued: {plural(n, 'row')} {'is' if n == 1 else 'are'} invalid. Correct "
+                     f"{'it' if n == 1 else 'them'}, or issue the valid rows with --skip-invalid."
+                     + (f" Validation sheet: {out}" if quiet else ""), err=True)
                 return ExitCode.ROWS_FAILED
             if not quiet:
                 show_plan(prepared)
@@ -141,8 +151,10 @@ def _issue_command(file: str, kw: dict, *, command: str) -> int:
                 for r in prepared.reissue:
                     echo(f"  row {r.row_number}: {r.message}")
                 # Always asked, even with --yes: issuing the same gift certificate twice must be a decision.
-                reissue_confirmed = click.confirm(f"{len(prepared.reissue)} rows were already issued by an earlier batch. Issue them AGAIN?",
-                                                  default=False, err=True)
+                n = len(prepared.reissue)
+                reissue_confirmed = click.confirm(
+                    f"{plural(n, 'row')} {'was' if n == 1 else 'were'} already issued by an earlier batch. "
+                    f"Issue {'it' if n == 1 else 'them'} AGAIN?", default=False, err=True)
                 if not reissue_confirmed:
                     session.decline(prepared)
                     raise click.Abort()
@@ -151,9 +163,13 @@ def _issue_command(file: str, kw: dict, *, command: str) -> int:
                 for r in prepared.near:
                     echo(f"  row {r.row_number}: {r.message}")
                 # Like a reissue, always asked: --yes does not decide that a person gets a second gift certificate.
-                echo(f"{plural(len(prepared.near), 'row')} look like corrections of gift certificates already issued "
-                     "(same email and type, another amount or quantity). --yes does not answer this question.", err=True)
-                near_confirmed = click.confirm("Issue them as NEW gift certificates as well?", default=False, err=True)
+                one = len(prepared.near) == 1
+                echo(f"{plural(len(prepared.near), 'row')} "
+                     + ("looks like a correction of a gift certificate" if one else "look like corrections of gift certificates")
+                     + " already issued (same email and type, another amount or quantity). --yes does not answer this question.",
+                     err=True)
+                near_confirmed = click.confirm(f"Issue {'it as a NEW gift certificate' if one else 'them as NEW gift certificates'} "
+                                               "as well?", default=False, err=True)
                 if not near_confirmed:
                     session.decline(prepared)
                     raise click.Abort()
@@ -176,4 +192,4 @@ def _issue_command(file: str, kw: dict, *, command: str) -> int:
                                                                  near_confirmed=near_confirmed), progress=progress)
             finally:
                 bar.close()
-            return show_outcome(outcome)
+            return show_outcome(outcome, quiet=quiet)

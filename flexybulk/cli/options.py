@@ -58,7 +58,7 @@ def read_options(func: Callable) -> Callable:
                      help="Read rows hidden or filtered out in the sheet as ordinary rows (by default they are not issued)."),
         click.option("--encoding", metavar="NAME",
                      help="The text encoding of a CSV file, e.g. mac-roman, cp1252, utf-8 (default: detected, and named in the output)."),
-        click.option("--quiet", "-q", is_flag=True, help="No progress bar; only the summary and problems."),
+        click.option("--quiet", "-q", is_flag=True, help="Print only the problems and the final line (no progress bar)."),
     ])
 
 

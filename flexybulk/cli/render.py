@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..batches import BatchStatus, Checked, Input, Outcome, Prepared, row_state_text
+from ..batches import BatchStatus, Checked, Input, Outcome, Prepared, row_ranges, same_words
 from ..errors import ExitCode, Interrupted
 from ..model import RowStatus
 from ..validate import Validation
@@ -19,27 +19,28 @@ def show_input(source: Input, *, quiet: bool = False) -> None:
     """``Read kampagne.xlsx, sheet 'X' (XLSX): 25 rows.``, the reader's notes, and its warnings on stderr."""
     sheet = source.sheet
     if not quiet:
-        echo(f"Read {sheet.where()} ({sheet.format.upper()}): {len(sheet.rows):,} rows.")
+        echo(f"Read {sheet.where()} ({sheet.format.upper()}): {plural(len(sheet.rows), 'row')}.")
         for note in sheet.notes:
             echo(f"  {note}")
     for w in sheet.warnings + sheet.list_end:
         warn(w)
 
 
-def show_validation(validation: Validation, *, limit: int = 200) -> None:
-    """Counts and totals per type and department on stdout; every problem (up to ``limit``) on stderr."""
-    totals = validation.totals()
-    rows = len(validation.checks) - len(validation.excluded)
-    echo(f"Valid rows: {len(validation.valid):,} of {rows:,} · gift certificates: {totals.certificates:,} · total: {totals.money()}")
-    for line in validation.sheet.exclusions():  # the person's selection (issue #12)
-        echo(f"{line[0].upper()}{line[1:]} (--include-hidden reads {'them' if line.startswith('rows') else 'it'}).")
-    for title, key in (("gift certificate type", lambda o: o.type.name), ("department", lambda o: o.department.name)):
-        groups = validation.by(key)
-        if groups:
-            echo(f"By {title}:")
-            width = max(len(k) for k in groups)
-            for name, t in groups.items():
-                echo(f"  {name:<{width}}  {plural(t.rows, 'row'):>10}  {plural(t.certificates, 'certificate'):>17}  {t.money():>18}")
+def show_validation(validation: Validation, *, limit: int = 200, quiet: bool = False) -> None:
+    """Counts and totals per type and department on stdout (not with ``quiet``); every problem (up to ``limit``) on stderr."""
+    if not quiet:
+        totals = validation.totals()
+        rows = len(validation.checks) - len(validation.excluded)
+        echo(f"Valid rows: {len(validation.valid):,} of {rows:,} · gift certificates: {totals.certificates:,} · total: {totals.money()}")
+        for line in validation.sheet.exclusions():  # the person's selection (issue #12)
+            echo(f"{line[0].upper()}{line[1:]} (--include-hidden reads {'them' if line.startswith('rows') else 'it'}).")
+        for title, key in (("gift certificate type", lambda o: o.type.name), ("department", lambda o: o.department.name)):
+            groups = validation.by(key)
+            if groups:
+                echo(f"By {title}:")
+                width = max(len(k) for k in groups)
+                for name, t in groups.items():
+                    echo(f"  {name:<{width}}  {plural(t.rows, 'row'):>10}  {plural(t.certificates, 'certificate'):>17}  {t.money():>18}")
     problems = validation.messages()
     if problems:
         echo(f"{plural(len(validation.invalid), 'invalid row')}, {plural(len(problems), 'problem')}:", err=True)
@@ -88,59 +89,98 @@ def show_plan(prepared: Prepared) -> None:
              "rebuilt from the sheet's ids; ISSUED rows are never sent again, the others finish with their own ids.")
     echo(f"Batch {plan.batch.id}" + (" (resumed)" if plan.resumed else ""))
     if prepared.already_issued:
-        echo(f"Already issued in this batch: {prepared.already_issued:,} rows (skipped).")
+        echo(f"Already issued in this batch: {plural(prepared.already_issued, 'row')} (skipped).")
     for r in plan.duplicates:
         if r.action == "skip":
             echo(f"  row {r.row_number}: {r.message}")
     if prepared.skipped:
-        echo(f"Issued by an earlier batch: {len(prepared.skipped):,} rows (skipped).")
+        echo(f"Issued by an earlier batch: {plural(len(prepared.skipped), 'row')} (skipped).")
     for r in prepared.settling:
         echo(f"  row {r.row_number}: {r.message}")
     if prepared.held:
         echo(f"Held back by --first: {plural(len(prepared.held), 'row')} (they stay PENDING; flexybulk retry sends them).")
-    echo(f"To issue now: {len(prepared.orders):,} rows, {prepared.totals.certificates:,} gift certificates, {prepared.totals.money()}.")
+    totals = prepared.totals
+    echo(f"To issue now: {plural(len(prepared.orders), 'row')}, {plural(totals.certificates, 'gift certificate')}, {totals.money()}.")
 
 
 def confirmation_question(prepared: Prepared) -> str:
-    """``Issue 18 gift certificates worth 10,399.85 DKK for 6 rows on the sandbox?``"""
+    """``Issue 18 gift certificates worth 10,399.85 DKK for 6 rows on Flexybox at pos.flexybox.com?`` (or ``on the SANDBOX``).
+
+    The target is named in words (``Target.label``) whichever it is, so that
+    nobody issues real gift certificates believing it is a rehearsal (issue #13).
+    """
     totals = prepared.totals
-    question = f"Issue {totals.certificates:,} gift certificates worth {totals.money()} for {len(prepared.orders):,} rows"
-    if prepared.target.is_sandbox:
-        question += " on the sandbox"
-    return question + "?"
+    return (f"Issue {plural(totals.certificates, 'gift certificate')} worth {totals.money()} for "
+            f"{plural(len(prepared.orders), 'row')} on {prepared.target.label}?")
 
 
-def show_outcome(outcome: Outcome) -> int:
+def _issued(totals) -> str:
+    """``"6 rows, 18 gift certificates, 10,399.85 DKK"``, or ``"nothing"``."""
+    if not totals.rows:
+        return "nothing"
+    return f"{plural(totals.rows, 'row')}, {plural(totals.certificates, 'gift certificate')}, {totals.money()}"
+
+
+def show_rows(records: list, *, limit: int = 50, err: bool = True) -> None:
+    """The rows that need attention, one line per row, or one line for rows that read alike.
+
+    ``  row 5: FAILED: ...``; rows with the same status and words (Flexybox
+    unreachable for seven rows) are said once, with their count and rows:
+    ``  7 rows: PENDING: Not sent: ... (rows 2-8)`` (issue #13).
+    """
+    groups = same_words(records)
+    for status, text, numbers in groups[:limit]:
+        if len(numbers) == 1:
+            echo(f"  row {numbers[0]}: {status.value}: {text}", err=err)
+        else:
+            echo(f"  {plural(len(numbers), 'row')}: {status.value}: {text} (rows {row_ranges(numbers)})", err=err)
+    if len(groups) > limit:
+        rest = sum(len(numbers) for _, _, numbers in groups[limit:])
+        echo(f"  … and {plural(rest, 'more row')}: see the result sheet.", err=err)
+
+
+def show_outcome(outcome: Outcome, *, quiet: bool = False) -> int:
     """What a run issued, what is left and how to finish it; returns the exit code.
+
+    With ``quiet``, stdout gets one final line (what was issued and the result
+    sheet); the rows needing attention and how to finish still go to stderr.
 
     Raises:
         FlexybulkError: the error that stopped the run (a refused token); Interrupted after Ctrl-C.
     """
     out = outcome.output
     now, in_all = outcome.issued_now, outcome.issued_in_all
-    if now.rows:
-        echo(f"Issued now: {plural(now.rows, 'row')}, {plural(now.certificates, 'gift certificate')}, {now.money()}.")
-    else:
-        echo("Issued now: nothing.")
+    if quiet:
+        _show_attention(outcome)
+        echo(f"Issued now: {_issued(now)}. Result sheet: {out}")
+        return _finish(outcome)
+    echo(f"Issued now: {_issued(now)}.")
     if outcome.already:
         echo(f"Already issued in Flexybox by another ledger or laptop (same file, same ids): {plural(len(outcome.already), 'row')}; "
              "nothing new was issued for them.")
     if in_all.rows != now.rows:
-        echo(f"Issued in this batch in all: {plural(in_all.rows, 'row')}, {plural(in_all.certificates, 'gift certificate')}, {in_all.money()}.")
+        echo(f"Issued in this batch in all: {_issued(in_all)}.")
     echo(f"Batch: {outcome.prepared.batch.id}")
     counts = outcome.counts
     other = ", ".join(f"{s.value}: {n:,}" for s, n in sorted(counts.items(), key=lambda kv: kv[0].value) if s != RowStatus.ISSUED)
     if other:
         echo(f"Not issued: {other}.")
     echo(f"Result sheet: {out}")
+    _show_attention(outcome)
+    return _finish(outcome)
+
+
+def _show_attention(outcome: Outcome) -> None:
+    out = outcome.output
     for r in outcome.absent:
         echo(f"  input row {r.row_number}: {r.status.value} in the ledger, but not in this sheet, so it was not retried. "
              f"Retry the full result sheet, or see: flexybulk status {out}", err=True)
-    attention = outcome.attention + outcome.absent
-    for r in attention[:50]:
-        echo(f"  row {r.row_number}: {r.status.value}: {row_state_text(r)}", err=True)
-    if len(attention) > 50:
-        echo(f"  … and {len(attention) - 50:,} more: see the result sheet.", err=True)
+    show_rows(outcome.attention + outcome.absent)
+
+
+def _finish(outcome: Outcome) -> int:
+    out = outcome.output
+    attention = outcome.attention or outcome.absent
     if outcome.fatal is not None:
         raise outcome.fatal
     if outcome.interrupted:
@@ -166,12 +206,11 @@ def show_status(status: BatchStatus, file_name: str) -> int:
     echo(f"Created {batch.created_at} by {batch.os_user or 'unknown user'}; last change {batch.updated_at}.")
     echo("Rows: " + ", ".join(f"{k}: {v:,}" for k, v in sorted(status.counts.items())) + f" (of {len(rows):,}).")
     issued = status.issued
-    echo(f"Issued: {issued.certificates:,} gift certificates, {issued.money()}.")
+    echo(f"Issued: {plural(issued.certificates, 'gift certificate')}, {issued.money()}.")
     attention = status.attention
     if attention:
-        echo(f"Needing attention: {len(attention):,} rows")
-        for r in attention[:100]:
-            echo(f"  row {r.row_number}: {r.status.value}: {row_state_text(r)}")
+        echo(f"Needing attention: {plural(len(attention), 'row')}")
+        show_rows(attention, limit=100, err=False)
         return ExitCode.ROWS_FAILED
     echo("No rows need attention.")
     return ExitCode.OK

@@ -13,7 +13,7 @@ from ..errors import ConfigError, ExitCode
 from ..model import Field
 from ..settings import TOKEN_ENV, URL_ENVS
 from ..target import default_ledger
-from .base import cli, echo, warn
+from .base import cli, echo, plural, warn
 from .options import LEDGER_OPTION, api_options, connected
 from .render import show_history, show_status
 
@@ -83,7 +83,8 @@ def template(out: str, lang: str, force: bool, **kw: Any) -> int:
     with connected(kw) as target:
         written = batches.make_template(out, target, lang=lang, force=force)
     echo(f"Template: {written.path}")
-    echo(f"Dropdowns: {len(written.types)} gift certificate types, {len(written.departments)} departments (from {written.target}).")
+    echo(f"Dropdowns: {plural(len(written.types), 'gift certificate type')}, {plural(len(written.departments), 'department')} "
+         f"(from {written.target}).")
     header = dict(zip(COLUMN_FIELDS, HEADERS[lang.lower()]))
     for fld, names in ((Field.TYPE, written.types), (Field.DEPARTMENT, written.departments)):
         if not names:

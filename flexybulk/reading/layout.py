@@ -105,13 +105,28 @@ def _likely_sheet(book: _Book, wanted: str | None) -> str | None:
     return visible[0] if len(visible) == 1 else None
 
 
+def _template_lists(book: _Book, name: str) -> bool:
+    """The hidden list sheet of a flexybulk template (its name and header row; :func:`flexybulk.template.is_template_lists`)."""
+    from flexybulk.template import SHEET_NAMES, is_template_lists
+
+    if name not in {names[2] for names in SHEET_NAMES.values()}:
+        return False  # only a sheet of that name is opened
+    try:
+        grid = book.grid(name, nrows=1)
+    except Exception:  # an unreadable hidden sheet is simply reported as before
+        return False
+    return bool(grid.rows) and is_template_lists(name, grid.rows[0])
+
+
 def _choose_sheet(book: _Book, ctx: _Context, overrides: dict[str, Field]) -> tuple[str, _Grid, _Header]:
     """The worksheet to read: by ``--sheet``, else the one visible sheet with a header (pitfalls P13)."""
     name = _quote(ctx.path.name)
     worksheets = [s for s in book.sheets if s.is_worksheet]
     visible = [s.name for s in worksheets if s.visible]
-    # LibreOffice keeps a hidden copy of each sheet an external reference reads ('file:///...'#Sheet): not the person's.
-    hidden = [s.name for s in worksheets if not s.visible and not (s.name.startswith("'file:") and "'#" in s.name)]
+    # LibreOffice keeps a hidden copy of each sheet an external reference reads ('file:///...'#Sheet), and a
+    # flexybulk template keeps its dropdowns' lists on a hidden sheet: neither is the person's.
+    hidden = [s.name for s in worksheets if not s.visible and not (s.name.startswith("'file:") and "'#" in s.name)
+              and not _template_lists(book, s.name)]
     if ctx.opts.sheet is not None:
         wanted = ctx.opts.sheet
         match = next((s for s in worksheets if s.name == wanted), None)

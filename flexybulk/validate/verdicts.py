@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Callable
 
 from ..model import InputRow, Order, RowProblem, Sheet
-from .rules import format_money
+from .rules import DEFAULT_CURRENCY, format_money
 
 
 @dataclass
@@ -57,9 +57,13 @@ class Totals:
         self.amounts[currency] = self.amounts.get(currency, Decimal(0)) + price * quantity
 
     def money(self) -> str:
-        """``"31,500.00 DKK"`` (several currencies joined with ``" + "``)."""
+        """``"31,500.00 DKK"`` (several currencies joined with ``" + "``); ``"0.00 DKK"`` when there is none.
+
+        No money has no currency of its own; it is said in the currency a row
+        without one is issued in (``DEFAULT_CURRENCY``), never as a bare ``0.00`` (issue #13).
+        """
         if not self.amounts:
-            return "0.00"
+            return f"{format_money(Decimal(0))} {DEFAULT_CURRENCY}"
         return " + ".join(f"{format_money(v)} {c}" for c, v in sorted(self.amounts.items()))
 
 
