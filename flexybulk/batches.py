@@ -793,8 +793,29 @@ def make_template(out: Path | str, target: Target, *, lang: str = "da", force: b
     return TemplateWritten(path, dropdown_names(catalogue.types), dropdown_names(catalogue.departments), target.name)
 
 
+# -- for the web page (issue #14): progress of a batch by its id --------------------------------------------
+
+
+def batch_progress(ledger: Path, batch_id: str) -> BatchStatus:
+    """The batch ``batch_id`` as ``ledger`` knows it now (counts per status, money issued, rows needing attention).
+
+    Read from the ledger alone, so any process (a page refreshed, a server
+    restarted) sees the same figures while another runs the batch. Reads
+    nothing from Flexybox and never creates a ledger; ``batch`` is ``None``
+    when the ledger has no such batch.
+
+    Raises:
+        LedgerMissing: there is no such ledger.
+        JournalError: the ledger cannot be opened.
+    """
+    with Journal(ledger, create=False) as journal:
+        batch = journal.get_batch(batch_id)
+        return BatchStatus(journal.path, batch, journal.rows(batch_id) if batch else [])
+
+
 __all__ = [
     "BatchStatus", "Checked", "Decision", "Input", "Issuing", "Outcome", "Prepared", "ReadRequest", "RowOutcome",
     "TemplateWritten", "batch_status", "check", "issuing", "list_batches", "make_template", "read_input",
     "row_ranges", "row_state_text", "same_words", "validate_input", "write_result", "write_validation",
+    "batch_progress",
 ]
