@@ -110,16 +110,53 @@ def adopt_result_sheet(journal: Journal, path: Path, validation: Validation, *, 
                              issued_at.isoformat() if hasattr(issued_at, "isoformat") else (_text(issued_at) or None)))
     # Rows the sheet shows without ids (never sent) get ids derived as the batch's own were, when the sheet's
     # ids are the derived ones; otherwise (an older batch with random ids) fresh random ones.
-    plain = DerivedIds(target, input_sha, None)
-    salt = None if all(plain.row(n) == (o, p) for n, o, p in given) else new_id()
-    ids_for = DerivedIds(target, input_sha, salt)
+    sheet_name = _text(summary.get("Sheet")) or sheet.sheet_name
+    salt = _check_ids(summary, target, input_sha, sheet_name, given, lines, sheet)
+    ids_for = DerivedIds(target, input_sha, salt, sheet_name)
     for r in rows:
         if not r.sales_order_id:
             r.sales_order_id, r.payment_id = ids_for.row(r.row_number)
             r.customer_id = ids_for.customer(r.content["email"] if r.content else f"row {r.row_number}")
-    return journal.create_batch(input_path=input_path, input_sha256=input_sha, target=target, sheet_name=sheet.sheet_name,
+    return journal.create_batch(input_path=input_path, input_sha256=input_sha, target=target, sheet_name=sheet_name,
                                 options={"adopted_from": str(Path(path).resolve())}, rows=rows, batch_id=batch_id,
                                 id_salt=salt)
+
+
+def _check_ids(summary: dict, target: str, input_sha: str, sheet_name: str | None, given: list[tuple[int, str, str]],
+               lines: dict[int, int], sheet: Any) -> str | None:
+    """The batch's id salt, after checking every line's ids against the ids its batch derived (issue #11).
+
+    A result sheet records how its batch's ids were made (its Summary's
+    ``Ids``): derived from the file, or derived with a reissue salt. Then
+    every line's sales order and external payment ids must be the ones
+    derived for its ``Row``: an edited id, or a ``Row`` moved to another line,
+    would otherwise be adopted and sent. A sheet that says nothing (a CSV
+    result sheet, or one written before ids were derived) is checked against
+    the plain derivation when it matches; otherwise its ids can only be taken
+    as they are, and new ids for its unsent rows are random.
+
+    Raises:
+        InputFileError: naming the first line whose ids are not its row's.
+    """
+    from .results import IDS_DERIVED, IDS_SALTED
+
+    recorded = _text(summary.get("Ids"))
+    if recorded == IDS_DERIVED:
+        salt, known = None, True
+    elif recorded.startswith(IDS_SALTED):
+        salt, known = recorded[len(IDS_SALTED):].strip(), True
+    else:
+        plain = DerivedIds(target, input_sha, None, sheet_name)
+        if given and all(plain.row(n) == (o, p) for n, o, p in given):
+            return None
+        return new_id()
+    ids = DerivedIds(target, input_sha, salt, sheet_name)
+    for n, order_id, payment_id in given:
+        if known and ids.row(n) != (order_id, payment_id):
+            raise InputFileError(
+                f"{sheet.where()}, row {lines.get(n, n)}: its SalesOrderId and ExternalPaymentId are not the ids its batch "
+                f"gave input row {n} (an edited id, or a Row moved to another line). {DO_NOT_EDIT} Nothing was issued.")
+    return salt
 
 
 def _new_row(number: int, status: RowStatus, ids: list[str], content: dict | None, fingerprint: str | None,

@@ -94,3 +94,8 @@ class AuditLog:
         self.write("end", **totals)
         with self._lock:
             self._fh.close()
+
+    def close_file(self) -> None:
+        """Close the file without a footer (a face's own event appended between runs, issue #14)."""
+        with self._lock:
+            self._fh.close()

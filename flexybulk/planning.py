@@ -30,21 +30,22 @@ ID_NAMESPACE = uuid.UUID("1b0c7d8e-5a43-5f0e-9a7e-3d2f6c4b8a10")
 """The namespace of every id flexybulk derives (a fixed constant: changing it would change every derived id)."""
 
 
-def derived_id(kind: str, target: str, sha256: str, key: str, salt: str | None = None) -> str:
+def derived_id(kind: str, target: str, sha256: str, key: str, salt: str | None = None, sheet: str | None = None) -> str:
     """An id the vendor can deduplicate: the same on every machine for the same file, target and row (issue #11).
 
     RFC 9562 version 5 (SHA-1 name-based) UUID, in :data:`ID_NAMESPACE`, of
     ``"flexybulk-id/1"``, ``kind`` (``"customer"``, ``"sales-order"``,
     ``"external-payment"``), the canonical ``target``, the input file's
-    ``sha256``, the ``salt`` (``""`` unless a deliberate reissue chose a
-    random one) and ``key`` (the row number; for a customer, the case-folded
-    email), joined by U+001F. So two colleagues who issue the same file to the
+    ``sha256``, the worksheet's name (``sheet``; ``""`` for CSV: two sheets of
+    one workbook are two batches), the ``salt`` (``""`` unless a deliberate
+    reissue chose a random one) and ``key`` (the row number; for a customer,
+    the case-folded email), joined by U+001F. So two colleagues who issue the same file to the
     same Flexybox from two ledgers send the same sales order and external
     payment ids, and the vendor's documented rule ("duplicate posts with the
     same [payment] Id will be ignored") stops the second issue even though
     neither ledger knows the other.
     """
-    name = "\x1f".join(("flexybulk-id/1", kind, target, sha256, salt or "", key))
+    name = "\x1f".join(("flexybulk-id/1", kind, target, sha256, sheet or "", salt or "", key))
     return str(uuid.uuid5(ID_NAMESPACE, name))
 
 
@@ -55,15 +56,16 @@ class DerivedIds:
     target: str
     sha256: str
     salt: str | None
+    sheet: str | None = None
 
     def customer(self, email: str) -> str:
-        return derived_id("customer", self.target, self.sha256, email.casefold(), self.salt)
+        return derived_id("customer", self.target, self.sha256, email.casefold(), self.salt, self.sheet)
 
     def row(self, row_number: int) -> tuple[str, str]:
         """(sales order id, external payment id) of one input row."""
         key = str(row_number)
-        return (derived_id("sales-order", self.target, self.sha256, key, self.salt),
-                derived_id("external-payment", self.target, self.sha256, key, self.salt))
+        return (derived_id("sales-order", self.target, self.sha256, key, self.salt, self.sheet),
+                derived_id("external-payment", self.target, self.sha256, key, self.salt, self.sheet))
 
 
 _SENT = ("send", "reissue", "near")  # the actions whose rows a run sends
@@ -76,7 +78,7 @@ class PlannedRow:
     ``action`` is ``"send"``, ``"done"`` (already issued in this batch),
     ``"skip"`` (issued in an earlier batch), ``"reissue"`` (issued earlier,
     will be issued again once confirmed), ``"near"`` (the same email already
-    received this gift certificate type for another amount or quantity; sent
+    received this gift certificate type for another amount, quantity or department; sent
     once confirmed), ``"held"`` (held back by ``--first``), ``"invalid"`` or
     ``"excluded"`` (hidden or filtered out by the person: never sent, recorded
     EXCLUDED; issue #12). ``earlier`` is the earlier batch's row
@@ -144,7 +146,8 @@ class Plan:
 
 
 def plan_batch(journal: Journal, validation: Validation, *, input_path: str, target: str, options: dict,
-               batch_id: str | None = None, allow_reissue: bool = False, web_user: str | None = None) -> Plan:
+               batch_id: str | None = None, allow_reissue: bool = False, web_user: str | None = None,
+               identity: tuple[str, str | None] | None = None) -> Plan:
     """Record (or find) the batch for ``validation``'s sheet and decide every row.
 
     Args:
@@ -161,6 +164,9 @@ def plan_batch(journal: Journal, validation: Validation, *, input_path: str, tar
             instead of ``"skip"`` (the caller must confirm before running);
             the new batch's ids are salted with a random salt, so they are new.
         web_user: the web page's user who asked for the batch (recorded).
+        identity: ``(SHA-256, sheet name)`` the batch is known by; by default the
+            sheet's own. A validation sheet given to ``issue`` stands for the file
+            it was made from (issue #11), so it brings that file's identity.
 
     A new batch's ids come from :func:`derived_id` (the same file and target
     give the same ids on any machine); a resumed batch keeps every id it has.
@@ -172,7 +178,8 @@ def plan_batch(journal: Journal, validation: Validation, *, input_path: str, tar
         JournalError: the ledger cannot be written, or ``batch_id`` is unknown.
     """
     sheet = validation.sheet
-    if not sheet.sha256:
+    sha256, sheet_name = identity or (sheet.sha256, sheet.sheet_name)
+    if not sha256:
         # Resume and duplicate protection key on the file's bytes; without them two files would look alike.
         raise JournalError(f"Internal error: no SHA-256 for {sheet.path.name}; nothing was issued.")
     if batch_id:
@@ -181,7 +188,7 @@ def plan_batch(journal: Journal, validation: Validation, *, input_path: str, tar
         # Reissuing needs new ids, so a new batch; rows another batch left in flight are still adopted below.
         batch = None
     else:
-        batch = journal.find_batch_by_sha256(sheet.sha256, target)
+        batch = journal.find_batch_by_sha256(sha256, target, sheet_name)
     if batch_id and batch is None:
         raise JournalError(
             f"{sheet.path.name} names batch {batch_id}, which is not in the ledger {journal.path}. "
@@ -191,9 +198,9 @@ def plan_batch(journal: Journal, validation: Validation, *, input_path: str, tar
     if batch is None:
         # Ids derived from the file, the same on any machine; a deliberate reissue salts them, so that they are new.
         salt = new_id() if allow_reissue else None
-        ids = DerivedIds(target, sheet.sha256, salt)
+        ids = DerivedIds(target, sha256, salt, sheet_name)
         new_rows = [_new_row(c, ids) for c in validation.checks]
-        batch = journal.create_batch(input_path=input_path, input_sha256=sheet.sha256, target=target, sheet_name=sheet.sheet_name,
+        batch = journal.create_batch(input_path=input_path, input_sha256=sha256, target=target, sheet_name=sheet_name,
                                      options=options, rows=new_rows, id_salt=salt, web_user=web_user)
     else:
         _update_batch(journal, batch, validation)
@@ -244,7 +251,7 @@ def _update_batch(journal: Journal, batch: BatchRecord, validation: Validation) 
     """Bring a resumed batch's unissued rows in line with the sheet as it is now."""
     records = {r.row_number: r for r in journal.rows(batch.id)}
     customer_ids = {r.content["email"].casefold(): r.customer_id for r in records.values() if r.content}
-    ids = DerivedIds(batch.target, batch.input_sha256, batch.id_salt)
+    ids = DerivedIds(batch.target, batch.input_sha256, batch.id_salt, batch.sheet_name)
     missing = []
     for c in validation.checks:
         rec = records.get(c.row.number)
@@ -297,7 +304,7 @@ def decide_rows(journal: Journal, candidates: list[Candidate], *, target: str, e
     are ``"skip"`` (or ``"reissue"``). Next, an earlier row whose commit may
     have happened is taken over (``adopt``: its ids reused, ``"send"``).
     Past those, a row whose email already received a gift certificate of the
-    same type in an earlier batch, for another amount or quantity, is
+    same type in an earlier batch, for another amount, quantity or department, is
     ``"near"`` (issue #11: what a corrected copy of a file looks like; it is
     sent only after its own confirmation). Every other row is ``"send"``.
     """
@@ -348,7 +355,8 @@ def _day(rec: RowRecord) -> str:
     return (rec.issued_at or rec.updated_at)[:10]
 
 
-def preview(journal: Journal, validation: Validation, *, target: str) -> dict[int, PlannedRow]:
+def preview(journal: Journal, validation: Validation, *, target: str,
+            identity: tuple[str, str | None] | None = None) -> dict[int, PlannedRow]:
     """What an ``issue`` of ``validation``'s sheet would decide for the rows it would not simply send (the dry run).
 
     Reads the ledger, writes nothing: rows this file's batch already issued
@@ -358,7 +366,8 @@ def preview(journal: Journal, validation: Validation, *, target: str) -> dict[in
     would just be sent are left out.
     """
     sheet = validation.sheet
-    batch = journal.find_batch_by_sha256(sheet.sha256, target) if sheet.sha256 else None
+    sha256, sheet_name = identity or (sheet.sha256, sheet.sheet_name)
+    batch = journal.find_batch_by_sha256(sha256, target, sheet_name) if sha256 else None
     records = {r.row_number: r for r in journal.rows(batch.id)} if batch else {}
     found: dict[int, PlannedRow] = {}
     candidates = []

@@ -68,9 +68,9 @@ def excluded_text(reason: str) -> str:
 
 
 def describe_line(content: dict) -> str:
-    """``"2 × 250.00 DKK Gavekort"``: the money part of an order, in one phrase."""
+    """``"2 × 250.00 DKK Gavekort, Webshop"``: what an order issues and where, in one phrase."""
     price = Decimal(content["price"]).quantize(Decimal("0.01"))
-    return f"{content['quantity']} × {price} {content['currency']} {content['type_name']}"
+    return f"{content['quantity']} × {price} {content['currency']} {content['type_name']}, {content['department_name']}"
 
 
 def row_state_text(rec: RowRecord) -> str:

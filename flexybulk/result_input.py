@@ -39,12 +39,42 @@ def result_sheet_batch(sheet: Sheet) -> tuple[str | None, dict[int, int]]:
         return None, {}
     if len(batches) > 1:
         raise InputFileError(f"{sheet.where()} mixes rows of {len(batches)} batches ({', '.join(sorted(batches))}). Retry each batch's own result sheet.")
+    return batches.pop(), _renumber(sheet, "BatchId")
+
+
+def validation_sheet_identity(sheet: Sheet, path: Path) -> tuple[str, str | None] | None:
+    """For a validation sheet given to ``issue``: ``(SHA-256, sheet name)`` of the file it was made from, else ``None``.
+
+    A validation sheet has the original file's rows on their own row
+    numbers (its ``Row`` column) and records that file's SHA-256 and sheet in
+    its Summary. Issued as it is, it stands for that file (issue #11): the
+    same batch, the same derived ids, so a colleague who issues the checked
+    copy on another laptop cannot issue the rows again. Its rows are
+    renumbered to the input rows their ``Row`` column names.
+
+    Raises:
+        InputFileError: a line has no or a bad ``Row``, or two lines claim the same row.
+    """
+    if not {"Status", "Warning", "Row"} <= set(sheet.headers) or "BatchId" in sheet.headers:
+        return None
+    summary = read_summary(path)
+    sha = str(summary.get("SHA-256 of the input file") or "").strip().lower()
+    if len(sha) != 64 or any(ch not in "0123456789abcdef" for ch in sha):
+        return None  # a CSV validation sheet has no Summary: it stands for itself
+    original_sheet = summary.get("Sheet")
+    _renumber(sheet, None)
+    return sha, (str(original_sheet) if original_sheet not in (None, "") else None)
+
+
+def _renumber(sheet: Sheet, batch_column: str | None) -> dict[int, int]:
+    """Renumber ``sheet``'s rows to the input rows their ``Row`` column names; returns {input row: line}."""
     lines: dict[int, int] = {}
     for r in sheet.rows:
         value = r.original.get("Row")
-        if value in (None, "") and r.original.get("BatchId") in (None, ""):
-            raise InputFileError(f"{sheet.where()}, row {r.number}: this line has no Row and no BatchId, so it was not part of "
-                                 "the batch. Put new recipients in a new sheet and run flexybulk issue on that.")
+        if value in (None, "") and (batch_column is None or r.original.get(batch_column) in (None, "")):
+            raise InputFileError(f"{sheet.where()}, row {r.number}: this line has no Row{' and no BatchId' if batch_column else ''}, "
+                                 "so it was not part of the checked file. Put new recipients in a new sheet and run "
+                                 "flexybulk issue on that.")
         try:
             number = int(str(value).strip())
         except (TypeError, ValueError):
@@ -54,7 +84,7 @@ def result_sheet_batch(sheet: Sheet) -> tuple[str | None, dict[int, int]]:
                                  "Delete the copied line.")
         lines[number] = r.number
         r.number = number
-    return batches.pop(), lines
+    return lines
 
 
 def check_result_lines(sheet: Sheet, lines: dict[int, int], records: dict[int, Any]) -> None:
@@ -87,6 +117,27 @@ def check_result_lines(sheet: Sheet, lines: dict[int, int], records: dict[int, A
         if not order and rec.step != Step.PLANNED:
             raise InputFileError(f"{where}: input row {number} was sent as sales order {rec.sales_order_id}, but this line has no "
                                  f"SalesOrderId. {DO_NOT_EDIT}")
+
+
+def looks_like_own_sheet(path: Path, sheet_name: str) -> bool:
+    """True when ``path`` is an output flexybulk wrote: an XLSX with its ``sheet_name`` and ``Summary`` sheets,
+    or a CSV whose header has flexybulk's ``Status`` and ``Row`` columns. Reads only the sheet names or one line."""
+    try:
+        from python_calamine import CalamineWorkbook
+
+        names = set(CalamineWorkbook.from_path(str(path)).sheet_names)
+        return {sheet_name, "Summary"} <= names
+    except Exception:  # not a workbook: perhaps a CSV output
+        pass
+    try:
+        import csv
+
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            line = fh.readline(100_000)
+        header = next(csv.reader([line], delimiter=";" if line.count(";") > line.count(",") else ","), [])
+        return {"Status", "Row"} <= {h.strip() for h in header}
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
 
 
 def read_summary(path: Path) -> dict[str, Any]:
@@ -140,3 +191,39 @@ def existing_result(path: Path) -> ExistingResult | None:
         return ExistingResult(path, False)
     target = read_summary(path).get("Target")
     return ExistingResult(path, True, batch_id, canonical_target(str(target)) if target else None)
+
+
+def check_moved_values(validation: Any, lines: dict[int, int], records: dict[int, Any]) -> None:
+    """Refuse a result sheet whose lines carry another row's values: sorted on some columns only (issue #11).
+
+    Excel sorts only the selected columns when a person selects them: the
+    recipients then move while Status, the ids and ``Row`` stay, and a retry
+    would send one person's values under another row's ids (a second gift
+    certificate for someone already issued, nothing for the one who failed).
+    A line whose order differs from what its own ledger row records, and
+    equals (by fingerprint) what *another* row of the batch records, is taken
+    for such a move. ``validation`` is the sheet's validation, ``records``
+    input row -> ledger row, ``lines`` input row -> the sheet's line.
+
+    Raises:
+        InputFileError: naming the lines and the rows whose values they carry.
+    """
+    by_print: dict[str, list[int]] = {}
+    for n, rec in records.items():
+        if rec.fingerprint:
+            by_print.setdefault(rec.fingerprint, []).append(n)
+    moved = []
+    for c in validation.checks:
+        rec = records.get(c.row.number)
+        if c.order is None or rec is None or rec.fingerprint is None or c.fingerprint == rec.fingerprint:
+            continue
+        others = [n for n in by_print.get(c.fingerprint, []) if n != c.row.number]
+        if others:
+            moved.append((lines.get(c.row.number, c.row.number), c.row.number, others[0]))
+    if moved:
+        shown = "; ".join(f"row {line} (input row {n}) has the values of input row {other}" for line, n, other in moved[:5])
+        more = f" and {len(moved) - 5} more" if len(moved) > 5 else ""
+        raise InputFileError(
+            f"{validation.sheet.where()}: {shown}{more}. The sheet looks sorted on some columns only, so its values no "
+            "longer sit beside their own Status, ids and Row. Undo the sort (or sort whole rows), then run retry again. "
+            "Nothing was issued.")

@@ -235,6 +235,10 @@ def money_lines(what: str, groups: dict[tuple[str, str, str], list]) -> list[lis
 # -- the two sheets --------------------------------------------------------------------
 
 
+IDS_DERIVED = "derived from the file (flexybulk-id/1)"
+IDS_SALTED = "derived, with the reissue salt "
+
+
 def validation_sheet(validation: Any, *, notes: dict[int, str] | None = None) -> OutputSheet:
     """The validation sheet of a dry run: every input row with Status (VALID/INVALID), Error, Warning and Row.
 
@@ -404,8 +408,10 @@ def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledg
         [Label("Batch"), batch.id],
         [Label("Target"), batch.target],
         [Label("Input file"), batch.input_path],
-        [Label("Sheet"), sheet.sheet_name],
+        [Label("Sheet"), batch.sheet_name],
         [Label("SHA-256 of the input file"), batch.input_sha256],
+        # What adoption checks a line's ids against (issue #11): derived ids can be recomputed from these.
+        [Label("Ids"), IDS_DERIVED if batch.id_salt is None else f"{IDS_SALTED}{batch.id_salt}"],
     ]
     if sheet.sha256 != batch.input_sha256:
         # A retry's sheet is written from a result sheet: an auditor can check both files (issue #11).

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from .errors import ExitCode, InputFileError
+from .errors import InputFileError
 from .model import Catalogue, CatalogueItem, Field
 
 if TYPE_CHECKING:

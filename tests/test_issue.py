@@ -130,7 +130,7 @@ def test_same_rows_in_a_new_file_are_skipped_and_a_corrected_row_is_issued(setti
     # Issue #11: the corrected row is a near-duplicate (same email and type, another amount): sent once confirmed.
     assert [r.action for r in plan2.rows] == ["skip", "skip", "near", "skip", "skip"]
     assert "Already issued on" in plan2.rows[0].message and plan1.batch.id in plan2.rows[0].message
-    assert plan2.rows[2].earlier.batch_id == plan1.batch.id and "(row 4: 3 × 250.00 DKK Gavekort); this row is 3 × 300.00 DKK Gavekort" in plan2.rows[2].message
+    assert plan2.rows[2].earlier.batch_id == plan1.batch.id and "(row 4: 3 × 250.00 DKK Gavekort, Webshop); this row is 3 × 300.00 DKK Gavekort, Webshop" in plan2.rows[2].message
     assert report2.outcomes == {4: RowStatus.ISSUED}
     assert sandbox.state.counts()["certificates"] == before + copy[2]["quantity"]
     statuses = [r.status for r in journal.rows(plan2.batch.id)]

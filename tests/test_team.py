@@ -228,7 +228,7 @@ def test_a_corrected_copy_with_a_changed_amount_needs_its_own_confirmation(tmp_p
     stopped = flexybulk("issue", copy, "--yes")  # --yes alone is not enough: it stops and says why
     assert stopped.code == 1, stopped.output
     assert "row 4: " in stopped.stdout and "already received a" in stopped.stdout
-    assert "--yes does not answer this question" in stopped.stderr and "Aborted. Nothing more was issued." in stopped.stderr
+    assert "--yes does not answer this question" in stopped.stderr and "Aborted: nothing was issued now." in stopped.stderr
     assert sandbox_env.state.counts() == before
 
     declined = flexybulk("issue", copy, "--yes", input="n\n")
@@ -496,3 +496,210 @@ def test_the_same_ledger_through_a_bind_mount_is_one_lock(tmp_path):
                           f'mount --bind "{real}" "{bound}" && exec "{sys.executable}" "{script}" "{real}" "{bound}"'],
                          capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert run.stdout.strip() == "REFUSED", run.stdout + run.stderr
+
+
+def test_a_validation_sheet_on_another_laptop_issues_nothing_twice(tmp_path, sandbox_env, monkeypatch):
+    """Laptop A validates and issues; the colleague on laptop B gets the validation sheet ("the checked file")."""
+    anna_file, anna_ledger = _laptop(tmp_path, "anna")
+    monkeypatch.setenv("FLEXYBULK_LEDGER", str(anna_ledger))
+    assert flexybulk("validate", anna_file).code == 0
+    assert flexybulk("issue", anna_file, "--yes", "--new-ledger").code == 0
+    checked = tmp_path / "bo" / "kampagne.validation.xlsx"
+    checked.parent.mkdir()
+    shutil.copy(anna_file.with_name("kampagne.validation.xlsx"), checked)
+    monkeypatch.setenv("FLEXYBULK_LEDGER", str(tmp_path / "bo" / "ledger.sqlite3"))
+    run = flexybulk("issue", checked, "--yes", "--new-ledger")
+    assert run.code == 0, run.output
+    counts = sandbox_env.state.counts()
+    assert (counts["committed_orders"], counts["certificates"]) == (ROWS, CERTIFICATES)  # not 36
+    assert f"Already issued in Flexybox by another ledger or laptop (same file, same ids): {ROWS} rows" in run.stdout
+    anna = result_rows(anna_file.with_name("kampagne.result.xlsx"))
+    bo = result_rows(checked.with_name("kampagne.result.xlsx"))
+    assert [r["SalesOrderId"] for r in bo] == [r["SalesOrderId"] for r in anna]
+
+
+def test_two_sheets_of_one_workbook_are_two_batches(tmp_path, sandbox_env, monkeypatch):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    first = wb.active
+    first.title = "Modtagere"
+    second = wb.create_sheet("Ark2")
+    for ws, people in ((first, [("Anna A", "anna@example.com", 100), ("Bo B", "bo@example.com", 200)]),
+                       (second, [("Carl C", "carl@example.com", 300), ("Dora D", "dora@example.com", 400)])):
+        ws.append(["Navn", "E-mail", "Gavekorttype", "Beløb", "Afdeling"])
+        for name, email, amount in people:
+            ws.append([name, email, "Gavekort", amount, "Webshop"])
+    path = tmp_path / "to.xlsx"
+    wb.save(path)
+    one = flexybulk("issue", path, "--sheet", "Modtagere", "--yes", "-o", tmp_path / "one.result.xlsx")
+    assert one.code == 0, one.output
+    two = flexybulk("issue", path, "--sheet", "Ark2", "--yes", "-o", tmp_path / "two.result.xlsx")
+    assert two.code == 0, two.output
+    assert "Issued now: 2 rows, 2 gift certificates, 700.00 DKK." in two.stdout
+    emails = sorted(c["EmailAddress"] for c in sandbox_env.state.customers.values())
+    assert emails == ["anna@example.com", "bo@example.com", "carl@example.com", "dora@example.com"]
+    assert _money(sandbox_env) == Decimal("1000")
+
+
+def test_adoption_refuses_a_line_whose_ids_were_edited(tmp_path, sandbox_env, isolated_env):
+    import uuid
+
+    import openpyxl
+
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    assert flexybulk("issue", src, "--yes").code == 0
+    result = tmp_path / "kampagne.result.xlsx"
+    wb = openpyxl.load_workbook(result)
+    ws = wb["Result"]
+    header = [c.value for c in ws[1]]
+    for column in ("CustomerId", "SalesOrderId", "ExternalPaymentId"):
+        ws.cell(row=2, column=header.index(column) + 1).value = str(uuid.uuid4())
+    ws.cell(row=2, column=header.index("Status") + 1).value = "FAILED"
+    wb.save(result)
+    isolated_env.unlink()
+    before = sandbox_env.state.counts()
+    run = flexybulk("retry", result, "--yes", "--new-ledger")
+    assert run.code == 1, run.output
+    assert "row 2: its SalesOrderId and ExternalPaymentId are not the ids its batch gave input row 2" in run.stderr
+    assert sandbox_env.state.counts() == before
+
+
+@pytest.fixture
+def strict_sandbox(monkeypatch):
+    """A sandbox of its own whose catalogue refuses Firmagavekort above 600 (the session's sandbox stays as it is)."""
+    from flexybulk.sandbox import Sandbox
+    from flexybulk.sandbox.catalogue import with_rules
+    from flexybulk.settings import TOKEN_ENV, URL_ENVS
+
+    with Sandbox(port=0, catalogue=with_rules(None, max_prices={"Firmagavekort": Decimal("600")})) as sb:
+        monkeypatch.setenv(TOKEN_ENV, sb.token)
+        for var in URL_ENVS.values():
+            monkeypatch.setenv(var, sb.url)
+        yield sb
+
+
+def test_a_result_sheet_sorted_on_some_columns_only_is_refused(tmp_path, strict_sandbox):
+    """The tester's case: row 6 FAILED (above a maximum price); only the input columns are sorted by name."""
+    import openpyxl
+
+    sandbox_env = strict_sandbox
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    first = flexybulk("issue", src, "--yes")
+    assert first.code == 1
+    result = tmp_path / "kampagne.result.xlsx"
+    rows = result_rows(result)
+    assert [r["Status"] for r in rows].count("FAILED") == 1
+    wb = openpyxl.load_workbook(result)
+    ws = wb["Result"]
+    header = [c.value for c in ws[1]]
+    inputs = min(header.index(h) for h in ("AmountRead", "Status") if h in header)  # the input's own columns come first
+    values = [[ws.cell(row=r, column=c + 1).value for c in range(inputs)] for r in range(2, 2 + ROWS)]
+    for r, line in enumerate(sorted(values, key=lambda v: str(v[0])), 2):  # Excel: "sort the selection only"
+        for c, value in enumerate(line):
+            ws.cell(row=r, column=c + 1).value = value
+    wb.save(result)
+    before = sandbox_env.state.counts()
+    run = flexybulk("retry", result, "--yes")
+    assert run.code == 1, run.output
+    assert "The sheet looks sorted on some columns only" in run.stderr and "has the values of input row" in run.stderr
+    assert sandbox_env.state.counts() == before
+
+
+# -- what a fresh user found (attack of the CLI from the README) ---------------------------
+
+
+def test_max_total_for_one_currency_does_not_leave_the_others_unlimited(tmp_path, sandbox_env):
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    run = flexybulk("issue", src, "--yes", "--max-total", "EUR=10")
+    assert run.code == 1, run.output
+    assert "this run would issue 10,399.85 DKK (no --max-total for DKK)" in run.stderr
+    assert sandbox_env.state.counts()["customers"] == 0
+
+
+def test_status_target_takes_any_spelling(tmp_path, sandbox, monkeypatch):
+    from flexybulk.settings import TOKEN_ENV, URL_ENVS
+
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    monkeypatch.setenv(TOKEN_ENV, sandbox.token)
+    for var in URL_ENVS.values():
+        monkeypatch.setenv(var, sandbox.url)
+    assert flexybulk("issue", src, "--yes").code == 0
+    port = sandbox.url.rsplit(":", 1)[1]
+    for spelling in (f"http://127.0.0.1:{port}/", f"http://localhost:{port}", f"HTTP://127.0.0.1:{port}"):
+        run = flexybulk("status", src, "--target", spelling)
+        assert "Rows: ISSUED: 6 (of 6)." in run.stdout, (spelling, run.output)
+
+
+def test_validate_never_writes_over_its_input_or_a_foreign_file(tmp_path, sandbox_env):
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    before = src.read_bytes()
+    run = flexybulk("validate", src, "-o", src)
+    assert run.code == 2 and "is the input file itself; the validation sheet is not written over it" in run.stderr
+    assert src.read_bytes() == before
+    other = tmp_path / "andet.csv"
+    other.write_text("a;b\n1;2\n", encoding="utf-8")
+    run = flexybulk("validate", src, "-o", other)
+    assert run.code == 2 and "exists and is not a flexybulk validation sheet, so it is not overwritten" in run.stderr
+    assert other.read_text(encoding="utf-8") == "a;b\n1;2\n"
+    assert flexybulk("validate", src).code == 0 and flexybulk("validate", src).code == 0  # its own sheet: rewritten
+
+
+def test_rows_issued_without_certificate_numbers_are_said_on_screen(tmp_path, sandbox_env):
+    from flexybulk.sandbox import Faults
+
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    # Some commit answers are lost, and their safe repeat is answered 409 "already committed": issued, no numbers known.
+    sandbox_env.faults = Faults(drop_rate=0.5, only=r"^POST .*/commit$", commit_409_on_repeat=True, seed=4)
+    run = flexybulk("issue", src, "--yes", "--max-attempts", "8")
+    assert run.code == 0, run.output
+    rows = result_rows(tmp_path / "kampagne.result.xlsx")
+    unnumbered = [r for r in rows if r["Status"] == "ISSUED" and not r["GiftCertificateNumbers"]]
+    assert 0 < len(unnumbered) < ROWS
+    assert (f"Issued without certificate numbers: {len(unnumbered)} row{'s' if len(unnumbered) != 1 else ''} (Flexybox's "
+            "answer listed none); look them up in Flexybox under the sales order ids in the result sheet.") in run.stdout
+    assert sandbox_env.state.counts()["certificates"] == CERTIFICATES
+
+
+def test_a_result_sheet_saved_as_ods_is_not_rewritten_as_xlsx_under_its_name(tmp_path, sandbox_env):
+    import subprocess
+
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    assert flexybulk("issue", src, "--yes", "--first", "2").code == 1
+    if shutil.which("soffice") is None:
+        pytest.skip("LibreOffice (soffice) is not installed")
+    subprocess.run(["soffice", "--headless", "--convert-to", "ods", "--outdir", str(tmp_path),
+                    str(tmp_path / "kampagne.result.xlsx")], capture_output=True, timeout=120, check=True)
+    ods = tmp_path / "kampagne.result.ods"
+    ods_bytes = ods.read_bytes()
+    run = flexybulk("retry", ods, "--yes")
+    assert run.code == 0, run.output
+    assert ods.read_bytes() == ods_bytes  # untouched
+    assert f"Result sheet: {tmp_path / 'kampagne.result.xlsx'}" in run.stdout  # the same batch's own sheet beside it
+    assert sandbox_env.state.counts()["certificates"] == CERTIFICATES
+
+
+def test_a_refused_token_leaves_no_new_ledger_behind(tmp_path, sandbox_env, monkeypatch):
+    from flexybulk.settings import TOKEN_ENV
+
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    ledger = tmp_path / "ny" / "ledger.sqlite3"
+    monkeypatch.setenv("FLEXYBULK_LEDGER", str(ledger))
+    monkeypatch.setenv(TOKEN_ENV, "not-the-sandbox-token")
+    run = flexybulk("issue", src, "--yes", "--new-ledger")
+    assert run.code == 2 and "refused the token" in run.stderr
+    assert not ledger.exists()
+
+
+def test_a_mistyped_ledger_is_named_by_the_dry_run_too(tmp_path, sandbox_env, monkeypatch):
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    monkeypatch.setenv("FLEXYBULK_LEDGER", str(tmp_path / "ledgr.sqlite3"))
+    run = flexybulk("validate", src)
+    assert "(named by --ledger or FLEXYBULK_LEDGER) does not exist" in run.stderr
+    assert not (tmp_path / "ledgr.sqlite3").exists()
+
+
+def test_a_column_mapped_twice_is_a_usage_error(tmp_path, sandbox_env):
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    run = flexybulk("validate", src, "--column", "amount=Beløb", "--column", "amount=Navn")
+    assert run.code == 2 and '--column amount is given twice ("Beløb" and "Navn"); give it once.' in run.stderr

@@ -136,9 +136,9 @@ def _boundary(argv: list[str] | None) -> int:
     except click.exceptions.Abort as exc:
         if isinstance(exc.__context__, KeyboardInterrupt):
             # Click turns a Ctrl-C (outside the runner, which handles its own) into Abort: still an interruption.
-            echo("Interrupted. Nothing more was issued.", err=True)
+            echo("Interrupted: nothing was issued now.", err=True)
             return ExitCode.INTERRUPTED
-        echo("Aborted. Nothing more was issued.", err=True)  # a declined confirmation
+        echo("Aborted: nothing was issued now.", err=True)  # a declined confirmation
         return ExitCode.ROWS_FAILED
     except click.exceptions.Exit as exc:
         return exc.exit_code

@@ -166,7 +166,7 @@ def _issue_command(file: str, kw: dict, *, command: str) -> int:
                 one = len(prepared.near) == 1
                 echo(f"{plural(len(prepared.near), 'row')} "
                      + ("looks like a correction of a gift certificate" if one else "look like corrections of gift certificates")
-                     + " already issued (same email and type, another amount or quantity). --yes does not answer this question.",
+                     + " already issued (same email and type, another amount, quantity or department). --yes does not answer this question.",
                      err=True)
                 near_confirmed = click.confirm(f"Issue {'it as a NEW gift certificate' if one else 'them as NEW gift certificates'} "
                                                "as well?", default=False, err=True)

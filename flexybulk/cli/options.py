@@ -112,6 +112,8 @@ def parse_columns(columns: tuple[str, ...]) -> dict[str, str]:
         key = key.strip().lower().replace("-", "_")
         if key not in known:
             raise ConfigError(f"--column: unknown field '{key}'. Use one of: {', '.join(sorted(known))}.")
+        if key in result:
+            raise ConfigError(f"--column {key} is given twice (\"{result[key]}\" and \"{header.strip()}\"); give it once.")
         result[key] = header.strip().strip('"').strip("'")
     return result
 

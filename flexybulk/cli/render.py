@@ -40,7 +40,9 @@ def show_validation(validation: Validation, *, limit: int = 200, quiet: bool = F
                 echo(f"By {title}:")
                 width = max(len(k) for k in groups)
                 for name, t in groups.items():
-                    echo(f"  {name:<{width}}  {plural(t.rows, 'row'):>10}  {plural(t.certificates, 'certificate'):>17}  {t.money():>18}")
+                    # The numbers right-aligned, their words left-aligned: "1 row" and "2 rows" keep the digits in one column.
+                    echo(f"  {name:<{width}}  {t.rows:>7,} {_word(t.rows, 'row'):<4}  {t.certificates:>7,} "
+                         f"{_word(t.certificates, 'certificate'):<12}  {t.money():>18}")
     problems = validation.messages()
     if problems:
         echo(f"{plural(len(validation.invalid), 'invalid row')}, {plural(len(problems), 'problem')}:", err=True)
@@ -57,10 +59,22 @@ def show_warnings(validation: Validation, *, limit: int = 200) -> None:
         warn(line)
 
 
+def _word(n: int, word: str) -> str:
+    return word if n == 1 else word + "s"
+
+
+def _them(n: int) -> str:
+    return "it" if n == 1 else "them"
+
+
 def show_known(checked: Checked, *, limit: int = 200) -> None:
     """What the ledger says an issue would do with rows other than sending them (the dry run's truth, issue #11)."""
     if not checked.ledger_exists:
-        echo(f"Ledger: {checked.ledger} (not created yet: nothing was issued with it)")
+        if checked.ledger_named:  # a typo in --ledger or FLEXYBULK_LEDGER would otherwise pass unnoticed
+            warn(f"the ledger {checked.ledger} (named by --ledger or FLEXYBULK_LEDGER) does not exist, so the dry run "
+                 "could not look for rows issued before. Check the path if you expected one.")
+        else:
+            echo(f"Ledger: {checked.ledger} (not created yet: nothing was issued with it)")
         return
     echo(f"Ledger: {checked.ledger}")
     known = checked.known
@@ -68,9 +82,10 @@ def show_known(checked: Checked, *, limit: int = 200) -> None:
         return
     counts = {k: sum(1 for r in known.values() if r.action == k) for k in ("done", "skip", "near", "send")}
     skipped = counts["done"] + counts["skip"]
-    parts = [f"{plural(skipped, 'row')} already issued (an issue would skip them)"] if skipped else []
+    parts = [f"{plural(skipped, 'row')} already issued (an issue would skip {_them(skipped)})"] if skipped else []
     if counts["near"]:
-        parts.append(f"{plural(counts['near'], 'row')} like gift certificates already issued (an issue would ask)")
+        parts.append(f"{plural(counts['near'], 'row')} resembling gift certificates already issued "
+                     f"(an issue would ask about {_them(counts['near'])})")
     if counts["send"]:
         parts.append(f"{plural(counts['send'], 'row')} finishing an earlier batch's rows with their ids")
     echo("The ledger knows " + "; ".join(parts) + ":")
@@ -155,6 +170,11 @@ def show_outcome(outcome: Outcome, *, quiet: bool = False) -> int:
         echo(f"Issued now: {_issued(now)}. Result sheet: {out}")
         return _finish(outcome)
     echo(f"Issued now: {_issued(now)}.")
+    unnumbered = [n for n, st in outcome.sent.items() if st == RowStatus.ISSUED and n in outcome.records
+                  and not outcome.records[n].certificate_numbers]
+    if unnumbered:
+        echo(f"Issued without certificate numbers: {plural(len(unnumbered), 'row')} (Flexybox's answer listed none); "
+             "look them up in Flexybox under the sales order ids in the result sheet.")
     if outcome.already:
         echo(f"Already issued in Flexybox by another ledger or laptop (same file, same ids): {plural(len(outcome.already), 'row')}; "
              "nothing new was issued for them.")
@@ -168,6 +188,13 @@ def show_outcome(outcome: Outcome, *, quiet: bool = False) -> int:
     echo(f"Result sheet: {out}")
     _show_attention(outcome)
     return _finish(outcome)
+
+
+def shell_path(path: Path) -> str:
+    """A path as it can be pasted into a shell (quoted when it has spaces: ``'kampagne (2).result.xlsx'``)."""
+    import shlex
+
+    return shlex.quote(str(path))
 
 
 def _show_attention(outcome: Outcome) -> None:
@@ -184,9 +211,9 @@ def _finish(outcome: Outcome) -> int:
     if outcome.fatal is not None:
         raise outcome.fatal
     if outcome.interrupted:
-        raise Interrupted(f"Interrupted. The rows not yet sent are PENDING in {out}; run: flexybulk retry {out}")
+        raise Interrupted(f"Interrupted. The rows not yet sent are PENDING in {out}; run: flexybulk retry {shell_path(out)}")
     if attention:
-        echo(f"To finish: flexybulk retry {out}", err=True)
+        echo(f"To finish: flexybulk retry {shell_path(out)}", err=True)
     return ExitCode.ROWS_FAILED if attention or outcome.invalid else ExitCode.OK
 
 

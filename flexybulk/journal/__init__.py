@@ -175,9 +175,17 @@ class Journal(_Schema, _IssuingLock, _GroupCommit):
         r = rows[0]
         return BatchRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6] or "{}"), r[7], r[8], r[9], r[10])
 
-    def find_batch_by_sha256(self, sha256: str, target: str) -> BatchRecord | None:
-        """The most recent batch for ``target`` made from a file with exactly these bytes, or ``None``."""
-        rows = self._query("SELECT id FROM batches WHERE input_sha256 = ? AND target = ? ORDER BY created_at DESC, rowid DESC LIMIT 1", (sha256, target))
+    def find_batch_by_sha256(self, sha256: str, target: str, sheet_name: Any = ...) -> BatchRecord | None:
+        """The most recent batch for ``target`` made from a file with exactly these bytes, or ``None``.
+
+        With ``sheet_name`` (``None`` for a CSV), only a batch of that
+        worksheet: two sheets of one workbook are two batches (issue #11).
+        """
+        sql, args = "SELECT id FROM batches WHERE input_sha256 = ? AND target = ?", [sha256, target]
+        if sheet_name is not ...:
+            sql += " AND sheet_name IS ?"
+            args.append(sheet_name)
+        rows = self._query(sql + " ORDER BY created_at DESC, rowid DESC LIMIT 1", args)
         return self.get_batch(rows[0][0]) if rows else None
 
     def batches(self) -> list[BatchRecord]:

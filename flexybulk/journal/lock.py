@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import LedgerBusy
+from .paths import ledger_write_error
 from .records import utcnow
 
 
@@ -51,7 +52,10 @@ class _IssuingLock:
                 "Wait for it to finish, then run again: running both at once could issue the same rows twice."
             ) from None
         try:
-            info.write_text(f"pid {os.getpid()}, {what}, since {utcnow()}", encoding="utf-8")
+            try:
+                info.write_text(f"pid {os.getpid()}, {what}, since {utcnow()}", encoding="utf-8")
+            except OSError as exc:  # a full disk or a read-only folder: said as for the ledger itself, exit 2
+                raise ledger_write_error(info, exc) from None
             yield
         finally:
             try:

@@ -16,11 +16,14 @@ def ledger_write_error(path: Path, exc: BaseException) -> JournalError:
     SQLite's own words ("database or disk is full", "attempt to write a
     readonly database") are kept in brackets, after ours.
     """
-    text = str(exc)
+    import errno
+
+    text = getattr(exc, "strerror", None) or str(exc)
     low = text.lower()
-    if "full" in low:
+    code = getattr(exc, "errno", None)
+    if "full" in low or code in (errno.ENOSPC, errno.EDQUOT):
         cause = "the disk is full"
-    elif "readonly" in low or "read-only" in low:
+    elif "readonly" in low or "read-only" in low or code in (errno.EROFS, errno.EACCES, errno.EPERM):
         cause = "the file or its folder is read-only"
     elif "locked" in low or "busy" in low:
         cause = "another program holds the database locked"

@@ -88,8 +88,16 @@ def validate(sheet: Sheet, catalogue: Catalogue, *, default_department: str | No
 
     Raises:
         InputFileError: a required field has no column at all (:func:`check_columns`).
+        ConfigError: ``default_department`` is not a known, active department.
     """
     check_columns(sheet, default_department)
+    if default_department is not None:
+        # Said once for the option, not on every row that would use it (and not ignored when no row does).
+        found, why = CatalogueIndex(catalogue.departments, "department").find(default_department)
+        if found is None:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"--department '{default_department}': {why} Nothing was issued.")
     rows = sheet.rows
     # Every row's cleaned address first, so that email-validator can work through the distinct ones
     # in worker processes while this one checks the rows (flexybulk.emails, issue #4).

@@ -1,0 +1,94 @@
+"""The dry run: the live catalogue, every row validated, and what the ledger knows of the rows. Issues nothing."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..client import FlexyboxClient
+from ..errors import ConfigError
+from ..journal import Journal
+from ..model import Catalogue, Sheet
+from ..planning import PlannedRow
+from ..result_input import looks_like_own_sheet
+from ..results import default_output_path, validation_sheet, write_output
+from ..target import Target
+from ..validate import Validation
+from .inputs import Input, ReadRequest, validate_input
+from .issuing import ledger_of
+
+
+@dataclass
+class Checked:
+    """What the dry run found: the catalogue used, every row's verdict, and what the ledger knows of the rows.
+
+    Attributes:
+        ledger: the ledger looked in; ``ledger_exists`` is false when it does not exist yet.
+        known: input row -> what an ``issue`` would decide for a valid row other than simply
+            sending it (:func:`flexybulk.planning.preview`): ``"done"`` or ``"skip"`` (already
+            issued, with the batch and date), ``"near"`` (would ask), ``"send"`` with
+            ``earlier`` (would finish an earlier batch's row with its ids).
+    """
+
+    input: Input
+    catalogue: Catalogue
+    validation: Validation
+    ledger: Path | None = None
+    ledger_exists: bool = False
+    known: dict[int, PlannedRow] = field(default_factory=dict)
+    ledger_named: bool = False
+
+    @property
+    def sheet(self) -> Sheet:
+        return self.input.sheet
+
+    def notes(self) -> dict[int, str]:
+        """Input row -> what the ledger says of it, in words, for the validation sheet."""
+        return {n: r.message or "" for n, r in self.known.items()}
+
+
+def check(source: Input, target: Target, request: ReadRequest, progress: Callable[[int], None] | None = None,
+          *, ledger: Path | str | None = None) -> Checked:
+    """The dry run: fetch the live catalogue (two read-only GETs), validate every row, look in the ledger. Issues nothing.
+
+    The ledger (``ledger``, else the target's default) is read if it
+    exists and never created (issue #11: the dry run tells the truth about
+    the rows an issue would skip or ask about).
+
+    Raises:
+        ApiError: the catalogue could not be fetched (``AuthError`` for a refused token).
+        JournalError: the ledger exists but cannot be read.
+    """
+    from ..planning import preview
+
+    with FlexyboxClient(target.settings) as client:
+        catalogue = client.get_catalogue()
+    checked = Checked(source, catalogue, validate_input(source.sheet, catalogue, request, progress))
+    path, named = ledger_of(target, ledger)
+    checked.ledger, checked.ledger_exists, checked.ledger_named = path, path.exists(), named
+    if checked.ledger_exists:
+        with Journal(path, create=False) as journal:
+            checked.known = preview(journal, checked.validation, target=target.name, identity=source.identity)
+    return checked
+
+
+def write_validation(validation: Validation, out: Path | None = None, *, notes: dict[int, str] | None = None) -> Path:
+    """Write the validation sheet (``FILE.validation.xlsx`` beside the input by default); returns its path.
+
+    ``notes`` (input row -> text, from :meth:`Checked.notes`) join the rows' warnings.
+
+    Raises:
+        ConfigError: ``out`` is the input itself, or an existing file that is not a validation sheet.
+        InputFileError: the file cannot be written.
+    """
+    path = Path(out) if out else default_output_path(validation.sheet.path, "validation")
+    if path.exists():
+        if os.path.samefile(path, validation.sheet.path):
+            raise ConfigError(f"{path} is the input file itself; the validation sheet is not written over it. "
+                              "Choose another --output.")
+        if not looks_like_own_sheet(path, "Validation"):
+            raise ConfigError(f"{path} exists and is not a flexybulk validation sheet, so it is not overwritten. "
+                              "Choose another --output, or move that file away.")
+    return write_output(validation_sheet(validation, notes=notes), path)

@@ -1,0 +1,102 @@
+"""What the ledger knows: a batch's status and progress, and every batch (the history). Reads nothing from Flexybox."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import FlexybulkError
+from ..journal import BatchRecord, Journal, RowRecord
+from ..records import issued_totals
+from ..result_input import result_sheet_batch
+from ..settings import canonical_target
+from ..validate import Totals
+
+
+@dataclass
+class BatchStatus:
+    """A batch as the ledger knows it, or ``batch=None`` when the ledger has none for the file."""
+
+    ledger: Path
+    batch: BatchRecord | None
+    rows: list[RowRecord] = field(default_factory=list)
+    exists: bool = True  # False: the ledger file does not exist (nothing was issued with it)
+
+    @property
+    def counts(self) -> Counter:
+        """Status value -> rows."""
+        return Counter(r.status.value for r in self.rows)
+
+    @property
+    def issued(self) -> Totals:
+        """Rows, certificates and money issued in the batch."""
+        return issued_totals(self.rows)
+
+    @property
+    def attention(self) -> list[RowRecord]:
+        """Rows that a rerun or a person must still deal with."""
+        return [r for r in self.rows if r.status.needs_attention]
+
+
+def batch_status(path: Path | str, ledger: Path, *, target: str | None = None) -> BatchStatus:
+    """What ``ledger`` knows of the batch of ``path`` (an input file or a result sheet). Reads nothing from Flexybox.
+
+    A ledger that does not exist is not created (``exists=False``).
+
+    A result sheet names its batch; another file is matched by its SHA-256
+    (the latest batch, of ``target`` if given).
+
+    Raises:
+        JournalError: the ledger cannot be opened.
+    """
+    import hashlib
+
+    from ..reading import ReadOptions, read_sheet
+
+    path = Path(path)
+    if not Path(ledger).exists():
+        return BatchStatus(Path(ledger), None, exists=False)  # status never creates a ledger (issue #11)
+    with Journal(ledger, create=False) as journal:
+        batch = None
+        try:
+            batch_id, _ = result_sheet_batch(read_sheet(path, ReadOptions()))
+            if batch_id:
+                batch = journal.get_batch(batch_id)
+        except FlexybulkError:
+            pass
+        if batch is None:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            wanted = canonical_target(target) if target else None
+            candidates = [b for b in journal.batches() if b.input_sha256 == digest and (wanted is None or b.target == wanted)]
+            batch = candidates[-1] if candidates else None
+        return BatchStatus(journal.path, batch, journal.rows(batch.id) if batch else [])
+
+
+def list_batches(ledger: Path) -> list[BatchStatus]:
+    """Every batch of ``ledger``, newest first, with its rows (none when the ledger does not exist; it is not created).
+
+    Raises:
+        JournalError: the ledger cannot be opened.
+    """
+    if not Path(ledger).exists():
+        return []
+    with Journal(ledger, create=False) as journal:
+        return [BatchStatus(journal.path, b, journal.rows(b.id)) for b in reversed(journal.batches())]
+
+
+def batch_progress(ledger: Path, batch_id: str) -> BatchStatus:
+    """The batch ``batch_id`` as ``ledger`` knows it now (counts per status, money issued, rows needing attention).
+
+    Read from the ledger alone, so any process (a page refreshed, a server
+    restarted) sees the same figures while another runs the batch. Reads
+    nothing from Flexybox and never creates a ledger; ``batch`` is ``None``
+    when the ledger has no such batch.
+
+    Raises:
+        LedgerMissing: there is no such ledger.
+        JournalError: the ledger cannot be opened.
+    """
+    with Journal(ledger, create=False) as journal:
+        batch = journal.get_batch(batch_id)
+        return BatchStatus(journal.path, batch, journal.rows(batch_id) if batch else [])

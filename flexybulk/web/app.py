@@ -1,0 +1,258 @@
+"""The web application: its settings, the shared context of the views, page rendering, and the routes.
+
+:func:`create_app` builds a Starlette app around one :class:`Web` context:
+the target (the sandbox or a real Flexybox, its token kept on the server),
+the ledger, the uploads store, the issuing queue and who-is-who. The views
+live in :mod:`.views_sheet` (upload, check, fix) and :mod:`.views_batch`
+(confirm, progress, result, history); login and the language switch are
+here. Nothing here or there decides about money: the views call
+:mod:`flexybulk.batches` and render what it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from .. import __version__, batches
+from ..target import Target
+from ..validate import format_money
+from . import i18n
+from .auth import SESSION_COOKIE, Auth, User
+from .jobs import Issuer
+from .security import Guard
+from .store import Upload, UploadStore
+
+log = logging.getLogger("flexybulk.web")
+HERE = Path(__file__).parent
+MIB = 1024 * 1024
+
+
+@dataclass
+class WebConfig:
+    """How the page runs.
+
+    Attributes:
+        data_dir: uploads, their fixes and their sheets (owner-only).
+        ledger: the ledger file (the target's default unless given).
+        max_file_size: bytes per upload; the same limit as the command line's ``--max-file-size``.
+        max_rows: rows per sheet (the command line's ``--max-rows``).
+        keep_hours: uploads older than this are deleted.
+        approval_above: in team mode, a batch whose total in any currency is above this needs an approver.
+        team: team mode (a login is needed).
+        secure_cookies: send cookies with ``Secure`` (behind an HTTPS reverse proxy).
+        new_ledger: create ``ledger`` if it does not exist (as the command line's ``--new-ledger``);
+            without it a named ledger that does not exist is refused at start.
+    """
+
+    data_dir: Path
+    ledger: Path
+    max_file_size: int = 50 * MIB
+    max_rows: int = 100_000
+    keep_hours: float = 7 * 24
+    approval_above: Decimal | None = None
+    team: bool = False
+    secure_cookies: bool = False
+    new_ledger: bool = False
+    page_size: int = 50
+
+
+@dataclass
+class Web:
+    """What every view needs, built once per server."""
+
+    config: WebConfig
+    target: Target
+    auth: Auth
+    store: UploadStore
+    issuer: Issuer
+    env: jinja2.Environment
+    checks: dict[str, tuple[str, Any, float]] = field(default_factory=dict)
+    checks_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def redact(self, text: str) -> str:
+        """``text`` without the token (it never reaches a page or a log)."""
+        token = self.target.settings.token.reveal()
+        return text.replace(token, "***") if token and len(token) >= 8 else text
+
+    def read_request(self, upload: Upload) -> batches.ReadRequest:
+        r = upload.request or {}
+        return batches.ReadRequest(sheet=r.get("sheet"), columns=dict(r.get("columns") or {}), department=r.get("department"),
+                                   max_file_size=self.config.max_file_size, max_rows=self.config.max_rows,
+                                   include_hidden=bool(r.get("include_hidden")), encoding=r.get("encoding") or None)
+
+    def needs_approval(self, amounts: dict[str, Decimal]) -> bool:
+        """Team mode and any currency's total above the approval amount."""
+        limit = self.config.approval_above
+        return self.config.team and limit is not None and any(v > limit for v in amounts.values())
+
+
+def web_of(request: Request) -> Web:
+    return request.app.state.web
+
+
+def user_of(request: Request) -> User:
+    return request.scope["state"]["user"]
+
+
+def lang_of(request: Request) -> str:
+    return i18n.choose(request.cookies.get(i18n.LANG_COOKIE), request.headers.get("accept-language"))
+
+
+def money(amounts: dict[str, Decimal]) -> str:
+    """``"10,399.85 DKK"``; several currencies joined with `` + ``; ``"0.00"`` for none."""
+    if not amounts:
+        return "0.00"
+    return " + ".join(f"{format_money(v)} {c}" for c, v in sorted(amounts.items()))
+
+
+def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """Render a template with the page's common context (language, user, target in words)."""
+    web = web_of(request)
+    lang = lang_of(request)
+    page = web.env.get_template(name).render(
+        request=request, t=i18n.translator(lang), lang=lang, user=user_of(request), team=web.config.team,
+        target=web.target, target_host=urlsplit(web.target.settings.pos_url).netloc, money=money, format_money=format_money, version=__version__, **context)
+    return HTMLResponse(web.redact(page), status_code=status)
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def local_next(value: str | None) -> str:
+    """A redirect target that stays on this server (a path), else ``/``."""
+    if not value:
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or not value.startswith("/") or value.startswith("//"):
+        return "/"
+    return value
+
+
+def deny(request: Request, why: str, status: int = 403) -> HTMLResponse:
+    t = i18n.translator(lang_of(request))
+    return render(request, "message.html", status=status, title=t("error"), message=t("not_allowed", why=why))
+
+
+# -- login, logout, language ---------------------------------------------------------------
+
+
+async def login_page(request: Request) -> Response:
+    web = web_of(request)
+    if not web.config.team:
+        return RedirectResponse("/", status_code=303)
+    if request.method == "POST":
+        form = await request.form(max_files=0, max_fields=5)
+        token = web.auth.login(str(form.get("user", "")), str(form.get("password", "")))
+        if token:
+            log.info("login: %s", form.get("user"))
+            response = RedirectResponse(local_next(str(form.get("next", "/"))), status_code=303)
+            response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=web.config.secure_cookies,
+                                path="/")
+            return response
+        log.warning("login refused for %r", str(form.get("user", ""))[:60])
+        return render(request, "login.html", status=401, failed=True, next=local_next(str(form.get("next", "/"))))
+    return render(request, "login.html", failed=False, next=local_next(request.query_params.get("next")))
+
+
+async def logout(request: Request) -> Response:
+    web_of(request).auth.logout(request.cookies.get(SESSION_COOKIE))
+    response = RedirectResponse("/login" if web_of(request).config.team else "/", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+async def set_language(request: Request) -> Response:
+    lang = request.path_params["lang"]
+    response = RedirectResponse(local_next(request.query_params.get("next")), status_code=303)
+    if lang in i18n.LANGUAGES:
+        response.set_cookie(i18n.LANG_COOKIE, lang, max_age=365 * 24 * 3600, httponly=True, samesite="lax",
+                            secure=web_of(request).config.secure_cookies, path="/")
+    return response
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+def create_app(config: WebConfig, target: Target, auth: Auth) -> Starlette:
+    """The Starlette app for ``target`` (see the module docstring); the issuing worker starts at once.
+
+    Leftover uploads that were queued or running when a server stopped are
+    marked interrupted (Resume continues them), and expired uploads are deleted.
+
+    Raises:
+        LedgerMissing: ``config.ledger`` was named, does not exist, and ``config.new_ledger`` is false.
+    """
+    from . import views_batch, views_sheet
+
+    # The ledger is opened (and created, when that is allowed) now, so a mistyped path stops the server at once.
+    batches.open_ledger(target, config.ledger, new_ledger=config.new_ledger or config.ledger == target.ledger_default
+                        and not target.ledger_named).close()
+    data_dir = Path(config.data_dir)
+    store = UploadStore(data_dir)
+    # Form parsing spools big uploads to temporary files: keep those in the data folder too, owner-only.
+    spool = data_dir / "tmp"
+    spool.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(spool, 0o700)
+    tempfile.tempdir = str(spool)
+    for upload in store.interrupted_on_start():
+        log.info("upload %s (%s) was interrupted by a restart; Resume continues it", upload.id, upload.filename)
+    store.expire(config.keep_hours * 3600)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    web = Web(config, target, auth, store, None, env)  # type: ignore[arg-type]
+    web.issuer = Issuer(target, config.ledger, store, web.read_request, web.redact)
+    routes = [
+        Route("/", views_sheet.home),
+        Route("/upload", views_sheet.upload, methods=["POST"]),
+        Route("/template.xlsx", views_sheet.template),
+        Route("/u/{uid}", views_sheet.check_page),
+        Route("/u/{uid}/settings", views_sheet.settings, methods=["POST"]),
+        Route("/u/{uid}/edit", views_sheet.editor),
+        Route("/u/{uid}/fix", views_sheet.fix, methods=["POST"]),
+        Route("/u/{uid}/validation.xlsx", views_sheet.validation_sheet),
+        *views_batch.routes(),
+        Route("/login", login_page, methods=["GET", "POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/lang/{lang}", set_language),
+        Route("/healthz", healthz),
+        Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
+    ]
+
+    async def expire_hourly() -> None:
+        while True:
+            await asyncio.sleep(3600)
+            gone = await asyncio.to_thread(store.expire, config.keep_hours * 3600)
+            if gone:
+                log.info("deleted %d uploads older than %s hours", len(gone), config.keep_hours)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        expiry = asyncio.get_running_loop().create_task(expire_hourly())
+        yield
+        expiry.cancel()
+        # Ctrl-C or SIGTERM: the running batch stops taking rows; rows in flight finish; its result sheet is written.
+        await asyncio.to_thread(web.issuer.shutdown)
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.web = web
+    # The guard's limit is the upload limit plus room for the form around the file.
+    return Guard(app, auth=auth, max_body=config.max_file_size + 64 * 1024)  # type: ignore[return-value]

@@ -1,0 +1,212 @@
+"""The page's words in Danish and English, and which language a request gets.
+
+The language is the ``lang`` cookie (set by the switch in the page's
+header), else the browser's ``Accept-Language`` (Danish when it prefers
+``da`` to ``en``), else English. Only the page's own words are translated:
+the sheets' column names, the values in them and the library's messages
+about rows stay as they are (they name the sheet's own headers).
+"""
+
+from __future__ import annotations
+
+LANGUAGES = ("da", "en")
+LANG_COOKIE = "flexybulk_lang"
+
+TEXTS: dict[str, tuple[str, str]] = {
+    # key: (Danish, English)
+    "app_name": ("Gavekort i bulk", "Gift certificates in bulk"),
+    "skip_to_content": ("Spring til indholdet", "Skip to content"),
+    "nav_upload": ("Upload", "Upload"),
+    "nav_history": ("Historik", "History"),
+    "logout": ("Log ud", "Log out"),
+    "signed_in_as": ("Logget ind som", "Signed in as"),
+    "target_sandbox": ("SANDKASSE — intet rigtigt gavekort udstedes", "SANDBOX — no real gift certificate is issued"),
+    "target_real": ("Rigtig Flexybox", "Real Flexybox"),
+    "step_upload": ("1. Upload", "1. Upload"),
+    "step_check": ("2. Tjek", "2. Check"),
+    "step_confirm": ("3. Bekræft", "3. Confirm"),
+    "step_progress": ("4. Udstedelse", "4. Issuing"),
+    "step_result": ("5. Resultat", "5. Result"),
+    # upload
+    "upload_title": ("Upload et regneark med modtagere", "Upload a sheet of recipients"),
+    "upload_help": ("Træk filen hertil, eller vælg den. Excel (XLSX, XLSM, XLSB, XLS), OpenOffice/LibreOffice (ODS) eller CSV.",
+                    "Drag the file here, or choose it. Excel (XLSX, XLSM, XLSB, XLS), OpenOffice/LibreOffice (ODS) or CSV."),
+    "choose_file": ("Vælg fil", "Choose file"),
+    "upload_button": ("Upload og tjek", "Upload and check"),
+    "upload_limit": ("Højst {size} og {rows} rækker.", "At most {size} and {rows} rows."),
+    "too_large": ("Filen er for stor: {size}. Grænsen er {limit}. Del den i mindre filer.",
+                  "The file is too large: {size}. The limit is {limit}. Split it into smaller files."),
+    "template_title": ("Skabelon", "Template"),
+    "template_help": ("Et tomt ark med de rigtige kolonner og rullelister over gavekorttyper og afdelinger fra Flexybox.",
+                      "An empty sheet with the right columns and dropdowns of the gift certificate types and departments from Flexybox."),
+    "template_da": ("Hent skabelon (dansk)", "Download template (Danish)"),
+    "template_en": ("Hent skabelon (engelsk)", "Download template (English)"),
+    "recent_uploads": ("Dine seneste uploads", "Your recent uploads"),
+    "no_uploads": ("Ingen endnu.", "None yet."),
+    # check
+    "check_title": ("Tjek", "Check"),
+    "file": ("Fil", "File"),
+    "sheet": ("Ark", "Sheet"),
+    "header_row": ("Overskriftsrække", "Header row"),
+    "rows": ("Rækker", "Rows"),
+    "valid_rows": ("Gyldige", "Valid"),
+    "invalid_rows": ("Med fejl", "With problems"),
+    "certificates": ("Gavekort", "Gift certificates"),
+    "total": ("Beløb", "Total"),
+    "per_currency": ("Pr. valuta", "Per currency"),
+    "per_type": ("Pr. gavekorttype", "Per gift certificate type"),
+    "per_department": ("Pr. afdeling", "Per department"),
+    "all_valid": ("Alle rækker er gyldige. Intet er udstedt endnu.", "All rows are valid. Nothing has been issued yet."),
+    "one_invalid": ("1 række har fejl. Ret den herunder — klik på den røde celle.",
+                    "1 row has problems. Fix it below — click the red cell."),
+    "some_invalid": ("{n} rækker har fejl. Ret dem herunder — klik på en rød celle.",
+                     "{n} rows have problems. Fix them below — click a red cell."),
+    "only_problems": ("Kun rækker med fejl", "Only rows with problems"),
+    "all_rows": ("Alle rækker", "All rows"),
+    "page_of": ("Side {page} af {pages}", "Page {page} of {pages}"),
+    "previous": ("Forrige", "Previous"),
+    "next": ("Næste", "Next"),
+    "row": ("Række", "Row"),
+    "status": ("Status", "Status"),
+    "warnings": ("Advarsler", "Warnings"),
+    "notes": ("Noter", "Notes"),
+    "download_validation": ("Hent tjek-arket (XLSX)", "Download the validation sheet (XLSX)"),
+    "go_confirm": ("Videre til bekræftelse", "Go on to confirm"),
+    "fix_title": ("Ret celle {cell}", "Fix cell {cell}"),
+    "fix_apply": ("Ret og tjek igen", "Fix and check again"),
+    "did_you_mean": ("Mente du '{name}'?", "Did you mean '{name}'?"),
+    "use_suggestion": ("Brug '{name}'", "Use '{name}'"),
+    "cancel": ("Annuller", "Cancel"),
+    "fixed_cells": ("{n} celler rettet her på siden (filen selv er uændret).", "{n} cells fixed on this page (the file itself is unchanged)."),
+    "mapping_title": ("Kolonner", "Columns"),
+    "mapping_help": ("Hvilken kolonne er hvad. En kolonne du vælger selv, huskes til næste fil med de samme overskrifter.",
+                     "Which column is what. A column you choose yourself is remembered for the next file with the same headers."),
+    "not_used": ("(bruges ikke)", "(not used)"),
+    "automatic": ("Automatisk: {found}", "Automatic: {found}"),
+    "field_name": ("Navn", "Name"), "field_first_name": ("Fornavn", "First name"), "field_last_name": ("Efternavn", "Last name"),
+    "field_email": ("E-mail", "Email"), "field_type": ("Gavekorttype", "Gift certificate type"),
+    "field_amount": ("Beløb pr. gavekort", "Amount per gift certificate"), "field_quantity": ("Antal", "Quantity"),
+    "field_department": ("Afdeling", "Department"), "field_phone": ("Telefon", "Phone"), "field_address": ("Adresse", "Address"),
+    "field_postal_code": ("Postnummer", "Postal code"), "field_city": ("By", "City"), "field_country": ("Land", "Country"),
+    "field_currency": ("Valuta", "Currency"),
+    "apply_mapping": ("Brug disse kolonner", "Use these columns"),
+    "encoding": ("Tegnsæt (kun CSV)", "Text encoding (CSV only)"),
+    "include_hidden": ("Udsted også skjulte og bortfiltrerede rækker", "Issue hidden and filtered-out rows too"),
+    "default_department": ("Afdeling til rækker uden afdeling", "Department for rows without one"),
+    "none": ("(ingen)", "(none)"),
+    "choose_sheet": ("Vælg arket med modtagerne", "Choose the sheet with the recipients"),
+    "use_sheet": ("Brug dette ark", "Use this sheet"),
+    "read_error": ("Filen kunne ikke læses", "The file could not be read"),
+    "ledger_status": ("Allerede i bogføringen", "Already in the ledger"),
+    # confirm
+    "confirm_title": ("Bekræft udstedelsen", "Confirm the issue"),
+    "preparing": ("Gør batchen klar…", "Preparing the batch…"),
+    "waiting_queue": ("Venter på at en anden batch bliver færdig (plads {place} i køen).",
+                      "Waiting for another batch to finish (place {place} in the queue)."),
+    "will_issue_on": ("Udsteder på", "Issues on"),
+    "the_sandbox": ("SANDKASSEN (den indbyggede prøve-Flexybox)", "the SANDBOX (the built-in practice Flexybox)"),
+    "real_flexybox": ("den rigtige Flexybox på {host}", "the real Flexybox at {host}"),
+    "to_send": ("Rækker der sendes", "Rows to send"),
+    "already_issued": ("Allerede udstedt i denne batch (sendes ikke igen)", "Already issued in this batch (not sent again)"),
+    "skipped_earlier": ("Udstedt af en tidligere batch — sendes ikke igen", "Issued by an earlier batch — not sent again"),
+    "near_title": ("{n} rækker ligner gavekort, som samme e-mail allerede har fået (samme type, andet beløb eller antal)",
+                   "{n} rows look like gift certificates the same email already received (same type, other amount or quantity)"),
+    "near_confirm": ("Ja, udsted også disse {n} rækker", "Yes, issue these {n} rows too"),
+    "settling": ("Afslutter en tidligere batchs række med dens egne id'er", "Finishes an earlier batch's row with its own ids"),
+    "blocked": ("{n} rækker har fejl, så intet kan udstedes endnu.", "{n} rows have problems, so nothing can be issued yet."),
+    "skip_invalid": ("Udsted kun de gyldige rækker (rækker med fejl springes over)", "Issue only the valid rows (rows with problems are skipped)"),
+    "issue_button": ("Udsted {certs} gavekort for {money}", "Issue {certs} gift certificates for {money}"),
+    "nothing_to_send": ("Der er intet at sende: alle rækker er allerede udstedt.", "There is nothing to send: every row is issued already."),
+    "needs_approval": ("Over {limit} skal en anden person med godkender-rollen godkende, før batchen kan starte.",
+                       "Above {limit} another person with the approver role must approve before the batch can start."),
+    "ask_approval": ("Bed om godkendelse", "Ask for approval"),
+    "awaiting_approval": ("Venter på godkendelse fra en godkender (ikke dig).", "Waiting for approval by an approver (not you)."),
+    "approve_button": ("Godkend og udsted", "Approve and issue"),
+    "cannot_approve_own": ("Du kan ikke godkende din egen batch.", "You cannot approve your own batch."),
+    "changed": ("Noget er ændret siden du bekræftede. Se tallene igen.", "Something changed since you confirmed. Look at the figures again."),
+    "back_to_check": ("Tilbage til tjek", "Back to the check"),
+    "retry_title": ("Send de rækker der mangler igen", "Send the rows that need attention again"),
+    # progress / result
+    "progress_title": ("Udstedelse", "Issuing"),
+    "queued": ("I kø: plads {place}.", "In the queue: place {place}."),
+    "running": ("Udsteder…", "Issuing…"),
+    "starting": ("Starter…", "Starting…"),
+    "rate": ("{rate} rækker/s", "{rate} rows/s"),
+    "eta": ("ca. {eta} tilbage", "about {eta} left"),
+    "stop_button": ("Stop", "Stop"),
+    "stop_help": ("Rækker der er i gang, bliver færdige; resten venter (PENDING).", "Rows in flight finish; the rest wait (PENDING)."),
+    "stopping": ("Stopper… rækker der er i gang, bliver færdige.", "Stopping… rows in flight finish."),
+    "interrupted": ("Afbrudt: serveren stoppede under udstedelsen. Intet er tabt: fortsæt med de samme id'er.",
+                    "Interrupted: the server stopped while issuing. Nothing is lost: go on with the same ids."),
+    "resume_button": ("Fortsæt", "Resume"),
+    "finished_ok": ("Færdig. Alle rækker er udstedt.", "Finished. Every row is issued."),
+    "finished_attention_1": ("Færdig, men 1 række kræver opmærksomhed.", "Finished, but 1 row needs attention."),
+    "finished_attention": ("Færdig, men {n} rækker kræver opmærksomhed.", "Finished, but {n} rows need attention."),
+    "stopped": ("Stoppet. {n} rækker venter.", "Stopped. {n} rows are waiting."),
+    "issued_money": ("Udstedt", "Issued"),
+    "download_result": ("Hent resultat-arket (XLSX)", "Download the result sheet (XLSX)"),
+    "attention_title": ("Rækker der kræver opmærksomhed", "Rows that need attention"),
+    "attention_help": ("Ret en celle hvis det er nødvendigt (f.eks. en forkert e-mail), og tryk Prøv igen. Rækkerne sendes med de samme id'er, så intet udstedes to gange.",
+                       "Fix a cell if needed (a misspelt email, say), then press Retry. The rows are sent with the same ids, so nothing is issued twice."),
+    "retry_button": ("Prøv igen", "Retry"),
+    "error": ("Fejl", "Error"),
+    "waiting_ledger": ("Venter på bogføringen: {message}", "Waiting for the ledger: {message}"),
+    # history
+    "history_title": ("Historik", "History"),
+    "search": ("Søg", "Search"),
+    "search_help": ("fil, person, status eller batch-id", "file, person, status or batch id"),
+    "when": ("Hvornår (UTC)", "When (UTC)"),
+    "who": ("Hvem", "Who"),
+    "target": ("Mål", "Target"),
+    "counts": ("Rækker", "Rows"),
+    "issued": ("Udstedt", "Issued"),
+    "open": ("Åbn", "Open"),
+    "result_sheet": ("Resultat-ark", "Result sheet"),
+    "no_batches": ("Ingen batches endnu.", "No batches yet."),
+    "unfinished": ("Ikke færdig", "Unfinished"),
+    "complete": ("Færdig", "Complete"),
+    "awaiting_list": ("Venter på godkendelse", "Awaiting approval"),
+    # login
+    "login_title": ("Log ind", "Log in"),
+    "user_name": ("Brugernavn", "User name"),
+    "password": ("Adgangskode", "Password"),
+    "login_button": ("Log ind", "Log in"),
+    "login_failed": ("Forkert brugernavn eller adgangskode.", "Wrong user name or password."),
+    "not_allowed": ("Det må du ikke: {why}", "You may not do that: {why}"),
+    "not_found": ("Findes ikke (måske slettet efter opbevaringstiden).", "Not found (perhaps deleted after the keeping time)."),
+    "language": ("Sprog", "Language"),
+}
+
+
+def choose(cookie: str | None, accept_language: str | None) -> str:
+    """``"da"`` or ``"en"``: the cookie's choice, else the browser's first preference of the two, else English."""
+    if cookie in LANGUAGES:
+        return cookie
+    best, best_q = "en", -1.0
+    for position, part in enumerate((accept_language or "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        lang = tag.strip().lower().split("-")[0]
+        if lang not in LANGUAGES:
+            continue
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        q -= position * 1e-6  # equal weights: the first listed wins
+        if q > best_q:
+            best, best_q = lang, q
+    return best
+
+
+def translator(lang: str):
+    """``t(key, **values)``: the text in ``lang`` with ``{name}`` places filled in (the key itself if unknown)."""
+    index = LANGUAGES.index(lang) if lang in LANGUAGES else 1
+
+    def t(key: str, **values: object) -> str:
+        pair = TEXTS.get(key)
+        text = pair[index] if pair else key
+        return text.format(**values) if values else text
+
+    return t
