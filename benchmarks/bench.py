@@ -467,12 +467,12 @@ t3 = time.perf_counter()
 # returns them): result_sheet + write_output, timed alone.
 from datetime import datetime, timezone
 from flexybulk.records import order_content
-from flexybulk.journal import RowRecord, Step
+from flexybulk.journal import BatchRecord, RowRecord, Step
 from flexybulk.model import RowStatus
-from types import SimpleNamespace
 now = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-batch = SimpleNamespace(id="6f1c1d9e-3b7a-4c55-9a63-0d5c2b8e7f10", input_path={path!r}, target="bench",
-                        input_sha256=sheet.sha256)
+# A real ledger record (not a stand-in), so the bench cannot drift from what result_sheet reads.
+batch = BatchRecord(id="6f1c1d9e-3b7a-4c55-9a63-0d5c2b8e7f10", input_path={path!r}, input_sha256=sheet.sha256,
+                    target="bench", sheet_name=sheet.sheet_name, os_user=None, options={{}}, created_at=now, updated_at=now)
 records = {{}}
 for k, c in enumerate(validation.checks):
     if c.order is None:
