@@ -27,6 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
+from functools import partial
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -91,6 +93,30 @@ class OutputRow:
     extra: dict[str, Any]
 
 
+class OutputRows(Sequence[OutputRow]):
+    """The rows of an output sheet kept as columns: a sequence of :class:`OutputRow` made on demand.
+
+    ``numbers``: the input's sheet row numbers; ``inputs``: each row's input
+    values (header -> value; the input's own dicts, not copies); ``columns``:
+    flexybulk's column name -> one value per row. A 100,000-row sheet so
+    builds a list per column instead of a dict per row, and the XLSX writer
+    takes the columns as they are (:func:`flexybulk.writers.write_output`).
+    """
+
+    def __init__(self, numbers: list[int], inputs: list[dict[str, Any]], columns: dict[str, list]) -> None:
+        if any(len(col) != len(numbers) for col in columns.values()) or len(inputs) != len(numbers):
+            raise ValueError("every column needs one value per row")
+        self.numbers, self.inputs, self.columns = numbers, inputs, columns
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return OutputRow(self.numbers[index], self.inputs[index], {h: col[index] for h, col in self.columns.items()})
+
+
 @dataclass
 class OutputSheet:
     """A whole output: columns, rows, the Summary and the rows that need attention.
@@ -98,7 +124,8 @@ class OutputSheet:
     ``summary`` is a list of lines, each a sequence of cells (``("Rows", 12)``
     is a label and its value); cells may be :class:`Heading`, :class:`Label`,
     :class:`Money`, :class:`RowStatus` (coloured), text, numbers or
-    date-times. ``typed_columns`` are written in XLSX only. ``kinds`` says
+    date-times. ``rows`` is a list of :class:`OutputRow` or an :class:`OutputRows`
+    (columns). ``typed_columns`` are written in XLSX only. ``kinds`` says
     how a column looks: ``status`` (a fill per status), ``wrap`` (wrapped
     text), ``int`` (thousands separators). ``attention`` is ``None`` for no
     "Needs attention" sheet, else its lines (cells in ``attention_headers`` order).
@@ -106,7 +133,7 @@ class OutputSheet:
 
     input_headers: list[str]
     own_columns: Sequence[str]
-    rows: list[OutputRow]
+    rows: Sequence[OutputRow]  # a list, or OutputRows
     header_row: int = 1
     summary: list[Sequence[Any]] = field(default_factory=list)
     sheet_name: str = "Result"
@@ -170,6 +197,10 @@ def zone_text(moment: datetime) -> str:
     return f"local time, {moment.tzname()} (UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d})"
 
 
+_money = partial(tuple.__new__, Money)
+"""``_money((amount, currency))`` is ``Money(amount, currency)`` made in C (a named tuple's own ``__new__`` is Python)."""
+
+
 def _typed(price: Any, quantity: Any, currency: str) -> tuple[Money | None, Money | None]:
     """AmountRead and LineTotal cells for a price (``Decimal``) and a quantity (``int``), either possibly missing."""
     if not isinstance(price, Decimal):
@@ -178,6 +209,28 @@ def _typed(price: Any, quantity: Any, currency: str) -> tuple[Money | None, Mone
     if isinstance(quantity, int) and not isinstance(quantity, bool) and price.is_finite():
         return amount, Money(price * quantity, currency)
     return amount, None
+
+
+# order_content's fields (flexybulk.records), price aside: compared as a tuple, without building the dict.
+_CONTENT_KEYS = ("name", "email", "type_id", "type_name", "department_id", "department_name", "quantity", "currency",
+                 "country", "phone", "address", "postal_code", "city")
+_content_values = itemgetter(*_CONTENT_KEYS)
+_order_values = attrgetter("name", "email", "type.id", "type.name", "department.id", "department.name", "quantity",
+                           "currency", "country", "phone", "address", "postal_code", "city")
+
+
+def same_content(order: Any, content: dict) -> bool:
+    """``order_content(order) == content``, without building the dict: a result sheet asks it of every ISSUED row.
+
+    ``order`` is a :class:`~flexybulk.model.Order`; ``content`` a ledger row's
+    recorded content. tests/test_results.py checks it against ``order_content``.
+    """
+    if len(content) != len(_CONTENT_KEYS) + 1:
+        return False
+    try:
+        return content["price"] == str(order.price) and _content_values(content) == _order_values(order)
+    except KeyError:
+        return False
 
 
 def _who(fields: dict[str, Any], content: dict | None = None) -> str | None:
@@ -259,42 +312,55 @@ def _validation_sheet(validation: Any, notes: dict[int, str]) -> OutputSheet:
 
     sheet = validation.sheet
     notes = notes or {}
-    rows = []
+    checks = validation.checks
     attention: list[Sequence[Any]] = []
     groups: dict = {}
     valid_status, invalid_status, excluded_status = RowStatus.VALID, RowStatus.INVALID, RowStatus.EXCLUDED
     excluded = 0
-    for c in validation.checks:
+    # Columns, not a dict per row (OutputRows): one append per cell.
+    numbers = [c.row.number for c in checks]
+    statuses, errors, warnings, amounts, totals = [], [], [], [], []
+    add_status, add_error, add_warning, add_amount, add_total = (
+        statuses.append, errors.append, warnings.append, amounts.append, totals.append)
+    for c in checks:
         row = c.row
         order = c.order
         if c.excluded:  # the person left it out (hidden or filtered): not a problem to fix (issue #12)
             fields = row.fields
             currency = str(fields.get("currency") or DEFAULT_CURRENCY).upper()
             amount, line_total = _typed(fields.get("amount"), fields.get("quantity"), currency)
-            status, error = excluded_status, excluded_text(c.excluded)
+            add_status(excluded_status)
+            add_error(excluded_text(c.excluded))
             excluded += 1
         elif order is not None:
-            currency, total = order.currency, order.total
-            amount, line_total = Money(order.price, currency), Money(total, currency)
-            _add(groups, (order.type.name, order.department.name, currency), 1, order.quantity, total)
-            status, error = valid_status, None
+            currency, price, quantity = order.currency, order.price, order.quantity
+            total = price * quantity
+            amount, line_total = _money((price, currency)), _money((total, currency))
+            key = (order.type.name, order.department.name, currency)
+            entry = groups.get(key)  # _add, inline: once per row
+            if entry is None:
+                entry = groups[key] = [0, 0, Decimal(0)]
+            entry[0] += 1
+            entry[1] += quantity
+            entry[2] += total
+            add_status(valid_status)
+            add_error(None)
         else:
             fields = row.fields
             currency = str(fields.get("currency") or DEFAULT_CURRENCY).upper()
             amount, line_total = _typed(fields.get("amount"), fields.get("quantity"), currency)
-            status, error = invalid_status, problems_text(c.problems) or None
+            error = problems_text(c.problems) or None
+            add_status(invalid_status)
+            add_error(error)
             attention.append([row.number, invalid_status, _who(fields), TO_DO_VALIDATION, error])
-        extra = {
-            "Status": status,
-            "Error": error,
-            "Warning": ("; ".join(t for t in (problems_text(c.warnings), notes.get(row.number)) if t) or None
-                        if c.warnings or row.number in notes else None),
-            "Row": row.number,
-            "AmountRead": amount,
-            "LineTotal": line_total,
-        }
-        # The writers take only the input's own headers from input_values, so the row's dict needs no copy.
-        rows.append(OutputRow(row.number, row.original, extra))
+        add_amount(amount)
+        add_total(line_total)
+        add_warning(("; ".join(t for t in (problems_text(c.warnings), notes.get(row.number)) if t) or None
+                     if c.warnings or row.number in notes else None))
+    # The writers take only the input's own headers from the inputs, so the rows' dicts need no copy.
+    rows = OutputRows(numbers, [c.row.original for c in checks],
+                      {"Status": statuses, "Error": errors, "Warning": warnings, "Row": numbers,
+                       "AmountRead": amounts, "LineTotal": totals})
     now = local_now()
     summary: list[Sequence[Any]] = [
         [Heading("Validation sheet (a dry run: nothing was issued)")],
@@ -334,73 +400,112 @@ def result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledge
 
 
 def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledger_path: Path) -> OutputSheet:
-    from .records import describe_content, excluded_text, order_content, problems_text
+    from .records import describe_content, excluded_text, problems_text
     from .journal import Step
     from .validate import DEFAULT_CURRENCY
 
-    rows = []
+    checks = validation.checks
     attention: list[Sequence[Any]] = []
     issued: dict = {}
-    statuses: list[RowStatus] = []
     prices: dict[str, Decimal] = {}
     moments: dict[str, datetime] = {}
-    ISSUED, INVALID, PENDING = RowStatus.ISSUED, RowStatus.INVALID, RowStatus.PENDING
+    ISSUED, INVALID, PENDING, EXCLUDED = RowStatus.ISSUED, RowStatus.INVALID, RowStatus.PENDING, RowStatus.EXCLUDED
+    PLANNED = Step.PLANNED
     needs_attention = tuple(s for s in RowStatus if s.needs_attention)  # a tuple: compared by identity first
-    for c in validation.checks:
-        rec = records.get(c.row.number)
-        status = rec.status if rec else PENDING
-        error = rec.error if rec else None
+    # Columns, not a dict per row (OutputRows): one append per cell.
+    numbers = [c.row.number for c in checks]
+    recs = list(map(records.get, numbers))
+    statuses, errors, amounts, totals, customers, orders, payments, certificates, moments_at = ([] for _ in range(9))
+    add_status, add_error, add_amount, add_total = statuses.append, errors.append, amounts.append, totals.append
+    add_customer, add_order, add_payment = customers.append, orders.append, payments.append
+    add_certificates, add_moment = certificates.append, moments_at.append
+    for c, rec in zip(checks, recs):
+        order = c.order
+        if rec is None:
+            status, error = PENDING, None
+        else:
+            status, error = rec.status, rec.error
+        if status is not ISSUED:
+            if c.excluded:
+                status, error = EXCLUDED, excluded_text(c.excluded)
+            elif order is None:
+                status, error = INVALID, problems_text(c.problems)
+            content = None
+        else:
+            content = rec.content  # an ISSUED status is the ledger's: rec is there
         edited = False
-        if c.excluded and status is not ISSUED:
-            status, error = RowStatus.EXCLUDED, excluded_text(c.excluded)
-        elif not c.valid and status is not ISSUED:
-            status, error = INVALID, problems_text(c.problems)
-        if status is ISSUED and rec.content and (c.order is None or order_content(c.order) != rec.content):
-            # The line was edited after the issue (or a rerun used an older copy): say what was really issued.
-            note = (f"Issued as: {describe_content(rec.content)}. The values on this line differ and were not applied: "
-                    "an issued row is never sent again.")
-            error = f"{error} {note}" if error and note not in error else note
-            edited = True
-        statuses.append(status)
-        content = rec.content if rec is not None and status is ISSUED and rec.content else None
-        if content is not None:
+        if content:
+            if order is None or not same_content(order, content):
+                # The line was edited after the issue (or a rerun used an older copy): say what was really issued.
+                note = (f"Issued as: {describe_content(content)}. The values on this line differ and were not applied: "
+                        "an issued row is never sent again.")
+                error = f"{error} {note}" if error and note not in error else note
+                edited = True
             text = content["price"]
             price = prices.get(text)
             if price is None:
                 price = prices[text] = Decimal(text)
             quantity, currency = int(content["quantity"]), content["currency"]
-            _add(issued, (content["type_name"], content["department_name"], currency), 1, quantity, price * quantity)
-        elif c.order is not None:
-            price, quantity, currency = c.order.price, c.order.quantity, c.order.currency
+            total = price * quantity
+            key = (content["type_name"], content["department_name"], currency)
+            entry = issued.get(key)  # _add, inline: once per row
+            if entry is None:
+                entry = issued[key] = [0, 0, Decimal(0)]
+            entry[0] += 1
+            entry[1] += quantity
+            entry[2] += total
+            if price.is_finite():
+                add_amount(_money((price, currency)))
+                add_total(_money((total, currency)))
+            else:
+                amount, line_total = _typed(price, quantity, currency)
+                add_amount(amount)
+                add_total(line_total)
+        elif order is not None:
+            price, currency = order.price, order.currency
+            add_amount(_money((price, currency)))
+            add_total(_money((price * order.quantity, currency)))
         else:
             fields = c.row.fields
-            price, quantity = fields.get("amount"), fields.get("quantity")
             currency = str(fields.get("currency") or DEFAULT_CURRENCY).upper()
-        amount, line_total = _typed(price, quantity, currency)
+            amount, line_total = _typed(fields.get("amount"), fields.get("quantity"), currency)
+            add_amount(amount)
+            add_total(line_total)
+        add_status(status)
+        add_error(error)
         if status in needs_attention or edited:
             attention.append([c.row.number, status, _who(c.row.fields, rec.content if rec else None),
                               TO_DO.get(status.value, ""), error])
+        if rec is None:
+            add_customer(None)
+            add_order(None)
+            add_payment(None)
+            add_certificates(None)
+            add_moment(None)
+            continue
         # Ids are shown for every row that has them in use; only a row never sent and now invalid has none to show.
-        show_ids = rec is not None and not ((status is INVALID or status is RowStatus.EXCLUDED) and rec.step == Step.PLANNED)
-        issued_at = None
-        if rec is not None and rec.issued_at:
-            issued_at = moments.get(rec.issued_at)
+        if (status is INVALID or status is EXCLUDED) and rec.step == PLANNED:
+            add_customer(None)
+            add_order(None)
+            add_payment(None)
+        else:
+            add_customer(rec.customer_id)
+            add_order(rec.sales_order_id)
+            add_payment(rec.payment_id)
+        add_certificates(", ".join(rec.certificate_numbers) if rec.certificate_numbers else None)
+        moment = rec.issued_at
+        if moment:
+            issued_at = moments.get(moment)
             if issued_at is None:  # rows issued in the same second share one
-                issued_at = moments[rec.issued_at] = datetime.fromisoformat(rec.issued_at).astimezone()
-        extra = {
-            "Status": status,
-            "Error": error,
-            "AmountRead": amount,
-            "LineTotal": line_total,
-            "CustomerId": rec.customer_id if show_ids else None,
-            "SalesOrderId": rec.sales_order_id if show_ids else None,
-            "ExternalPaymentId": rec.payment_id if show_ids else None,
-            "GiftCertificateNumbers": ", ".join(rec.certificate_numbers) if rec and rec.certificate_numbers else None,
-            "IssuedAt": issued_at,
-            "BatchId": batch.id,
-            "Row": c.row.number,
-        }
-        rows.append(OutputRow(c.row.number, c.row.original, extra))
+                issued_at = moments[moment] = datetime.fromisoformat(moment).astimezone()
+            add_moment(issued_at)
+        else:
+            add_moment(None)
+    # The writers take only the input's own headers from the inputs, so the rows' dicts need no copy.
+    rows = OutputRows(numbers, [c.row.original for c in checks], {
+        "Status": statuses, "Error": errors, "AmountRead": amounts, "LineTotal": totals, "CustomerId": customers,
+        "SalesOrderId": orders, "ExternalPaymentId": payments, "GiftCertificateNumbers": certificates,
+        "IssuedAt": moments_at, "BatchId": [batch.id] * len(numbers), "Row": numbers})
 
     now = local_now()
     summary: list[Sequence[Any]] = [

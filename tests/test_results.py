@@ -285,3 +285,58 @@ def test_validation_summary_totals_per_type_and_department(tmp_path, sandbox_env
     departments = _summary_table(wb["Summary"], "Valid rows per department")
     assert {name: (r[1].value, r[2].value) for name, r in departments.items()} == {
         "Aarhus": (2, 4), "København": (2, 6), "Odense": (1, 1), "Webshop": (2, 6)}
+
+
+def test_same_content_is_order_content_compared():
+    """The result sheet compares every ISSUED row's order with its recorded content without building the dict."""
+    import dataclasses
+
+    from flexybulk.model import CatalogueItem, Order
+    from flexybulk.records import order_content
+    from flexybulk.results import same_content
+
+    order = Order(row=2, name="Ida Hansen", email="ida@example.com", type=CatalogueItem("t-1", "Gavekort"),
+                  department=CatalogueItem(7, "Webshop"), price=Decimal("250.00"), quantity=2, currency="DKK",
+                  country="DK", phone="+45 12345678", address="Skovvej 1", postal_code="8000", city="Aarhus")
+    content = order_content(order)
+    assert same_content(order, content) and same_content(order, dict(content))
+    changed = {"name": "Ida Jensen", "email": "ida@example.org", "type_id": "t-2", "type_name": "Julegavekort",
+               "department_id": 8, "department_name": "Odense", "price": "250", "quantity": 3, "currency": "EUR",
+               "country": "SE", "phone": None, "address": "Skovvej 2", "postal_code": "8200", "city": "Viby"}
+    assert set(changed) == set(content)  # every field order_content records is compared
+    for key, value in changed.items():
+        assert not same_content(order, {**content, key: value}), key
+        assert (order_content(order) == {**content, key: value}) is False
+    assert not same_content(order, {k: v for k, v in content.items() if k != "city"})
+    assert not same_content(order, {**content, "extra": 1})
+    assert not same_content(order, {**{k: v for k, v in content.items() if k != "city"}, "extra": 1})
+    assert not same_content(dataclasses.replace(order, price=Decimal("250.0")), content)  # the text, as recorded
+
+
+def test_output_rows_are_columns_seen_as_rows():
+    from flexybulk.results import OutputRows
+
+    rows = OutputRows([2, 3, 5], [{"Navn": "A"}, {"Navn": "B"}, {"Navn": "C"}],
+                      {"Status": [RowStatus.VALID, RowStatus.INVALID, RowStatus.VALID], "Row": [2, 3, 5]})
+    assert len(rows) == 3
+    assert rows[1] == OutputRow(3, {"Navn": "B"}, {"Status": RowStatus.INVALID, "Row": 3})
+    assert rows[-1].number == 5 and [r.number for r in rows] == [2, 3, 5] and [r.number for r in rows[1:]] == [3, 5]
+    with pytest.raises(IndexError):
+        rows[3]
+    with pytest.raises(ValueError):
+        OutputRows([2, 3], [{}, {}], {"Status": [RowStatus.VALID]})
+
+
+def test_validation_sheet_as_csv_and_xlsx_hold_the_same_rows(tmp_path, sandbox_env):
+    """The validation sheet's rows are columns (OutputRows); the CSV writer sees them as rows."""
+    src = _input(tmp_path / "kampagne.xlsx")
+    assert flexybulk("validate", src, "-o", tmp_path / "v.csv").code == 1
+    assert flexybulk("validate", src, "-o", tmp_path / "v.xlsx").code == 1
+    import csv
+
+    lines = list(csv.reader((tmp_path / "v.csv").read_text(encoding="utf-8-sig").splitlines()))
+    headers, rows = _table(openpyxl.load_workbook(tmp_path / "v.xlsx")["Validation"])
+    assert lines[0] == HEADERS + ["Status", "Error", "Warning", "Row"]
+    assert [line[lines[0].index("Status")] for line in lines[1:]] == [r[headers.index("Status")].value for r in rows]
+    assert [int(line[-1]) for line in lines[1:]] == [r[headers.index("Row")].value for r in rows] == list(range(2, 10))
+    assert [line[0] for line in lines[1:]] == [r[0] for r in ROWS]
