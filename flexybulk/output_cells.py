@@ -25,10 +25,13 @@ tests and calls per cell (benchmarks/README.md).
 from __future__ import annotations
 
 import math
+import operator
 import re
+from collections import deque
 from dataclasses import dataclass
 from datetime import date, datetime, time as dtime
 from decimal import Decimal
+from itertools import compress, repeat
 from typing import Any, NamedTuple
 
 from .model import RowStatus
@@ -160,6 +163,22 @@ def _xml_text(text: str) -> str:
 _NEEDS_CARE = re.compile(r"\x00(?:[=+\-@\s]|(?<=\s\x00))")
 
 
+_CONTROLS = bytes(c for c in range(1, 32) if c not in (9, 10, 13))  # XML 1.0's illegal bytes, NUL aside
+
+
+def has_illegal(text: str) -> bool:
+    """True when ``text`` holds a character XML cannot (NUL aside: the joiner of :func:`clean_column`).
+
+    Text that fits Latin-1 (Danish does) is checked as bytes, a C pass five
+    times faster than the regular expression, which checks any other text.
+    """
+    try:
+        raw = text.encode("latin-1")
+    except UnicodeEncodeError:
+        return _ILLEGAL_BUT_NUL.search(text) is not None
+    return len(raw.translate(None, _CONTROLS)) != len(raw)
+
+
 def clean_column(texts: list[str], short: bool = False) -> tuple[list[str], bool]:
     """``texts`` cut at Excel's limit, the characters XML cannot hold shown as U+FFFD, ``& < >`` escaped.
 
@@ -177,11 +196,12 @@ def clean_column(texts: list[str], short: bool = False) -> tuple[list[str], bool
         return [_xml_text(ILLEGAL.sub("\ufffd", t)) for t in texts], True
     care = (blob.startswith(DANGEROUS_START) or blob[:1].isspace() or blob[-1:].isspace()
             or _NEEDS_CARE.search(blob) is not None)
-    if _ILLEGAL_BUT_NUL.search(blob):
-        blob = _ILLEGAL_BUT_NUL.sub("\ufffd", blob)
+    changed = False
+    if has_illegal(blob):
+        blob, changed = _ILLEGAL_BUT_NUL.sub("\ufffd", blob), True
     if "&" in blob or "<" in blob or ">" in blob:
-        blob = _xml_text(blob)
-    return blob.split("\x00"), care
+        blob, changed = _xml_text(blob), True
+    return (blob.split("\x00") if changed else texts), care  # unchanged: the same strings, not copies
 
 
 @dataclass
@@ -194,6 +214,7 @@ class Column:
     # Learnt by column_width's pass over the values, so the rendering need not look again:
     dense: type | None = None  # the one class of every value, when there is no empty cell
     short: bool = False  # no text past Excel's limit of characters in a cell
+    layout: tuple | None = None  # the cells worked out for the whole column (flexybulk.output_layout)
 
 
 _NONE = type(None)
@@ -221,11 +242,11 @@ def column_width(col: Column, styles: Styles) -> int:
     elif kinds and all(issubclass(k, (datetime, date)) for k in kinds):
         longest = 19 if any(issubclass(k, datetime) for k in kinds) else 10
     elif kinds == {Money}:
-        present = [v for v in values if v is not None]
-        currencies = {m.currency for m in present}
-        for currency in currencies:
+        present = list(filter(None, values))  # a Money is a non-empty tuple
+        currencies = set(map(_CURRENCY, present))
+        for currency in sorted(currencies):  # numbered in a fixed order: the same sheet, the same file
             styles.index(styles.money(currency))
-        digits = max(map(len, map(str, (m.amount for m in present))))
+        digits = max(map(len, map(str, map(_AMOUNT, present))))
         longest = digits + digits // 3 + 3 + max(map(len, currencies))  # separators, decimals, " DKK"
     else:
         for v in values:
@@ -247,27 +268,60 @@ def column_width(col: Column, styles: Styles) -> int:
     return max(len(col.header) + FILTER_BUTTON, longest)
 
 
+Pieces = list  # of str (the same on every row) and lists (one text per row), in the order they are written
+
+
+def cell_parts(col: Column, letter: str, numbers: list[str], values: list, styles: Styles) -> Pieces:
+    """One column's cells on sheet rows ``numbers`` as pieces: constant texts and lists of a text per row.
+
+    Row ``i``'s ``<c>`` element is the pieces joined, a list giving its item
+    ``i``. The writer joins every column's pieces into one sequence per row,
+    so a row costs one C-level join instead of a string built per cell. A
+    column of one type and no gaps gives its texts as lists between constant
+    markup; any other gives whole cells (from :func:`render_column`; ``""``
+    for an empty cell).
+    """
+    cls = col.dense
+    if cls is None:
+        kinds = set(map(type, values))
+        if len(kinds) == 1 and _NONE not in kinds and (str not in kinds or all(values)):
+            cls = kinds.pop()
+    if cls is not None:
+        parts = _parts(cls, values, letter, numbers, col.kind, styles, col.short)
+        if parts is not None:
+            return parts
+        return [_cells(cls, values, letter, numbers, col.kind, styles, col.short)]
+    return [render_column(col, letter, numbers, values, styles)]
+
+
+def joined(pieces: Pieces) -> list[str]:
+    """The texts that ``pieces`` make, one per row."""
+    fmt = "".join(p.replace("%", "%%") if p.__class__ is str else "%s" for p in pieces)
+    return list(map(fmt.__mod__, zip(*[p for p in pieces if p.__class__ is not str])))
+
+
 def render_column(col: Column, letter: str, numbers: list[str], values: list, styles: Styles) -> list[str]:
     """The ``<c>`` elements of one column's ``values`` on sheet rows ``numbers`` (as text; ``""`` for an empty cell).
 
-    Cells are rendered a type at a time (:func:`_cells`): one list
-    comprehension per type instead of a chain of tests per cell; a column
-    of one type and no gaps is a single batch.
+    Cells are rendered a type at a time (:func:`_cells`), the values of each
+    picked out and the cells put back in place by C-level passes
+    (``compress``, ``map``), not a branch per cell.
     """
     if col.dense is not None:  # known from column_width: one batch, no gaps
         return _cells(col.dense, values, letter, numbers, col.kind, styles, col.short)
-    kinds = set(map(type, values))
+    types = list(map(type, values))
+    kinds = set(types)
     if len(kinds) == 1 and _NONE not in kinds and (str not in kinds or all(values)):
         return _cells(kinds.pop(), values, letter, numbers, col.kind, styles)
     kinds.discard(_NONE)
     out = [""] * len(values)
-    for cls in kinds:  # one pass per type present (a comprehension each), not a branch per cell
-        where = ([i for i, v in enumerate(values) if v.__class__ is str and v] if cls is str
-                 else [i for i, v in enumerate(values) if v.__class__ is cls])
-        cells = _cells(cls, [values[i] for i in where], letter, [numbers[i] for i in where], col.kind, styles,
-                       col.short)
-        for i, cell in zip(where, cells):
-            out[i] = cell
+    for cls in kinds:
+        flags = list(map(operator.is_, types, repeat(cls)))
+        where, these, rows = list(compress(range(len(values)), flags)), list(compress(values, flags)), list(compress(numbers, flags))
+        if cls is str and not all(these):  # an empty text is an empty cell
+            full = list(map(bool, these))
+            where, these, rows = list(compress(where, full)), list(compress(these, full)), list(compress(rows, full))
+        deque(map(out.__setitem__, where, _cells(cls, these, letter, rows, col.kind, styles, col.short)), maxlen=0)
     return out
 
 
@@ -277,45 +331,78 @@ def _cells(cls: type, values: list, letter: str, numbers: list[str], kind: str, 
 
     ``short``: the texts are known to be within Excel's limit.
     """
-    if cls is str:
-        return _text_cells(values, letter, numbers, kind, styles, short)
-    if cls is RowStatus:
-        return _text_cells([v.value for v in values], letter, numbers, kind, styles)
+    parts = _parts(cls, values, letter, numbers, kind, styles, short)
+    if parts is not None:
+        return joined(parts)
+    # Some value no number cell can hold (NaN, 1E+400, an int past 15 digits) or a date before 1900: cell by cell.
     if cls is Money:
-        texts = _number_texts([m.amount for m in values])
         style = {c: styles.index(styles.money(c)) for c in {m.currency for m in values}}
-        if texts is not None:
-            return [f'<c r="{letter}{n}" s="{style[m.currency]}"><v>{t}</v></c>' for n, m, t in zip(numbers, values, texts)]
         out = []
-        for n, m in zip(numbers, values):  # some amount no number can hold (NaN, 1E+400): shown as text
+        for n, m in zip(numbers, values):
             text = number_text(m.amount)
             out.append(f'<c r="{letter}{n}" s="{style[m.currency]}"><v>{text}</v></c>' if text is not None
                        else _text_cells([str(m.amount)], letter, [n], kind, styles)[0])
-        return out
-    if cls is bool:
-        return [f'<c r="{letter}{n}" t="b"><v>{int(v)}</v></c>' for n, v in zip(numbers, values)]
-    if cls in (int, Decimal, float):
-        s = f' s="{styles.index(styles.number)}"' if kind == "int" else ""
-        texts = _number_texts(values)
-        if texts is not None:
-            return [f'<c r="{letter}{n}"{s}><v>{t}</v></c>' for n, t in zip(numbers, texts)]
-        out = []
-        for n, v in zip(numbers, values):  # some value no number can hold (NaN, 1E+400): shown as text
-            text = number_text(v)
-            out.append(f'<c r="{letter}{n}"{s}><v>{text}</v></c>' if text is not None
-                       else _text_cells([str(v)], letter, [n], kind, styles)[0])
         return out
     if issubclass(cls, (datetime, date)):
         style = styles.index(styles.datetime if issubclass(cls, datetime) else styles.date)
         serials = {v: repr(excel_serial(v)) for v in set(values) if v.year >= 1900}  # a batch's rows share seconds
         return [f'<c r="{letter}{n}" s="{style}"><v>{serials[v]}</v></c>' if v in serials
                 else _text_cells([v.isoformat()], letter, [n], kind, styles)[0] for n, v in zip(numbers, values)]
-    return _text_cells([str(v) for v in values], letter, numbers, kind, styles)
+    s = f' s="{styles.index(styles.number)}"' if kind == "int" else ""
+    out = []
+    for n, v in zip(numbers, values):
+        text = number_text(v)
+        out.append(f'<c r="{letter}{n}"{s}><v>{text}</v></c>' if text is not None
+                   else _text_cells([str(v)], letter, [n], kind, styles)[0])
+    return out
+
+
+_AMOUNT, _CURRENCY = operator.itemgetter(0), operator.itemgetter(1)  # of a Money
+_STATUS_TEXT = operator.attrgetter("value")
+
+
+def _parts(cls: type, values: list, letter: str, numbers: list[str], kind: str, styles: Styles,
+           short: bool = False) -> Pieces | None:
+    """:func:`cell_parts` of ``values``, all of class ``cls`` and none empty; ``None`` if some cell needs :func:`_cells`."""
+    if cls is str:
+        return _text_parts(values, letter, numbers, kind, styles, short)
+    if cls is RowStatus:
+        return _text_parts(list(map(_STATUS_TEXT, values)), letter, numbers, kind, styles)
+    if cls is Money:
+        texts = _number_texts(list(map(_AMOUNT, values)))
+        if texts is None:
+            return None
+        currencies = list(map(_CURRENCY, values))
+        style = {c: f'" s="{styles.index(styles.money(c))}"><v>' for c in set(currencies)}
+        if len(style) == 1:
+            return [f'<c r="{letter}', numbers, style.popitem()[1], texts, "</v></c>"]
+        return [f'<c r="{letter}', numbers, list(map(style.__getitem__, currencies)), texts, "</v></c>"]
+    if cls is bool:
+        return [f'<c r="{letter}', numbers, '" t="b"><v>', ["1" if v else "0" for v in values], "</v></c>"]
+    if cls is int or cls is Decimal or cls is float:
+        s = f' s="{styles.index(styles.number)}"' if kind == "int" else ""
+        if cls is int:
+            if values and not (-(10**15) < min(values) and max(values) < 10**15):
+                return None
+            texts = list(map(str, values))
+        else:
+            texts = _number_texts(values)
+            if texts is None:
+                return None
+        return [f'<c r="{letter}', numbers, f'"{s}><v>', texts, "</v></c>"]
+    if issubclass(cls, (datetime, date)):
+        style = styles.index(styles.datetime if issubclass(cls, datetime) else styles.date)
+        serials = {v: repr(excel_serial(v)) for v in set(values) if v.year >= 1900}  # a batch's rows share seconds
+        try:
+            return [f'<c r="{letter}', numbers, f'" s="{style}"><v>', list(map(serials.__getitem__, values)), "</v></c>"]
+        except KeyError:  # a date before 1900 (no serial day): that one is text
+            return None
+    return _text_parts(list(map(str, values)), letter, numbers, kind, styles)
 
 
 def _number_texts(values: list) -> list[str] | None:
     """The ``<v>`` texts of numbers (``int``, ``Decimal``, ``float``), or ``None`` if any needs :func:`number_text`."""
-    texts = [repr(v) if v.__class__ is float else str(v) for v in values]
+    texts = list(map(str, values))  # a float's str is its repr: the shortest text that reads back the same
     if not texts:
         return texts
     if _LETTER.search("".join(texts)) or max(map(len, texts)) > 15:
@@ -323,31 +410,33 @@ def _number_texts(values: list) -> list[str] | None:
     return texts
 
 
-def _text_cells(texts: list[str], letter: str, numbers: list[str], kind: str, styles: Styles,
-                short: bool = False) -> list[str]:
+def _text_parts(texts: list[str], letter: str, numbers: list[str], kind: str, styles: Styles,
+                short: bool = False) -> Pieces:
     """Inline-string cells; formula-like text gets the quote prefix, a status its colour, wrap columns wrap."""
-    cleaned, care = clean_column(texts, short)
     wrap = kind == "wrap"
     plain = styles.index(styles.wrap) if wrap else 0
-    if not care:
-        if kind == "status":
-            fills = {t: f' s="{styles.index(styles.status[t])}"' if t in styles.status else "" for t in set(texts)}
-            return [f'<c r="{letter}{n}"{fills[raw]} t="inlineStr"><is><t>{t}</t></is></c>'
-                    for n, raw, t in zip(numbers, texts, cleaned)]
-        s = f' s="{plain}"' if plain else ""
-        return [f'<c r="{letter}{n}"{s} t="inlineStr"><is><t>{t}</t></is></c>' for n, t in zip(numbers, cleaned)]
+    if kind != "status":
+        cleaned, care = clean_column(texts, short)
+        if not care:
+            s = f' s="{plain}"' if plain else ""
+            return [f'<c r="{letter}', numbers, f'"{s} t="inlineStr"><is><t>', cleaned, "</t></is></c>"]
+    # A look per text (a status's fill, the quote prefix, xml:space), made once for each distinct text.
     quote = styles.index(styles.wrap_quote if wrap else styles.quote)
     status_style = {s: styles.index(f) for s, f in styles.status.items()} if kind == "status" else {}
-    out = []
-    for n, raw, text in zip(numbers, texts, cleaned):
-        if raw.startswith(DANGEROUS_START):
-            style = quote
-        else:
-            style = status_style.get(raw, plain)
+    distinct = list(set(texts))
+    tails = {}
+    for raw, text in zip(distinct, clean_column(distinct, short)[0]):
+        style = quote if raw.startswith(DANGEROUS_START) else status_style.get(raw, plain)
         s = f' s="{style}"' if style else ""
         space = "" if raw.strip() is raw else ' xml:space="preserve"'
-        out.append(f'<c r="{letter}{n}"{s} t="inlineStr"><is><t{space}>{text}</t></is></c>')
-    return out
+        tails[raw] = f'"{s} t="inlineStr"><is><t{space}>{text}</t></is></c>'
+    return [f'<c r="{letter}', numbers, list(map(tails.__getitem__, texts))]
+
+
+def _text_cells(texts: list[str], letter: str, numbers: list[str], kind: str, styles: Styles,
+                short: bool = False) -> list[str]:
+    """:func:`_text_parts` as whole cells."""
+    return joined(_text_parts(texts, letter, numbers, kind, styles, short))
 
 
 def row_heights(wrapped: list[tuple[list, int]]) -> dict[int, str]:
