@@ -45,6 +45,7 @@ from .output_cells import (  # noqa: F401 (Money, Heading, Label, STATUS_COLOURS
 )
 from .errors import InputFileError
 from .model import RowStatus
+from .output_layout import chunk_pieces, prepare
 
 if TYPE_CHECKING:  # the shapes live with their builders
     from .results import OutputSheet
@@ -143,7 +144,7 @@ class _TableWorksheet:
         widths = []
         for j, col in enumerate(columns):
             cap = WRAP_WIDTH if col.kind == "wrap" else MAX_WIDTH
-            width = max(MIN_WIDTH, min(cap, column_width(col, styles) + 1))
+            width = max(MIN_WIDTH, min(cap, prepare(col, column_letter(j), styles) + 1))
             widths.append(width)
             self.set_column(j, j, width, styles.wrap if col.kind == "wrap" else None)
         self._wrapped = [(col, width - 1) for col, width in zip(columns, widths) if col.kind == "wrap"]
@@ -184,7 +185,7 @@ class _TableWorksheet:
             else:
                 pieces.append('">')
             for col, letter in zip(columns, letters):
-                pieces += cell_parts(col, letter, part, col.values[start:start + _CHUNK_ROWS], styles)
+                pieces += chunk_pieces(col, letter, part, start, styles)
             pieces.append("</row>")
             # Constant markup between the texts merged, and repeated on every row: one C-level join makes the rows.
             merged: list = []

@@ -10,6 +10,7 @@ import pytest
 import xlsxwriter
 
 from clirun import flexybulk
+from flexybulk.errors import InputFileError
 from flexybulk.model import RowStatus
 from flexybulk.results import OutputRow, OutputSheet, write_output
 from flexybulk.reading import read_sheet
@@ -117,3 +118,120 @@ def test_the_summary_s_own_lines_win_over_a_table_row_of_the_same_name(tmp_path)
     path = write_output(OutputSheet(["Text"], ["Status", "Row"], rows, summary=summary), tmp_path / "s.xlsx")
     got = read_summary(path)
     assert (got["Target"], got["Batch"]) == ("https://pos.example.com", "b-1")
+
+
+def _random_sheet(seed: int):
+    """A sheet of random columns: clean and unclean text, gaps, amounts in several currencies, numbers no cell
+    holds, date-times (some before 1900), statuses, booleans and mixed columns; rows over several chunks."""
+    import random
+    from datetime import date, datetime, timedelta, timezone
+
+    from flexybulk.writers import Money
+
+    rng = random.Random(seed)
+    texts = ["Ida", "Søren Østergaard", "a&b", "<tag>", "=1+1", "+45 1234", "-5", "@x", " lead", "trail ", "tab\there",
+             "nul\x00x", "ctl\x01", "\ufffe", "€uro", "line\nbreak", "x" * 70, "#N/A", "100%", "%s", "\u00a0nbsp"]
+    makers = {
+        "text": lambda: rng.choice(texts) + rng.choice(["", str(rng.randrange(1000))]),
+        "clean": lambda: rng.choice(["Ida", "Bo Ek", "Åse", "Jens"]) + str(rng.randrange(100)),
+        "int": lambda: rng.choice([0, -5, 10**14, 10**15, -999999999999999, rng.randrange(10**6)]),
+        "decimal": lambda: rng.choice([Decimal("0.01"), Decimal("1250.00"), Decimal("-0"), Decimal("NaN"), Decimal("1E+400"),
+                                       Decimal("1234567890123456.5"), Decimal(rng.randrange(10**8)) / 100]),
+        "float": lambda: rng.choice([0.1, 499.95, float("inf"), 1e20, 1e-7, rng.random()]),
+        "money": lambda: Money(Decimal(rng.randrange(10**7)) / 100, rng.choice(["DKK", "DKK", "EUR", "SEK"])),
+        "odd money": lambda: Money(rng.choice([Decimal("NaN"), Decimal("12.50"), Decimal("1E+400")]), "DKK"),
+        "datetime": lambda: datetime(2026, 11, 30, 12, rng.randrange(60), tzinfo=timezone(timedelta(hours=1))),
+        "old datetime": lambda: rng.choice([datetime(1850, 1, 1), datetime(2020, 1, 1, 10)]),
+        "date": lambda: date(2026, 1, rng.randrange(1, 28)),
+        "status": lambda: rng.choice(list(RowStatus)),
+        "bool": lambda: rng.random() < 0.5,
+        "mixed": lambda: rng.choice(["x", 12, Decimal("1.5"), 2.5, "", True, date(2020, 1, 1), Money(Decimal(1), "EUR")]),
+    }
+    n = rng.choice([1, 7, 511, 1300])
+    columns = [(f"C{j} {kind}", kind, rng.choice([0, 0, 0.001, 0.03, 0.3, 1.0]), rng.choice(["plain", "wrap", "status", "int"]))
+               for j, kind in enumerate(rng.sample(sorted(makers), 7))]
+    own = {h for h, *_ in columns[::2]}
+    rows, number = [], 1
+    for _ in range(n):
+        number += 1 if rng.random() < 0.95 else 3
+        values = {h: None if rng.random() < holes else makers[kind]() for h, kind, holes, _ in columns}
+        rows.append(OutputRow(number, {h: v for h, v in values.items() if h not in own},
+                              {h: v for h, v in values.items() if h in own}))
+    sheet = OutputSheet([h for h, *_ in columns if h not in own], [h for h, *_ in columns if h in own], rows)
+    sheet.kinds = {h: kind for h, _, _, kind in columns}
+    return sheet
+
+
+def test_whole_column_layouts_give_the_cells_chunk_by_chunk_rendering_gives(tmp_path, monkeypatch):
+    """flexybulk.output_layout's prepared columns and output_cells' rendering of each chunk: the same XML, byte for byte."""
+    from flexybulk import output_cells, writers
+
+    monkeypatch.setattr(writers, "_CHUNK_ROWS", 256)  # several chunks, a column's gaps in some of them only
+    laid_out = 0
+    for seed in range(40):
+        sheet = _random_sheet(seed)
+        with monkeypatch.context() as m:
+            m.setattr(writers, "prepare", lambda col, letter, styles: output_cells.column_width(col, styles))
+            write_output(sheet, tmp_path / "chunks.xlsx")
+        real_prepare = writers.prepare
+
+        def counting(col, letter, styles):
+            nonlocal laid_out
+            width = real_prepare(col, letter, styles)
+            laid_out += col.layout is not None
+            return width
+
+        monkeypatch.setattr(writers, "prepare", counting)
+        write_output(sheet, tmp_path / "layouts.xlsx")
+        monkeypatch.setattr(writers, "prepare", real_prepare)
+        with zipfile.ZipFile(tmp_path / "chunks.xlsx") as a, zipfile.ZipFile(tmp_path / "layouts.xlsx") as b:
+            for name in ("xl/worksheets/sheet1.xml", "xl/styles.xml"):
+                assert a.read(name) == b.read(name), (seed, name)
+    assert laid_out >= 60  # the layouts were used, not only the fallback
+
+
+def test_a_plain_text_column_is_written_as_it_is_and_any_other_is_cleaned(tmp_path):
+    from flexybulk.output_layout import plain_texts
+
+    assert plain_texts(["Søren Østergaard", "ida@example.com", "100%", "a-b", "1 + 1"])
+    for odd in ("a&b", "<b>", "=1+1", "+45", "-5", "@x", " lead", "trail ", "\tx", "nul\x00", "ctl\x01", "\ufffe", "x\u00a0"):
+        assert not plain_texts(["fine", odd, "fine"]), odd
+        assert not plain_texts([odd]), odd
+    path = _write(tmp_path, [("a&b <c>", None), ("=1+1", None), ("ok", None)])
+    ws = openpyxl.load_workbook(path)["Result"]
+    assert [ws["A2"].value, ws["A3"].value, ws["A4"].value] == ["a&b <c>", "=1+1", "ok"]
+    assert ws["A3"].quotePrefix and not ws["A4"].quotePrefix
+
+
+def test_the_switch_interval_is_given_back_after_writing_even_by_two_writers_at_once(tmp_path, monkeypatch):
+    """The writer shortens the GIL switch interval while it deflates (flexybulk.writers._quick_switches)."""
+    import sys
+    import threading
+
+    from flexybulk import writers
+
+    before = sys.getswitchinterval()
+    during = []
+    real_feed = writers._feed
+
+    def feed(*args):
+        during.append(sys.getswitchinterval())
+        return real_feed(*args)
+
+    monkeypatch.setattr(writers, "_feed", feed)
+
+    def write(name):
+        write_output(OutputSheet(["Text"], ["Status"], [OutputRow(2, {"Text": name}, {"Status": RowStatus.ISSUED})]),
+             tmp_path / f"{name}.xlsx")
+
+    threads = [threading.Thread(target=write, args=(f"t{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sys.getswitchinterval() == before
+    assert len(during) == 4 and max(during) <= 0.0005 < before
+    assert len(list(tmp_path.glob("t*.xlsx"))) == 4
+    with pytest.raises(InputFileError):
+        write_output(OutputSheet(["Text"], ["Status"], []), tmp_path / "missing" / "x.xlsx")
+    assert sys.getswitchinterval() == before

@@ -1,0 +1,198 @@
+"""Whole-column layouts of a big table: each column's cells worked out once, then only sliced per chunk of rows.
+
+:func:`prepare` looks at a column once, before the workbook's frame is made:
+it gives the column's width (the widest cell, from the texts it has just
+made) and, for the common shapes, a layout: the cells' markup as constant
+pieces around whole-column lists (the texts, or the values when they can be
+written as they are). :func:`chunk_pieces` then gives a chunk of rows'
+pieces by slicing those lists, with no look at the values at all. The
+shapes:
+
+- text, every cell written as it is (nothing to escape, no character XML
+  cannot hold, none formula-like or with whitespace at an end, none past
+  Excel's limit): the values themselves;
+- a status (:class:`~flexybulk.model.RowStatus`) per row: one prepared
+  ending per status;
+- amounts (:class:`~flexybulk.output_cells.Money`), numbers, date-times:
+  their ``<v>`` texts, made once (the same texts :mod:`flexybulk.output_cells`
+  would make: ``str`` of the value, a float's shortest ``repr``, serial days).
+
+A column with a few empty cells (at most one in ``HOLES``) is laid out as
+whole cells from one ``%`` format per chunk, the empty ones blanked. Every
+other column (mixed types, text that needs care, mostly empty) keeps the
+chunk-by-chunk rendering of :mod:`flexybulk.output_cells`, which gives the
+same cells. tests/test_writers.py compares the two paths cell for cell.
+"""
+
+from __future__ import annotations
+
+import operator
+from bisect import bisect_left
+from collections import deque
+from datetime import date, datetime
+from decimal import Decimal
+from itertools import compress, repeat
+
+from .model import RowStatus
+from .output_cells import (
+    _AMOUNT, _CURRENCY, _LETTER, _NEEDS_CARE, _NONE, DANGEROUS_START, FILTER_BUTTON, MAX_TEXT, Column, Money, Pieces, Styles, cell_parts, column_width, excel_serial, has_illegal,
+)
+
+HOLES = 8  # a column with more than one empty cell in this many is rendered chunk by chunk (only its cells)
+NUMBER = "\x00row number"  # in a layout's pieces: where the chunk's row numbers go (not a text any cell holds)
+
+
+def prepare(col: Column, letter: str, styles: Styles) -> int:
+    """Characters the column's widest cell shows (capped by the caller); sets ``col.layout`` when a shape fits.
+
+    Also numbers every style the column's cells will name (XlsxWriter numbers
+    a format when first used, and the frame is written before the rows).
+    """
+    values = col.values
+    kinds = set(map(type, values))
+    holes = _NONE in kinds
+    kinds.discard(_NONE)
+    col.layout = None
+    shaped = None
+    if kinds == {str}:
+        shaped = _texts(col, letter, values, holes, styles)
+    elif kinds == {RowStatus} and not holes and col.kind == "status":
+        status = {s: styles.index(f) for s, f in styles.status.items()}
+        ends = {s: f'"{_style(status.get(s.value, 0))} t="inlineStr"><is><t>{s.value}</t></is></c>' for s in set(values)}
+        col.layout = ("dense", [f'<c r="{letter}', NUMBER, list(map(ends.__getitem__, values))])
+        shaped = max(map(len, map(operator.attrgetter("value"), ends)))
+    elif kinds == {Money}:
+        shaped = _money(col, letter, values, holes, styles)
+    elif kinds and kinds <= {int, float, Decimal}:
+        shaped = _numbers(col, letter, values, holes, styles)
+    elif len(kinds) == 1 and issubclass(next(iter(kinds)), (datetime, date)):
+        shaped = _moments(col, letter, values, holes, next(iter(kinds)), styles)
+    if shaped is None:  # no shape of its own: cells made chunk by chunk, the width from their values
+        return column_width(col, styles)
+    return max(len(col.header) + FILTER_BUTTON, shaped)
+
+
+def chunk_pieces(col: Column, letter: str, numbers: list[str], start: int, styles: Styles) -> Pieces:
+    """The pieces (:func:`~flexybulk.output_cells.cell_parts`) of the column's rows ``start`` to ``start + len(numbers)``."""
+    stop = start + len(numbers)
+    layout = col.layout
+    if layout is None:
+        return cell_parts(col, letter, numbers, col.values[start:stop], styles)
+    if layout[0] == "dense":
+        return [numbers if p is NUMBER else p if p.__class__ is str else p[start:stop] for p in layout[1]]
+    _, fmt, lists, gaps = layout
+    cells = list(map(fmt.__mod__, zip(numbers, *[values[start:stop] for values in lists])))
+    for gap in gaps[bisect_left(gaps, start):bisect_left(gaps, stop)]:
+        cells[gap - start] = ""
+    return [cells]
+
+
+def _style(index: int) -> str:
+    return f' s="{index}"' if index else ""
+
+
+def _lay_out(col: Column, letter: str, ends: list, gaps: list[int] | None) -> None:
+    """``col.layout`` from the pieces after the row number: dense, or whole cells with ``gaps`` (row indexes) blanked."""
+    if not gaps:
+        col.layout = ("dense", [f'<c r="{letter}', NUMBER, *ends])
+        return
+    fmt = f'<c r="{letter}%s' + "".join(p.replace("%", "%%") if p.__class__ is str else "%s" for p in ends)
+    col.layout = ("holey", fmt, [p for p in ends if p.__class__ is not str], gaps)
+
+
+def _few(gaps: list[int], rows: int) -> bool:
+    return len(gaps) * HOLES <= rows
+
+
+def _spread(texts: list, where: list[int], rows: int) -> list:
+    """``texts`` (one per present cell) placed at the row indexes ``where`` of ``rows`` rows, ``None`` elsewhere."""
+    out: list = [None] * rows
+    deque(map(out.__setitem__, where, texts), maxlen=0)
+    return out
+
+
+def _texts(col: Column, letter: str, values: list, holes: bool, styles: Styles) -> int | None:
+    present = list(filter(None, values)) if holes or not all(values) else values  # "" is an empty cell too
+    longest = max(map(len, present), default=0)
+    if col.kind == "status" or longest > MAX_TEXT or not plain_texts(present):
+        return None
+    gaps = list(compress(range(len(values)), map(operator.not_, values))) if present is not values else []
+    if not _few(gaps, len(values)):
+        return None
+    s = _style(styles.index(styles.wrap)) if col.kind == "wrap" else ""
+    _lay_out(col, letter, [f'"{s} t="inlineStr"><is><t>', values, "</t></is></c>"], gaps)
+    return longest
+
+
+def plain_texts(texts: list[str]) -> bool:
+    """True when every text can be written as it is: no NUL, nothing to escape or that XML cannot hold, none
+    formula-like (quote prefix) or with whitespace at an end (``xml:space``). The checks of
+    :func:`~flexybulk.output_cells.clean_column`, on the whole column joined."""
+    if not texts:
+        return True
+    blob = "\x00".join(texts)
+    if blob.count("\x00") != len(texts) - 1 or "&" in blob or "<" in blob or ">" in blob:
+        return False
+    if blob.startswith(DANGEROUS_START) or blob[:1].isspace() or blob[-1:].isspace() or _NEEDS_CARE.search(blob):
+        return False
+    return not has_illegal(blob)
+
+
+def _present(values: list, holes: bool) -> tuple[list, list[int], list[int]]:
+    """The values that are not ``None``, their row indexes and the indexes of the ``None`` ones."""
+    if not holes:
+        return values, [], []
+    flags = list(map(operator.is_not, values, repeat(None)))
+    rows = range(len(values))
+    return (list(compress(values, flags)), list(compress(rows, flags)),
+            list(compress(rows, map(operator.not_, flags))))
+
+
+def _money(col: Column, letter: str, values: list, holes: bool, styles: Styles) -> int | None:
+    present, where, gaps = _present(values, holes)
+    if not present:
+        return None
+    texts = list(map(str, map(_AMOUNT, present)))
+    currencies = list(map(_CURRENCY, present))
+    style = {c: f'" s="{styles.index(styles.money(c))}"><v>' for c in sorted(set(currencies))}  # numbered in a fixed order
+    digits = max(map(len, texts))
+    shown = digits + digits // 3 + 3 + max(map(len, style))  # separators, decimals, " DKK" (as column_width)
+    if digits > 15 or _LETTER.search("".join(texts)) or not _few(gaps, len(values)):
+        return shown  # some amount no number cell holds (NaN, 1E+400, past 15 digits): chunk by chunk
+    if holes:
+        texts = _spread(texts, where, len(values))
+    if len(style) == 1:
+        ends = [next(iter(style.values())), texts, "</v></c>"]
+    else:
+        starts = list(map(style.__getitem__, currencies))
+        ends = [_spread(starts, where, len(values)) if holes else starts, texts, "</v></c>"]
+    _lay_out(col, letter, ends, gaps)
+    return shown
+
+
+def _numbers(col: Column, letter: str, values: list, holes: bool, styles: Styles) -> int | None:
+    present, where, gaps = _present(values, holes)
+    texts = list(map(str, present))  # a float's str is its repr: the shortest text that reads back the same
+    longest = max(map(len, texts), default=0)
+    shown = longest + longest // 3 if col.kind == "int" else longest
+    if longest > 15 or _LETTER.search("".join(texts)) or not _few(gaps, len(values)):
+        return shown  # NaN, Infinity, an exponent, past a double's 15 digits: chunk by chunk
+    s = _style(styles.index(styles.number)) if col.kind == "int" else ""
+    _lay_out(col, letter, [f'"{s}><v>', _spread(texts, where, len(values)) if holes else texts, "</v></c>"], gaps)
+    return shown
+
+
+def _moments(col: Column, letter: str, values: list, holes: bool, cls: type, styles: Styles) -> int | None:
+    present, where, gaps = _present(values, holes)
+    is_datetime = issubclass(cls, datetime)
+    shown = 19 if is_datetime else 10
+    serials = {v: repr(excel_serial(v)) for v in set(present) if v.year >= 1900}  # a batch's rows share seconds
+    if len(serials) < len(set(present)) or not _few(gaps, len(values)):
+        return None  # a date before 1900 (no serial day) is text: chunk by chunk
+    texts = list(map(serials.__getitem__, present))
+    style = styles.index(styles.datetime if is_datetime else styles.date)
+    _lay_out(col, letter, [f'" s="{style}"><v>', _spread(texts, where, len(values)) if holes else texts, "</v></c>"],
+             gaps)
+    return shown
+
+
