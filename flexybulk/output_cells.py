@@ -16,10 +16,13 @@ Text that starts like a formula (``= + - @``, tab, CR, LF; OWASP "CSV
 Injection", pitfalls P17) is a string with Excel's quote-prefix style, never
 a formula.
 
-Speed: a 100,000-row sheet is a million cells or two. They are rendered a
-column and a type at a time (one list comprehension per type), and text is
-cleaned with a few C-speed passes over the whole column joined, instead of
-tests and calls per cell (benchmarks/README.md).
+Speed: a 100,000-row sheet is a million cells or two. Most columns are laid
+out whole (:mod:`flexybulk.output_layout`); the others are rendered here a
+chunk of rows, a column and a type at a time: the values of each type picked
+out and put back with C-level passes (``compress``, ``map``), text cleaned
+with a few passes over the chunk's column joined, and a row made by one join
+of constant markup and per-row texts (:func:`cell_parts`), never a string
+built per cell in Python (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -215,6 +218,9 @@ class Column:
     dense: type | None = None  # the one class of every value, when there is no empty cell
     short: bool = False  # no text past Excel's limit of characters in a cell
     layout: tuple | None = None  # the cells worked out for the whole column (flexybulk.output_layout)
+    # Amounts kept apart from their currencies (results.OutputRows): values are Decimal or None, a cell is
+    # Money(value, currencies[i]). flexybulk.output_layout makes the Money when it renders chunk by chunk.
+    currencies: list | None = None
 
 
 _NONE = type(None)
@@ -449,11 +455,17 @@ def row_heights(wrapped: list[tuple[list, int]]) -> dict[int, str]:
     lines: dict[int, int] = {}
     for values, width in wrapped:
         fits = max(1, int(width * 0.9))
-        for i, v in enumerate(values):
-            if v.__class__ is str and (len(v) > fits or "\n" in v):
-                n = sum(-(-len(part) // fits) or 1 for part in v.split("\n"))
-                if n > lines.get(i, 1):
-                    lines[i] = n
+        # The texts that may need more than one line, found at C speed: longer than a line, or with a line break.
+        texts = list(compress(range(len(values)), map(operator.is_, map(type, values), repeat(str))))
+        found = list(map(values.__getitem__, texts))
+        tall = set(compress(texts, map(operator.gt, map(len, found), repeat(fits))))
+        if "\n" in "".join(found):
+            tall.update(compress(texts, map(operator.contains, found, repeat("\n"))))
+        for i in tall:
+            v = values[i]
+            n = sum(-(-len(part) // fits) or 1 for part in v.split("\n"))
+            if n > lines.get(i, 1):
+                lines[i] = n
     return {i: f' ht="{min(409, 15 * n)}" customHeight="1"' for i, n in lines.items()}
 
 

@@ -31,11 +31,13 @@ from bisect import bisect_left
 from collections import deque
 from datetime import date, datetime
 from decimal import Decimal
-from itertools import compress, repeat
+from itertools import chain, compress, repeat
+from typing import Iterator
 
 from .model import RowStatus
 from .output_cells import (
-    _AMOUNT, _CURRENCY, _LETTER, _NEEDS_CARE, _NONE, DANGEROUS_START, FILTER_BUTTON, MAX_TEXT, Column, Money, Pieces, Styles, cell_parts, column_width, excel_serial, has_illegal,
+    _AMOUNT, _CURRENCY, _LETTER, _NEEDS_CARE, _NONE, DANGEROUS_START, FILTER_BUTTON, MAX_TEXT, Column, Money, Pieces,
+    Styles, cell_parts, column_letter, column_width, excel_serial, has_illegal, row_heights,
 )
 
 HOLES = 8  # a column with more than one empty cell in this many is rendered chunk by chunk (only its cells)
@@ -54,7 +56,14 @@ def prepare(col: Column, letter: str, styles: Styles) -> int:
     kinds.discard(_NONE)
     col.layout = None
     shaped = None
-    if kinds == {str}:
+    if col.currencies is not None:  # amounts, their currencies apart
+        shaped = _money(col, letter, values, holes, styles)
+        if col.layout is None:  # chunk by chunk: as Money cells
+            col.values = [None if a is None else Money(a, c) for a, c in zip(values, col.currencies)]
+            col.currencies = None
+            if shaped is None:
+                return column_width(col, styles)
+    elif kinds == {str}:
         shaped = _texts(col, letter, values, holes, styles)
     elif kinds == {RowStatus} and not holes and col.kind == "status":
         status = {s: styles.index(f) for s, f in styles.status.items()}
@@ -149,11 +158,16 @@ def _present(values: list, holes: bool) -> tuple[list, list[int], list[int]]:
 
 
 def _money(col: Column, letter: str, values: list, holes: bool, styles: Styles) -> int | None:
+    """Amounts: Money cells, or (``col.currencies``) Decimals with their currencies apart."""
     present, where, gaps = _present(values, holes)
     if not present:
         return None
-    texts = list(map(str, map(_AMOUNT, present)))
-    currencies = list(map(_CURRENCY, present))
+    if col.currencies is None:
+        texts = list(map(str, map(_AMOUNT, present)))
+        currencies = list(map(_CURRENCY, present))
+    else:
+        texts = list(map(str, present))
+        currencies = col.currencies if not holes else list(map(col.currencies.__getitem__, where))
     style = {c: f'" s="{styles.index(styles.money(c))}"><v>' for c in sorted(set(currencies))}  # numbered in a fixed order
     digits = max(map(len, texts))
     shown = digits + digits // 3 + 3 + max(map(len, style))  # separators, decimals, " DKK" (as column_width)
@@ -196,3 +210,79 @@ def _moments(col: Column, letter: str, values: list, holes: bool, cls: type, sty
     return shown
 
 
+
+
+class TablePart:
+    """Rows ``start`` to ``stop`` of a table (``columns``, sheet row ``numbers``): laid out and rendered on their own.
+
+    A big table is cut in two parts so that a forked child can do one
+    (:mod:`flexybulk.output_fork`); each part's columns hold its slice of the
+    values (a column without values takes them from ``inputs``, one dict a
+    row, under its header), and the table's widths are the widest of the parts'.
+    """
+
+    def __init__(self, columns: list[Column], numbers: list[int], start: int, stop: int,
+                 inputs: list[dict] | None = None) -> None:
+        whole = start == 0 and stop == len(numbers)
+        rows = inputs if whole or inputs is None else inputs[start:stop]
+        self.columns = [
+            Column(c.header, list(map(dict.get, rows, repeat(c.header))), c.kind) if c.values is None  # from the rows
+            else c if whole else Column(c.header, c.values[start:stop], c.kind,
+                                        currencies=None if c.currencies is None else c.currencies[start:stop])
+            for c in columns]
+        self.numbers = numbers if whole else numbers[start:stop]
+        self.prepared = False
+
+    def prepare(self, styles: Styles) -> list[int]:
+        """Lays out every column (:func:`prepare`); their widths in characters, before capping."""
+        self.prepared = True
+        return [prepare(col, column_letter(j), styles) for j, col in enumerate(self.columns)]
+
+    def chunks(self, widths: list[int], styles: Styles, rows: int) -> Iterator[bytes]:
+        """The part's rows as UTF-8 XML, ``rows`` rows a piece; ``widths`` are the table's (rows' heights follow them)."""
+        letters = [column_letter(j) for j in range(len(self.columns))]
+        wrapped = [(col, width - 1) for col, width in zip(self.columns, widths) if col.kind == "wrap"]
+        for start in range(0, len(self.numbers), rows):
+            part = list(map(str, self.numbers[start:start + rows]))  # each row number made text once, not per cell
+            heights = row_heights([(col.values[start:start + rows], width) for col, width in wrapped])
+            pieces: list = ['<row r="', part]
+            if heights:
+                pieces += ['"', [heights.get(i, "") for i in range(len(part))], ">"]
+            else:
+                pieces.append('">')
+            for col, letter in zip(self.columns, letters):
+                pieces += chunk_pieces(col, letter, part, start, styles)
+            pieces.append("</row>")
+            # Constant markup between the texts merged, and repeated on every row: one C-level join makes the rows.
+            merged: list = []
+            for piece in pieces:
+                if piece.__class__ is str and merged and merged[-1].__class__ is str:
+                    merged[-1] += piece
+                else:
+                    merged.append(piece)
+            yield "".join(chain.from_iterable(zip(*[repeat(p) if p.__class__ is str else p for p in merged]))).encode()
+
+
+def number_money_styles(columns: list[Column], styles: Styles, inputs: list[dict] | None = None) -> None:
+    """Number the money styles of every column whose first value is an amount, currencies in sorted order.
+
+    Before a table is cut in parts: each part then finds its amounts' styles
+    numbered already, the same in the parent and in a forked child (a column
+    whose amounts come after other values is numbered when laid out: a child
+    that has to gives its part back, :mod:`flexybulk.output_fork`).
+    """
+    for col in columns:
+        values = col.values
+        if values is None:  # an input column: its values are in the rows
+            first = next((v for v in map(dict.get, inputs or (), repeat(col.header)) if v is not None), None)
+            if first.__class__ is not Money:
+                continue
+            values = list(map(dict.get, inputs, repeat(col.header)))
+        if col.currencies is not None:
+            present = {c for a, c in zip(values, col.currencies) if a is not None}
+        elif next((v for v in values if v is not None), None).__class__ is Money:
+            present = {v.currency for v in values if v.__class__ is Money}
+        else:
+            continue
+        for currency in sorted(present):
+            styles.index(styles.money(currency))

@@ -18,37 +18,25 @@ person must act on, with what to do. Neither looks like a recipient list to
 the reader (no name or email header), so a result sheet given back to
 ``retry`` is read from its Result sheet alone.
 
-:mod:`flexybulk.writers` writes these shapes; ``write_output`` and
+The shapes themselves live in :mod:`flexybulk.output_sheet` (re-exported
+here); :mod:`flexybulk.writers` writes them; ``write_output`` and
 ``is_dangerous`` are re-exported here for the callers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
-from functools import partial
 from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any, Sequence
 
 from .model import RowStatus, Sheet
+from .output_sheet import (  # noqa: F401 (the shapes and columns, re-exported)
+    _ATTENTION_KINDS, _KINDS, ATTENTION_HEADERS, OWN_COLUMNS, RESULT_COLUMNS, TYPED_COLUMNS, VALIDATION_COLUMNS,
+    OutputRow, OutputRows, OutputSheet,
+)
 from .writers import Heading, Label, Money, gc_paused, is_dangerous, write_output  # noqa: F401 (re-exported)
-
-RESULT_COLUMNS = ("Status", "Error", "GiftCertificateNumbers", "IssuedAt", "CustomerId", "SalesOrderId",
-                  "ExternalPaymentId", "BatchId", "Row")
-VALIDATION_COLUMNS = ("Status", "Error", "Warning", "Row")
-TYPED_COLUMNS = ("AmountRead", "LineTotal")
-"""Written in XLSX only, before Status: the numbers a spreadsheet can sum."""
-OWN_COLUMNS = frozenset(RESULT_COLUMNS) | frozenset(VALIDATION_COLUMNS) | frozenset(TYPED_COLUMNS)
-"""flexybulk's columns: never input. The reader's ``RESULT_COLUMNS`` must hold every one (tests check)."""
-
-ATTENTION_HEADERS = ("Row", "Status", "Who", "What to do", "Details")
-"""The "Needs attention" sheet's columns; none is a recipient-list header, so the reader never picks it."""
-
-# Row stays a plain number: "row 1234" is how the messages name it, not "row 1,234".
-_KINDS = {"Status": "status", "Error": "wrap", "Warning": "wrap", "GiftCertificateNumbers": "wrap"}
-_ATTENTION_KINDS = {"Status": "status", "What to do": "wrap", "Details": "wrap"}
 
 # The Summary's order of statuses; a status this version of RowStatus lacks is left out.
 _RESULT_STATUSES = tuple(s for name in ("ISSUED", "FAILED", "UNKNOWN", "PENDING", "SKIPPED", "EXCLUDED", "INVALID")
@@ -76,83 +64,6 @@ TO_DO = {
 }
 """What a person does about a row in "Needs attention", by its status's value."""
 TO_DO_VALIDATION = "Correct the cells named in Details in the input file, then validate again."
-
-
-@dataclass
-class OutputRow:
-    """One row of an output sheet.
-
-    ``number`` is the input's sheet row number; ``input_values`` maps the
-    input's headers to their cell values; ``extra`` maps flexybulk's own
-    column names to values (``str``, ``int``, ``Decimal``, :class:`Money`,
-    ``datetime``, :class:`RowStatus`, ``None``).
-    """
-
-    number: int
-    input_values: dict[str, Any]
-    extra: dict[str, Any]
-
-
-class OutputRows(Sequence[OutputRow]):
-    """The rows of an output sheet kept as columns: a sequence of :class:`OutputRow` made on demand.
-
-    ``numbers``: the input's sheet row numbers; ``inputs``: each row's input
-    values (header -> value; the input's own dicts, not copies); ``columns``:
-    flexybulk's column name -> one value per row. A 100,000-row sheet so
-    builds a list per column instead of a dict per row, and the XLSX writer
-    takes the columns as they are (:func:`flexybulk.writers.write_output`).
-    """
-
-    def __init__(self, numbers: list[int], inputs: list[dict[str, Any]], columns: dict[str, list]) -> None:
-        if any(len(col) != len(numbers) for col in columns.values()) or len(inputs) != len(numbers):
-            raise ValueError("every column needs one value per row")
-        self.numbers, self.inputs, self.columns = numbers, inputs, columns
-
-    def __len__(self) -> int:
-        return len(self.numbers)
-
-    def __getitem__(self, index: Any) -> Any:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        return OutputRow(self.numbers[index], self.inputs[index], {h: col[index] for h, col in self.columns.items()})
-
-
-@dataclass
-class OutputSheet:
-    """A whole output: columns, rows, the Summary and the rows that need attention.
-
-    ``summary`` is a list of lines, each a sequence of cells (``("Rows", 12)``
-    is a label and its value); cells may be :class:`Heading`, :class:`Label`,
-    :class:`Money`, :class:`RowStatus` (coloured), text, numbers or
-    date-times. ``rows`` is a list of :class:`OutputRow` or an :class:`OutputRows`
-    (columns). ``typed_columns`` are written in XLSX only. ``kinds`` says
-    how a column looks: ``status`` (a fill per status), ``wrap`` (wrapped
-    text), ``int`` (thousands separators). ``attention`` is ``None`` for no
-    "Needs attention" sheet, else its lines (cells in ``attention_headers`` order).
-    """
-
-    input_headers: list[str]
-    own_columns: Sequence[str]
-    rows: Sequence[OutputRow]  # a list, or OutputRows
-    header_row: int = 1
-    summary: list[Sequence[Any]] = field(default_factory=list)
-    sheet_name: str = "Result"
-    csv_delimiter: str = ","
-    typed_columns: Sequence[str] = ()
-    kinds: dict[str, str] = field(default_factory=lambda: dict(_KINDS))
-    attention: list[Sequence[Any]] | None = None
-    attention_headers: Sequence[str] = ATTENTION_HEADERS
-    attention_kinds: dict[str, str] = field(default_factory=lambda: dict(_ATTENTION_KINDS))
-
-    @property
-    def headers(self) -> list[str]:
-        """The CSV's columns: the input's, then flexybulk's own."""
-        return [h for h in self.input_headers if h not in OWN_COLUMNS] + list(self.own_columns)
-
-    @property
-    def xlsx_headers(self) -> list[str]:
-        """The XLSX's columns: the input's, the typed columns, then flexybulk's own."""
-        return [h for h in self.input_headers if h not in OWN_COLUMNS] + list(self.typed_columns) + list(self.own_columns)
 
 
 def default_output_path(input_path: Path, kind: str) -> Path:
@@ -197,18 +108,13 @@ def zone_text(moment: datetime) -> str:
     return f"local time, {moment.tzname()} (UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d})"
 
 
-_money = partial(tuple.__new__, Money)
-"""``_money((amount, currency))`` is ``Money(amount, currency)`` made in C (a named tuple's own ``__new__`` is Python)."""
-
-
-def _typed(price: Any, quantity: Any, currency: str) -> tuple[Money | None, Money | None]:
-    """AmountRead and LineTotal cells for a price (``Decimal``) and a quantity (``int``), either possibly missing."""
+def _typed(price: Any, quantity: Any) -> tuple[Decimal | None, Decimal | None]:
+    """AmountRead and LineTotal amounts for a price (``Decimal``) and a quantity (``int``), either possibly missing."""
     if not isinstance(price, Decimal):
         return None, None
-    amount = Money(price, currency)
     if isinstance(quantity, int) and not isinstance(quantity, bool) and price.is_finite():
-        return amount, Money(price * quantity, currency)
-    return amount, None
+        return price, price * quantity
+    return price, None
 
 
 # order_content's fields (flexybulk.records), price aside: compared as a tuple, without building the dict.
@@ -319,23 +225,23 @@ def _validation_sheet(validation: Any, notes: dict[int, str]) -> OutputSheet:
     excluded = 0
     # Columns, not a dict per row (OutputRows): one append per cell.
     numbers = [c.row.number for c in checks]
-    statuses, errors, warnings, amounts, totals = [], [], [], [], []
-    add_status, add_error, add_warning, add_amount, add_total = (
-        statuses.append, errors.append, warnings.append, amounts.append, totals.append)
+    statuses, errors, warnings, amounts, totals, currencies = [], [], [], [], [], []
+    add_status, add_error, add_warning, add_amount, add_total, add_currency = (
+        statuses.append, errors.append, warnings.append, amounts.append, totals.append, currencies.append)
     for c in checks:
         row = c.row
         order = c.order
         if c.excluded:  # the person left it out (hidden or filtered): not a problem to fix (issue #12)
             fields = row.fields
             currency = str(fields.get("currency") or DEFAULT_CURRENCY).upper()
-            amount, line_total = _typed(fields.get("amount"), fields.get("quantity"), currency)
+            amount, line_total = _typed(fields.get("amount"), fields.get("quantity"))
             add_status(excluded_status)
             add_error(excluded_text(c.excluded))
             excluded += 1
         elif order is not None:
             currency, price, quantity = order.currency, order.price, order.quantity
-            total = price * quantity
-            amount, line_total = _money((price, currency)), _money((total, currency))
+            amount = price
+            line_total = total = price * quantity
             key = (order.type.name, order.department.name, currency)
             entry = groups.get(key)  # _add, inline: once per row
             if entry is None:
@@ -348,19 +254,21 @@ def _validation_sheet(validation: Any, notes: dict[int, str]) -> OutputSheet:
         else:
             fields = row.fields
             currency = str(fields.get("currency") or DEFAULT_CURRENCY).upper()
-            amount, line_total = _typed(fields.get("amount"), fields.get("quantity"), currency)
+            amount, line_total = _typed(fields.get("amount"), fields.get("quantity"))
             error = problems_text(c.problems) or None
             add_status(invalid_status)
             add_error(error)
             attention.append([row.number, invalid_status, _who(fields), TO_DO_VALIDATION, error])
         add_amount(amount)
         add_total(line_total)
+        add_currency(currency)
         add_warning(("; ".join(t for t in (problems_text(c.warnings), notes.get(row.number)) if t) or None
                      if c.warnings or row.number in notes else None))
     # The writers take only the input's own headers from the inputs, so the rows' dicts need no copy.
     rows = OutputRows(numbers, [c.row.original for c in checks],
                       {"Status": statuses, "Error": errors, "Warning": warnings, "Row": numbers,
-                       "AmountRead": amounts, "LineTotal": totals})
+                       "AmountRead": amounts, "LineTotal": totals},
+                      {"AmountRead": currencies, "LineTotal": currencies})
     now = local_now()
     summary: list[Sequence[Any]] = [
         [Heading("Validation sheet (a dry run: nothing was issued)")],
@@ -415,8 +323,10 @@ def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledg
     # Columns, not a dict per row (OutputRows): one append per cell.
     numbers = [c.row.number for c in checks]
     recs = list(map(records.get, numbers))
-    statuses, errors, amounts, totals, customers, orders, payments, certificates, moments_at = ([] for _ in range(9))
+    statuses, errors, amounts, totals, currencies, customers, orders, payments, certificates, moments_at = (
+        [] for _ in range(10))
     add_status, add_error, add_amount, add_total = statuses.append, errors.append, amounts.append, totals.append
+    add_currency = currencies.append
     add_customer, add_order, add_payment = customers.append, orders.append, payments.append
     add_certificates, add_moment = certificates.append, moments_at.append
     for c, rec in zip(checks, recs):
@@ -454,23 +364,19 @@ def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledg
             entry[0] += 1
             entry[1] += quantity
             entry[2] += total
-            if price.is_finite():
-                add_amount(_money((price, currency)))
-                add_total(_money((total, currency)))
-            else:
-                amount, line_total = _typed(price, quantity, currency)
-                add_amount(amount)
-                add_total(line_total)
+            add_amount(price)
+            add_total(total if price.is_finite() else None)
         elif order is not None:
             price, currency = order.price, order.currency
-            add_amount(_money((price, currency)))
-            add_total(_money((price * order.quantity, currency)))
+            add_amount(price)
+            add_total(price * order.quantity)
         else:
             fields = c.row.fields
             currency = str(fields.get("currency") or DEFAULT_CURRENCY).upper()
-            amount, line_total = _typed(fields.get("amount"), fields.get("quantity"), currency)
+            amount, line_total = _typed(fields.get("amount"), fields.get("quantity"))
             add_amount(amount)
             add_total(line_total)
+        add_currency(currency)
         add_status(status)
         add_error(error)
         if status in needs_attention or edited:
@@ -505,7 +411,8 @@ def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledg
     rows = OutputRows(numbers, [c.row.original for c in checks], {
         "Status": statuses, "Error": errors, "AmountRead": amounts, "LineTotal": totals, "CustomerId": customers,
         "SalesOrderId": orders, "ExternalPaymentId": payments, "GiftCertificateNumbers": certificates,
-        "IssuedAt": moments_at, "BatchId": [batch.id] * len(numbers), "Row": numbers})
+        "IssuedAt": moments_at, "BatchId": [batch.id] * len(numbers), "Row": numbers},
+        {"AmountRead": currencies, "LineTotal": currencies})
 
     now = local_now()
     summary: list[Sequence[Any]] = [

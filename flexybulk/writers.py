@@ -2,12 +2,15 @@
 
 XlsxWriter builds the workbook: styles, the Summary, the frame of each big
 table (widths, frozen header, autofilter, page setup). The big tables' rows
-(the Result/Validation sheet and "Needs attention") are rendered by
-:mod:`flexybulk.output_cells` and streamed into the final file where XlsxWriter left
-a marker in their ``<sheetData>``, deflated by a second thread while the next
-rows render. XlsxWriter's own per-cell calls cost about 4 µs a cell: 6 s for
-a 100,000-row validation sheet, against a target of a fraction of the
-1.5-2.5 s a bare read of the same file takes (benchmarks/README.md).
+(the Result/Validation sheet and "Needs attention") are laid out column by
+column and rendered chunk by chunk by :mod:`flexybulk.output_layout` and
+:mod:`flexybulk.output_cells` (a big table's second half by a forked child,
+:mod:`flexybulk.output_fork`), and streamed into the final file where
+XlsxWriter left a marker in their ``<sheetData>``, deflated in independent
+pieces by other threads while the next rows render (:mod:`flexybulk.output_zip`).
+XlsxWriter's own per-cell calls cost about 4 µs a cell: 6 s for a
+100,000-row validation sheet, against a target of a fraction of the 1.4 s a
+bare read of the same file takes (issue #13, benchmarks/README.md).
 
 Safety (issue #6, OWASP "CSV Injection"; pitfalls P17): text is never written
 as a formula. XLSX text cells are always strings, formula-like ones with the
@@ -26,12 +29,8 @@ import contextlib
 import csv
 import gc
 import io
-import itertools
 import os
-import queue
-import sys
 import tempfile
-import threading
 from datetime import date, datetime
 from decimal import Decimal
 from itertools import repeat
@@ -45,7 +44,10 @@ from .output_cells import (  # noqa: F401 (Money, Heading, Label, STATUS_COLOURS
 )
 from .errors import InputFileError
 from .model import RowStatus
-from .output_layout import chunk_pieces, prepare
+from . import output_fork
+from .output_fork import Helper
+from .output_layout import TablePart, number_money_styles
+from .output_zip import package
 
 if TYPE_CHECKING:  # the shapes live with their builders
     from .results import OutputSheet
@@ -119,20 +121,28 @@ def _remove(path: str) -> None:
 
 
 _CHUNK_ROWS = 512
+_PARENT_SHARE = 0.5  # of a big table's rows; the forked child does the rest
 
 
 class _TableWorksheet:
-    """Mixin for an XlsxWriter worksheet whose rows are rendered by :func:`render_column`.
+    """Mixin for an XlsxWriter worksheet whose rows flexybulk renders (:mod:`flexybulk.output_layout`).
 
     :meth:`set_table` takes the columns and the (increasing) sheet row number
-    of each data row, sets the frame through XlsxWriter's own calls (widths,
-    frozen header, autofilter) and numbers every style the cells will name;
-    XlsxWriter's ``<sheetData>`` holds only :attr:`marker`; :func:`_package`
-    streams :meth:`xml_chunks` in its place.
+    of each data row, numbers every style the cells will name, lays the
+    columns out (a big table in two parts, the second in a forked child when
+    one can be had: :mod:`flexybulk.output_fork`) and sets the frame through
+    XlsxWriter's own calls (widths, frozen header, autofilter). XlsxWriter's
+    ``<sheetData>`` holds only :attr:`marker`; :func:`~flexybulk.output_zip.package` streams
+    :meth:`xml_chunks` in its place. Call :meth:`release` when done.
     """
 
-    def set_table(self, columns: list[Column], numbers: list[int], header_row: int, styles: Styles) -> None:
+    _helper: Helper | None = None
+
+    def set_table(self, columns: list[Column], numbers: list[int], header_row: int, styles: Styles,
+                  inputs: list[dict] | None = None) -> None:
+        """``columns``' values, or ``None``: the value under the header in each of ``inputs`` (one dict a row)."""
         self._table = (columns, numbers, header_row, styles)
+        self._inputs = inputs
         last_row = (numbers[-1] if numbers else header_row) - 1
         # The <dimension> XlsxWriter writes: the table's extent (0-based, as XlsxWriter keeps it).
         self.dim_rowmin, self.dim_rowmax = header_row - 1, last_row
@@ -141,13 +151,16 @@ class _TableWorksheet:
             styles.index(getattr(styles, name))
         for fmt in styles.status.values():
             styles.index(fmt)
+        longest = self._lay_out(columns, numbers, styles)
         widths = []
         for j, col in enumerate(columns):
             cap = WRAP_WIDTH if col.kind == "wrap" else MAX_WIDTH
-            width = max(MIN_WIDTH, min(cap, prepare(col, column_letter(j), styles) + 1))
+            width = max(MIN_WIDTH, min(cap, longest[j] + 1))
             widths.append(width)
             self.set_column(j, j, width, styles.wrap if col.kind == "wrap" else None)
-        self._wrapped = [(col, width - 1) for col, width in zip(columns, widths) if col.kind == "wrap"]
+        self._widths = widths
+        if self._helper is not None:
+            self._helper.go(widths)
         self.freeze_panes(header_row, 0)
         self.autofilter(header_row - 1, 0, last_row, max(len(columns) - 1, 0))
         # Printed or turned into a PDF: landscape, the header row and the first column on every page, and
@@ -159,8 +172,40 @@ class _TableWorksheet:
         if len(columns) > 1:
             self.repeat_columns(0)
 
+    def _lay_out(self, columns: list[Column], numbers: list[int], styles: Styles) -> list[int]:
+        """Cut the table in parts, lay each out (the second in a child if it can); the columns' widest cells."""
+        rows = len(numbers)
+        if rows < output_fork.FORK_MIN_ROWS:
+            self._parts = [TablePart(columns, numbers, 0, rows, self._inputs)]
+            return self._parts[0].prepare(styles)
+        number_money_styles(columns, styles, self._inputs)  # the same numbers in both parts, whichever process lays one out
+        middle = int(rows * _PARENT_SHARE)
+        # Each part takes its own rows' values (the second in the child: both at once).
+        self._parts = [TablePart(columns, numbers, 0, middle, self._inputs),
+                       TablePart(columns, numbers, middle, rows, self._inputs)]
+        second = self._parts[1]
+        if output_fork.available():
+            try:
+                self._helper = Helper(lambda: second.prepare(styles),
+                                      lambda widths: second.chunks(widths, styles, _CHUNK_ROWS),
+                                      lambda: len(styles.wb.xf_format_indices))
+            except Exception:  # no fork to be had (memory, limits): this process does both parts
+                self._helper = None
+        longest = self._parts[0].prepare(styles)
+        theirs = self._helper.widths() if self._helper is not None else None
+        if theirs is None or len(theirs) != len(columns):
+            self.release()
+            theirs = second.prepare(styles)
+        return list(map(max, longest, theirs))
+
+    def release(self) -> None:
+        """End the helper child, if any (killed and reaped if it still runs)."""
+        if self._helper is not None:
+            self._helper.close()
+            self._helper = None
+
     def _write_sheet_data(self) -> None:  # XlsxWriter's hook for <sheetData>
-        # Only a marker: the rows are streamed into the final file by _package, compressed as they come.
+        # Only a marker: the rows are streamed into the final file by output_zip.package, compressed as they come.
         self.fh.write(f"<sheetData>{self.marker}</sheetData>")
 
     @property
@@ -176,26 +221,22 @@ class _TableWorksheet:
         head = "".join(f'<c r="{letter}{header_row}" s="{header_s}" t="inlineStr"><is><t>{text}</t></is></c>'
                        for letter, text in zip(letters, clean_column([c.header for c in columns])[0]))
         yield f'<row r="{header_row}">{head}</row>'.encode()
-        for start in range(0, len(numbers), _CHUNK_ROWS):
-            part = list(map(str, numbers[start:start + _CHUNK_ROWS]))  # each row number made text once, not per cell
-            heights = row_heights([(col.values[start:start + _CHUNK_ROWS], width) for col, width in self._wrapped])
-            pieces: list = ['<row r="', part]
-            if heights:
-                pieces += ['"', [heights.get(i, "") for i in range(len(part))], ">"]
-            else:
-                pieces.append('">')
-            for col, letter in zip(columns, letters):
-                pieces += chunk_pieces(col, letter, part, start, styles)
-            pieces.append("</row>")
-            # Constant markup between the texts merged, and repeated on every row: one C-level join makes the rows.
-            merged: list = []
-            for piece in pieces:
-                if piece.__class__ is str and merged and merged[-1].__class__ is str:
-                    merged[-1] += piece
-                else:
-                    merged.append(piece)
-            rows = zip(*[repeat(p) if p.__class__ is str else p for p in merged])
-            yield "".join(itertools.chain.from_iterable(rows)).encode()
+        for part in self._parts:
+            if part is not self._parts[0] and self._helper is not None:
+                theirs = self._helper.output()
+                if theirs is not None:
+                    try:
+                        yield from theirs
+                    finally:
+                        self.release()
+                    continue
+                self.release()
+            if not part.prepared:  # the child laid it out, then failed: the same layout here (no new style)
+                numbered = len(styles.wb.xf_format_indices)
+                part.prepare(styles)
+                if len(styles.wb.xf_format_indices) != numbered:
+                    raise RuntimeError("a style was numbered after the workbook's styles were written")
+            yield from part.chunks(self._widths, styles, _CHUNK_ROWS)
 
 
 def _table_worksheet_class() -> type:
@@ -204,18 +245,19 @@ def _table_worksheet_class() -> type:
     return type("TableWorksheet", (_TableWorksheet, Worksheet), {})
 
 
-def _table_columns(sheet: "OutputSheet") -> tuple[list[Column], list[int]]:
-    from .results import OutputRows
+def _table_columns(sheet: "OutputSheet") -> tuple[list[Column], list[int], list[dict]]:
+    """The table's columns, sheet row numbers and input rows; an input column's values are left in the rows (``None``)."""
+    from .output_sheet import OutputRows
 
     headers = sheet.xlsx_headers
     own = set(sheet.own_columns) | set(sheet.typed_columns)
     kinds = sheet.kinds
     rows = sheet.rows
     if isinstance(rows, OutputRows):  # kept as columns: taken as they are
-        inputs, numbers, given = rows.inputs, rows.numbers, rows.columns
+        inputs, numbers, given, currencies = rows.inputs, rows.numbers, rows.columns, rows.currencies
         extras = None
     else:
-        inputs, numbers, given = [row.input_values for row in rows], [row.number for row in rows], {}
+        inputs, numbers, given, currencies = [row.input_values for row in rows], [row.number for row in rows], {}, {}
         extras = [row.extra for row in rows]
     columns = []
     for h in headers:
@@ -224,12 +266,12 @@ def _table_columns(sheet: "OutputSheet") -> tuple[list[Column], list[int]]:
         elif h in own:
             values = list(map(dict.get, extras, repeat(h))) if extras is not None else [None] * len(numbers)
         else:
-            values = list(map(dict.get, inputs, repeat(h)))
-        columns.append(Column(h, values, kinds.get(h, "plain")))
+            values = None  # taken from the rows part by part (flexybulk.output_layout.TablePart)
+        columns.append(Column(h, values, kinds.get(h, "plain"), currencies=currencies.get(h)))
     if any(b <= a for a, b in zip(numbers, numbers[1:])) or (numbers and numbers[0] <= sheet.header_row):
         # A sorted result sheet given back is written line after line in its own order.
         numbers = list(range(sheet.header_row + 1, sheet.header_row + 1 + len(numbers)))
-    return columns, numbers
+    return columns, numbers, inputs
 
 
 def _write_summary(ws: Any, rows: Iterable[Sequence[Any]], styles: Styles) -> None:
@@ -293,123 +335,25 @@ def _write_xlsx(sheet: "OutputSheet", fh: Any) -> None:
     styles = Styles(wb)
     table_class = _table_worksheet_class()
     main = wb.add_worksheet(sheet.sheet_name[:31], worksheet_class=table_class)
-    columns, numbers = _table_columns(sheet)
-    main.set_table(columns, numbers, sheet.header_row, styles)
     tables = [main]
-    summary = wb.add_worksheet("Summary")
-    _write_summary(summary, sheet.summary, styles)
-    if sheet.attention is not None:
-        attention = wb.add_worksheet("Needs attention", worksheet_class=table_class)
-        heads = list(sheet.attention_headers)
-        cols = [Column(h, [line[j] for line in sheet.attention], sheet.attention_kinds.get(h, "plain"))
-                for j, h in enumerate(heads)]
-        attention.set_table(cols, list(range(2, 2 + len(sheet.attention))), 1, styles)
-        tables.append(attention)
-    main.activate()
-    wb.close()
-    _package(frame, fh, tables)
-
-
-def _package(frame: io.BytesIO, fh: Any, tables: list) -> None:
-    """Copy XlsxWriter's workbook into ``fh``, each table sheet with its rows streamed in at its marker.
-
-    The rows are rendered here (Python, holding the GIL) while a second
-    thread deflates what is ready (zlib lets go of the GIL), so compressing
-    costs little wall time on a machine with two cores.
-    """
-    import zipfile
-
-    # Level 1: a third of level 6's time for a file a fifth larger (a 100,000-row sheet: 0.25 s, 10 MiB).
-    with zipfile.ZipFile(frame) as src, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as out:
-        for info in src.infolist():
-            data = src.read(info)
-            table = next((t for t in tables if t.marker.encode() in data), None)
-            if table is None:
-                out.writestr(info.filename, data)  # by name: the ZipFile's compression and level apply
-                continue
-            head, tail = data.split(table.marker.encode())
-            with out.open(info.filename, "w") as member:
-                _pipe(member, itertools.chain([head], table.xml_chunks(), [tail]))
-
-
-_HAND_OVER = 8 << 20  # bytes of XML per hand-over to the deflating thread
-_SWITCH_INTERVAL = 0.0005  # seconds; Python's default is 0.005
-_switching = threading.Lock()
-_switch_state = {"writers": 0, "before": 0.0}
-
-
-@contextlib.contextmanager
-def _quick_switches() -> Iterator[None]:
-    """A shorter GIL switch interval while a sheet is deflated on a second thread (restored after the last writer).
-
-    zlib lets go of the GIL while it works, but takes it back several times
-    per write (after the CRC, after each output block); each time it waits
-    for the rendering thread to reach the switch interval. At Python's 5 ms
-    the deflating thread spent most of a 100,000-row sheet waiting (1.3 s
-    for 0.45 s of work), longer than the rendering it should hide behind.
-    """
-    with _switching:
-        if _switch_state["writers"] == 0:
-            _switch_state["before"] = sys.getswitchinterval()
-            sys.setswitchinterval(min(_SWITCH_INTERVAL, _switch_state["before"]))
-        _switch_state["writers"] += 1
     try:
-        yield
+        columns, numbers, inputs = _table_columns(sheet)
+        main.set_table(columns, numbers, sheet.header_row, styles, inputs)
+        summary = wb.add_worksheet("Summary")
+        _write_summary(summary, sheet.summary, styles)
+        if sheet.attention is not None:
+            attention = wb.add_worksheet("Needs attention", worksheet_class=table_class)
+            heads = list(sheet.attention_headers)
+            cols = [Column(h, [line[j] for line in sheet.attention], sheet.attention_kinds.get(h, "plain"))
+                    for j, h in enumerate(heads)]
+            attention.set_table(cols, list(range(2, 2 + len(sheet.attention))), 1, styles)
+            tables.append(attention)
+        main.activate()
+        wb.close()
+        package(frame, fh, tables)
     finally:
-        with _switching:
-            _switch_state["writers"] -= 1
-            if _switch_state["writers"] == 0:
-                sys.setswitchinterval(_switch_state["before"])
-
-
-def _pipe(member: Any, chunks: Iterable[bytes]) -> None:
-    """Write ``chunks`` to ``member`` from a second thread, while this one makes the next chunk.
-
-    The chunks go over in pieces of several MiB: each write takes the GIL
-    back three times (CRC, deflate, file), and a thread that wants the GIL
-    waits up to the switch interval (5 ms) while this one renders, so many
-    small writes would keep the deflating thread waiting, not working.
-    """
-    ready: queue.Queue = queue.Queue(maxsize=2)
-    failed: list[BaseException] = []
-
-    def deflate() -> None:
-        try:
-            while (piece := ready.get()) is not None:
-                member.write(piece)
-        except BaseException as exc:  # handed to the making thread, which stops and raises it
-            failed.append(exc)
-            while ready.get() is not None:
-                pass
-
-    worker = threading.Thread(target=deflate, name="flexybulk-xlsx-deflate", daemon=True)
-    with _quick_switches():
-        worker.start()
-        try:
-            _feed(ready, chunks, failed)
-        finally:
-            worker.join()
-    if failed:
-        raise failed[0]
-
-
-def _feed(ready: queue.Queue, chunks: Iterable[bytes], failed: list) -> None:
-    """Put ``chunks`` on ``ready`` in pieces of ``_HAND_OVER`` bytes, then ``None``; stop early if the taker failed."""
-    try:
-        pending: list[bytes] = []
-        size = 0
-        for chunk in chunks:
-            if failed:
-                break
-            pending.append(chunk)
-            size += len(chunk)
-            if size >= _HAND_OVER:
-                ready.put(b"".join(pending))
-                pending, size = [], 0
-        if pending and not failed:
-            ready.put(b"".join(pending))
-    finally:
-        ready.put(None)
+        for table in tables:  # a helper child is never left behind, whatever failed
+            table.release()
 
 
 # --- CSV -------------------------------------------------------------------------------

@@ -164,16 +164,16 @@ def _random_sheet(seed: int):
 
 def test_whole_column_layouts_give_the_cells_chunk_by_chunk_rendering_gives(tmp_path, monkeypatch):
     """flexybulk.output_layout's prepared columns and output_cells' rendering of each chunk: the same XML, byte for byte."""
-    from flexybulk import output_cells, writers
+    from flexybulk import output_cells, output_layout, writers
 
     monkeypatch.setattr(writers, "_CHUNK_ROWS", 256)  # several chunks, a column's gaps in some of them only
     laid_out = 0
+    real_prepare = output_layout.prepare
     for seed in range(40):
         sheet = _random_sheet(seed)
         with monkeypatch.context() as m:
-            m.setattr(writers, "prepare", lambda col, letter, styles: output_cells.column_width(col, styles))
+            m.setattr(output_layout, "prepare", lambda col, letter, styles: output_cells.column_width(col, styles))
             write_output(sheet, tmp_path / "chunks.xlsx")
-        real_prepare = writers.prepare
 
         def counting(col, letter, styles):
             nonlocal laid_out
@@ -181,9 +181,9 @@ def test_whole_column_layouts_give_the_cells_chunk_by_chunk_rendering_gives(tmp_
             laid_out += col.layout is not None
             return width
 
-        monkeypatch.setattr(writers, "prepare", counting)
+        monkeypatch.setattr(output_layout, "prepare", counting)
         write_output(sheet, tmp_path / "layouts.xlsx")
-        monkeypatch.setattr(writers, "prepare", real_prepare)
+        monkeypatch.setattr(output_layout, "prepare", real_prepare)
         with zipfile.ZipFile(tmp_path / "chunks.xlsx") as a, zipfile.ZipFile(tmp_path / "layouts.xlsx") as b:
             for name in ("xl/worksheets/sheet1.xml", "xl/styles.xml"):
                 assert a.read(name) == b.read(name), (seed, name)
@@ -204,21 +204,21 @@ def test_a_plain_text_column_is_written_as_it_is_and_any_other_is_cleaned(tmp_pa
 
 
 def test_the_switch_interval_is_given_back_after_writing_even_by_two_writers_at_once(tmp_path, monkeypatch):
-    """The writer shortens the GIL switch interval while it deflates (flexybulk.writers._quick_switches)."""
+    """The writer shortens the GIL switch interval while it deflates (flexybulk.output_zip._quick_switches)."""
     import sys
     import threading
 
-    from flexybulk import writers
+    from flexybulk import output_zip
 
     before = sys.getswitchinterval()
     during = []
-    real_feed = writers._feed
+    real_feed = output_zip._feed
 
     def feed(*args):
         during.append(sys.getswitchinterval())
         return real_feed(*args)
 
-    monkeypatch.setattr(writers, "_feed", feed)
+    monkeypatch.setattr(output_zip, "_feed", feed)
 
     def write(name):
         write_output(OutputSheet(["Text"], ["Status"], [OutputRow(2, {"Text": name}, {"Status": RowStatus.ISSUED})]),
@@ -235,3 +235,90 @@ def test_the_switch_interval_is_given_back_after_writing_even_by_two_writers_at_
     with pytest.raises(InputFileError):
         write_output(OutputSheet(["Text"], ["Status"], []), tmp_path / "missing" / "x.xlsx")
     assert sys.getswitchinterval() == before
+
+
+def test_the_big_sheet_is_deflated_in_pieces_on_several_threads_and_reads_back(tmp_path, monkeypatch):
+    """output_zip._Deflater: independent deflate pieces, one valid stream; zipfile's CRC, openpyxl and the reader agree."""
+    import zlib
+
+    from flexybulk import output_zip
+
+    monkeypatch.setattr(output_zip, "_HAND_OVER", 64 << 10)  # many pieces for a small sheet
+    pieces = []
+    real = output_zip._deflate_piece
+    monkeypatch.setattr(output_zip, "_deflate_piece", lambda data, level: pieces.append(len(data)) or real(data, level))
+    rows = [OutputRow(i + 2, {"Navn": f"Søren Østergaard {i} <&>", "E-mail": f"s{i}@example.com"},
+                      {"Status": RowStatus.VALID, "Row": i + 2}) for i in range(20_000)]
+    path = write_output(OutputSheet(["Navn", "E-mail"], ["Status", "Row"], rows), tmp_path / "big.xlsx")
+    assert len(pieces) > 10
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo("xl/worksheets/sheet1.xml")
+        assert info.compress_type == zipfile.ZIP_DEFLATED and z.testzip() is None
+        xml = z.read(info)
+        with z.open(info) as raw:  # the member's bytes, one raw deflate stream (zipfile checks the CRC on reading)
+            assert raw.read() == xml
+    assert info.file_size == len(xml) == sum(pieces)  # every byte went through the pieces
+    assert zlib.decompressobj(-15).decompress(_member_bytes(path, info)) == xml  # one stream, as any unzip reads it
+    ws = openpyxl.load_workbook(path)["Result"]
+    assert ws["A20001"].value == "Søren Østergaard 19999 <&>"
+    assert read_sheet(path).rows[-1].original["Navn"] == "Søren Østergaard 19999 <&>"
+
+
+def _member_bytes(path, info) -> bytes:
+    """A zip member's stored (compressed) bytes, read past its local header."""
+    import struct
+
+    with open(path, "rb") as fh:
+        fh.seek(info.header_offset)
+        header = fh.read(30)
+        name_length, extra_length = struct.unpack("<HH", header[26:30])
+        fh.seek(info.header_offset + 30 + name_length + extra_length)
+        return fh.read(info.compress_size)
+
+
+def test_the_zipfile_writer_still_takes_a_compressor_of_ours():
+    """zipfile's member writer keeps its compressor in ``_compressor`` (output_zip._Deflater.take_over puts ours there)."""
+    import io
+
+    with zipfile.ZipFile(io.BytesIO(), "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z, z.open("x.xml", "w") as member:
+        assert hasattr(member._compressor, "compress") and hasattr(member._compressor, "flush")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_amounts_kept_apart_from_their_currencies_give_the_cells_money_gives(tmp_path, monkeypatch, seed):
+    """results.OutputRows may keep a column's amounts and currencies apart (no Money per row): the same XML."""
+    import random
+
+    from flexybulk import output_fork, writers
+    from flexybulk.results import OutputRows
+    from flexybulk.writers import Money
+
+    monkeypatch.setattr(writers, "_CHUNK_ROWS", 128)
+    monkeypatch.setattr(output_fork, "FORK_MIN_ROWS", 300)  # cut in two parts, the second a child's
+    rng = random.Random(seed)
+    n = rng.choice([5, 700])
+    odd = [Decimal("NaN"), Decimal("1E+400"), Decimal("12345678901234567")] if seed % 3 == 0 else []
+    amounts = [None if rng.random() < (0.02, 0.5, 0)[seed % 3] else rng.choice([Decimal("0.01"), Decimal("250.00"),
+               Decimal(rng.randrange(10**8)) / 100] + odd) for _ in range(n)]
+    currencies = [rng.choice(["DKK", "DKK", "EUR", "SEK"]) if seed % 2 else "DKK" for _ in range(n)]
+    numbers = list(range(2, n + 2))
+    inputs = [{"Navn": f"P{i}"} for i in range(n)]
+    apart = OutputSheet(["Navn"], ["Row"], OutputRows(numbers, inputs, {"AmountRead": amounts, "Row": numbers},
+                                                      {"AmountRead": currencies}), typed_columns=["AmountRead"])
+    money = [None if a is None else Money(a, c) for a, c in zip(amounts, currencies)]
+    together = OutputSheet(["Navn"], ["Row"], [OutputRow(k, inputs[i], {"AmountRead": money[i], "Row": k})
+                                               for i, k in enumerate(numbers)], typed_columns=["AmountRead"])
+    assert apart.rows[0].extra["AmountRead"] == money[0] and list(apart.rows) == list(together.rows)
+    write_output(apart, tmp_path / "apart.xlsx")
+    write_output(together, tmp_path / "together.xlsx")
+    with zipfile.ZipFile(tmp_path / "apart.xlsx") as a, zipfile.ZipFile(tmp_path / "together.xlsx") as b:
+        for name in ("xl/worksheets/sheet1.xml", "xl/styles.xml"):
+            assert a.read(name) == b.read(name), name
+    got = [c.value for c in openpyxl.load_workbook(tmp_path / "apart.xlsx")["Result"]["B"][1:]]
+    for value, amount in zip(got, amounts):  # row by row
+        if amount is None:
+            assert value is None
+        elif not amount.is_finite() or amount.adjusted() >= 300:
+            assert value == str(amount)  # no number cell holds it: text
+        elif len(str(amount)) <= 15:
+            assert Decimal(repr(value)) == amount
