@@ -194,3 +194,36 @@ os._exit(0)  # the parent is gone, without killing its child
     else:
         os.kill(child, signal.SIGKILL)
         pytest.fail("the orphaned child kept running")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="only Linux forks a helper")
+def test_a_child_forked_while_other_threads_hold_locks_still_renders(tmp_path, small_fork, children, monkeypatch):
+    """As in the web server or during validation's email workers: threads alive and holding locks at fork time."""
+    import logging
+    import threading
+
+    sheet = _random_sheet(11)
+    alone = _alone(sheet, tmp_path / "alone.xlsx", monkeypatch)
+    held, stop = threading.Lock(), threading.Event()
+    log = logging.getLogger("flexybulk.test.busy")
+
+    def busy():  # holds a lock most of the time and keeps logging's and the allocator's locks busy
+        while not stop.is_set():
+            with held:
+                log.debug("%s", [str(i) for i in range(200)])
+
+    workers = [threading.Thread(target=busy, daemon=True) for _ in range(3)]
+    for t in workers:
+        t.start()
+    result: list = []
+    writer = threading.Thread(target=lambda: result.append(write_output(sheet, tmp_path / "forked.xlsx")))
+    try:
+        writer.start()
+        writer.join(60)
+    finally:
+        stop.set()
+        for t in workers:
+            t.join()
+    assert not writer.is_alive() and result
+    assert _parts(tmp_path / "forked.xlsx") == alone
+    assert children["used"] == 1 and all(_gone(pid) for pid in children["pids"])
