@@ -51,7 +51,8 @@ def prepare(col: Column, letter: str, styles: Styles) -> int:
     a format when first used, and the frame is written before the rows).
     """
     values = col.values
-    kinds = set(map(type, values))
+    distinct = _distinct(values)
+    kinds = set(map(type, values if distinct is None else distinct))
     holes = _NONE in kinds
     kinds.discard(_NONE)
     col.layout = None
@@ -64,7 +65,7 @@ def prepare(col: Column, letter: str, styles: Styles) -> int:
             if shaped is None:
                 return column_width(col, styles)
     elif kinds == {str}:
-        shaped = _texts(col, letter, values, holes, styles)
+        shaped = _texts(col, letter, values, holes, styles, distinct)
     elif kinds == {RowStatus} and not holes and col.kind == "status":
         status = {s: styles.index(f) for s, f in styles.status.items()}
         ends = {s: f'"{_style(status.get(s.value, 0))} t="inlineStr"><is><t>{s.value}</t></is></c>' for s in set(values)}
@@ -120,17 +121,34 @@ def _spread(texts: list, where: list[int], rows: int) -> list:
     return out
 
 
-def _texts(col: Column, letter: str, values: list, holes: bool, styles: Styles) -> int | None:
-    present = list(filter(None, values)) if holes or not all(values) else values  # "" is an empty cell too
+def _texts(col: Column, letter: str, values: list, holes: bool, styles: Styles, distinct: set | None) -> int | None:
+    if distinct is not None:  # each distinct text looked at once
+        present = [t for t in distinct if t]
+        holes = holes or "" in distinct
+    else:
+        present = list(filter(None, values)) if holes or not all(values) else values  # "" is an empty cell too
+        holes = present is not values
     longest = max(map(len, present), default=0)
     if col.kind == "status" or longest > MAX_TEXT or not plain_texts(present):
         return None
-    gaps = list(compress(range(len(values)), map(operator.not_, values))) if present is not values else []
+    gaps = list(compress(range(len(values)), map(operator.not_, values))) if holes else []
     if not _few(gaps, len(values)):
         return None
     s = _style(styles.index(styles.wrap)) if col.kind == "wrap" else ""
     _lay_out(col, letter, [f'"{s} t="inlineStr"><is><t>', values, "</t></is></c>"], gaps)
     return longest
+
+
+def _distinct(values: list) -> set | None:
+    """The column's distinct values when its first texts repeat a lot (a type, a department, a batch id), else ``None``.
+
+    One pass that hashes (the texts keep their hash) instead of several
+    that look at every cell; only for text, where equal values are the same text.
+    """
+    sample = values[:256]
+    if len(values) < 4096 or len(set(sample)) * 8 > len(sample) or set(map(type, sample)) != {str}:
+        return None
+    return set(values)
 
 
 def plain_texts(texts: list[str]) -> bool:

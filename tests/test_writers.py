@@ -322,3 +322,30 @@ def test_amounts_kept_apart_from_their_currencies_give_the_cells_money_gives(tmp
             assert value == str(amount)  # no number cell holds it: text
         elif len(str(amount)) <= 15:
             assert Decimal(repr(value)) == amount
+
+
+def test_columns_of_few_distinct_texts_are_laid_out_as_the_chunks_would_be(tmp_path, monkeypatch):
+    """output_layout._distinct: a type, a department, a batch id looked at once per distinct text; the same XML."""
+    import random
+
+    from flexybulk import output_cells, output_layout
+
+    rng = random.Random(7)
+    pools = {"Type": ["Gavekort", "Julegavekort", "Firmagavekort"], "Dept": ["Webshop", "Aarhus", "", None],
+             "Odd": ["Jensen & Co", "Webshop"], "Formula": ["=1+1", "Webshop"], "Batch": ["6f1c1d9e-3b7a"],
+             "Few gaps": ["Odense"] * 500 + [None], "Status text": ["ISSUED", RowStatus.ISSUED]}
+    rows = [OutputRow(i + 2, {h: rng.choice(pool) for h, pool in pools.items()}, {"Row": i + 2}) for i in range(6000)]
+    sheet = OutputSheet(list(pools), ["Row"], rows)
+    used = []
+    real_distinct = output_layout._distinct
+    monkeypatch.setattr(output_layout, "_distinct", lambda values: used.append(real_distinct(values)) or used[-1])
+    write_output(sheet, tmp_path / "layouts.xlsx")
+    assert sum(d is not None for d in used) >= 5  # the distinct-text path was taken
+    monkeypatch.setattr(output_layout, "prepare", lambda col, letter, styles: output_cells.column_width(col, styles))
+    write_output(sheet, tmp_path / "chunks.xlsx")
+    with zipfile.ZipFile(tmp_path / "chunks.xlsx") as a, zipfile.ZipFile(tmp_path / "layouts.xlsx") as b:
+        for name in ("xl/worksheets/sheet1.xml", "xl/styles.xml"):
+            assert a.read(name) == b.read(name), name
+    ws = openpyxl.load_workbook(tmp_path / "layouts.xlsx")["Result"]
+    assert {c.value for c in ws["C"][1:]} == {"Jensen & Co", "Webshop"}
+    assert all(c.quotePrefix for c in ws["D"][1:] if c.value == "=1+1")
