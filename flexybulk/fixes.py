@@ -32,14 +32,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .reading import amounts as A, cells as C
 from .errors import ConfigError
+from .files import write_private_text
 from .model import Field, InputRow, RowProblem
 
 FIXES_VERSION = "flexybulk-fixes-1"
@@ -93,19 +92,7 @@ def save_fixes(path: Path | str, fixes: Iterable[CellFix]) -> None:
     """
     path = Path(path)
     data = json.dumps({"version": FIXES_VERSION, "fixes": [f.as_list() for f in latest(fixes)]}, ensure_ascii=False, indent=1)
-    fd, tmp = tempfile.mkstemp(prefix=".fixes-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_private_text(path, data)
 
 
 def load_fixes(path: Path | str) -> list[CellFix]:
