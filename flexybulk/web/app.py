@@ -36,7 +36,7 @@ from ..validate import format_money
 from . import i18n
 from .auth import SESSION_COOKIE, Auth, User
 from .jobs import Issuer
-from .security import Guard
+from .security import LOOPBACK_HOSTS, Guard
 from .store import Upload, UploadStore
 
 log = logging.getLogger("flexybulk.web")
@@ -59,6 +59,8 @@ class WebConfig:
         secure_cookies: send cookies with ``Secure`` (behind an HTTPS reverse proxy).
         new_ledger: create ``ledger`` if it does not exist (as the command line's ``--new-ledger``);
             without it a named ledger that does not exist is refused at start.
+        allowed_hosts: the host names the page answers to (``Host`` header); any other is refused
+            (DNS rebinding, :mod:`.security`). Local mode: the loopback names.
     """
 
     data_dir: Path
@@ -71,6 +73,7 @@ class WebConfig:
     secure_cookies: bool = False
     new_ledger: bool = False
     page_size: int = 50
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
 
 
 @dataclass
@@ -255,4 +258,5 @@ def create_app(config: WebConfig, target: Target, auth: Auth) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.web = web
     # The guard's limit is the upload limit plus room for the form around the file.
-    return Guard(app, auth=auth, max_body=config.max_file_size + 64 * 1024)  # type: ignore[return-value]
+    return Guard(app, auth=auth, max_body=config.max_file_size + 64 * 1024,  # type: ignore[return-value]
+                 allowed_hosts=config.allowed_hosts)
