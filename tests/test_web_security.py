@@ -83,3 +83,25 @@ def test_the_allowed_host_names_of_each_mode(users_file, capsys):
         _allowed_hosts("0.0.0.0", ("https://gavekort.firma.dk/",), team=True)
     assert [host_name(v) for v in ("Example.COM:8770", "[::1]:80", "a b", "x/y", "h:99999", "")] == \
         ["example.com", "::1", None, None, None, None]
+
+
+# -- a streamed (chunked) body over the limit -----------------------------------------------------------------
+
+
+def test_a_chunked_upload_over_the_limit_is_answered_413_and_nothing_kept(tmp_path, settings):
+    app, config = _app(tmp_path, settings, max_mb=1)
+    def body():  # no Content-Length: sent chunked, counted by the guard as it arrives
+        yield b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.csv\"\r\nContent-Type: text/csv\r\n\r\n"
+        for _ in range(40):
+            yield b"Navn;E-mail\n" * 4096
+        yield b"\r\n--x--\r\n"
+
+    with TestClient(app, base_url="http://127.0.0.1:8770") as client:
+        client.config = config
+        answer = client.post("/upload", content=body(), headers={"Content-Type": "multipart/form-data; boundary=x"})
+        assert answer.status_code == 413, answer.text
+        assert answer.text == f"Refused: the upload is larger than the limit of {1024 * 1024 + 64 * 1024:,} bytes."
+        assert "text/plain" in answer.headers["content-type"]
+        assert _uploads(client) == []
+        assert client.get("/").status_code == 200  # the server lives on
+    assert list((tmp_path / "data" / "tmp").iterdir()) == []  # no spooled part of it left behind

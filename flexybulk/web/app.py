@@ -36,7 +36,7 @@ from ..validate import format_money
 from . import i18n
 from .auth import SESSION_COOKIE, Auth, User
 from .jobs import Issuer
-from .security import LOOPBACK_HOSTS, Guard
+from .security import LOOPBACK_HOSTS, BodyTooLarge, Guard, too_large
 from .store import Upload, UploadStore
 
 log = logging.getLogger("flexybulk.web")
@@ -255,7 +255,8 @@ def create_app(config: WebConfig, target: Target, auth: Auth) -> Starlette:
         # Ctrl-C or SIGTERM: the running batch stops taking rows; rows in flight finish; its result sheet is written.
         await asyncio.to_thread(web.issuer.shutdown)
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    # A streamed body cut off at the limit: 413 in the guard's words, not the error middleware's 500.
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={BodyTooLarge: too_large})
     app.state.web = web
     # The guard's limit is the upload limit plus room for the form around the file.
     return Guard(app, auth=auth, max_body=config.max_file_size + 64 * 1024,  # type: ignore[return-value]

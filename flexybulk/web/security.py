@@ -52,7 +52,27 @@ Send = Callable[[dict], Awaitable[None]]
 
 
 class BodyTooLarge(Exception):
-    """A body without a declared length grew past the limit while it was read."""
+    """A body without a declared length grew past the limit while it was read.
+
+    Raised inside the app's ``receive``; the app answers it with :func:`too_large` (a handler Starlette's
+    exception middleware runs before its error middleware could turn it into a 500).
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+    @property
+    def text(self) -> str:
+        return f"Refused: the upload is larger than the limit of {self.limit:,} bytes."
+
+
+async def too_large(request: Any, exc: Exception) -> Any:
+    """The 413 answer to :class:`BodyTooLarge` (the same plain words as a declared length over the limit)."""
+    from starlette.responses import PlainTextResponse
+
+    text = exc.text if isinstance(exc, BodyTooLarge) else "Refused: the upload is too large."
+    return PlainTextResponse(text, status_code=413, headers={"connection": "close"})
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -181,7 +201,7 @@ class Guard:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
-                    raise BodyTooLarge()
+                    raise BodyTooLarge(self.max_body)
             return message
 
         async def tracked_send(message: dict) -> None:
@@ -192,9 +212,9 @@ class Guard:
 
         try:
             await self.app(scope, counted_receive, tracked_send)
-        except BodyTooLarge:
+        except BodyTooLarge as exc:  # an app without the too_large handler
             if not started:
-                await _plain(send, 413, f"Refused: the upload is larger than {self.max_body:,} bytes.", close=True)
+                await _plain(send, 413, exc.text, close=True)
 
     def _with_security_headers(self, send: Send, path: str) -> Send:
         static = path.startswith("/static/")
