@@ -105,3 +105,58 @@ def test_a_chunked_upload_over_the_limit_is_answered_413_and_nothing_kept(tmp_pa
         assert _uploads(client) == []
         assert client.get("/").status_code == 200  # the server lives on
     assert list((tmp_path / "data" / "tmp").iterdir()) == []  # no spooled part of it left behind
+
+
+# -- the brake on wrong passwords -------------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def team(tmp_path, settings, users_file):
+    app, config = _app(tmp_path, settings, team_users=users_file)
+    with TestClient(app, base_url="http://127.0.0.1:8770") as client:
+        client.config = config
+        yield client
+
+
+def _try(client: TestClient, name: str, password: str):
+    client.cookies.clear()
+    return client.post("/login", data={"user": name, "password": password, "next": "/"}, follow_redirects=False)
+
+
+def test_after_five_wrong_passwords_a_name_waits_and_unknown_names_are_answered_the_same(team):
+    brake = team.app.app.state.web.auth.brake
+    clock = brake.clock = Clock()
+    for name in ("anna", "nobody"):
+        for _ in range(5):
+            assert _try(team, name, "wrong").status_code == 401
+    locked = {name: _try(team, name, PASSWORDS.get(name, "x")) for name in ("anna", "nobody")}
+    for answer in locked.values():
+        assert answer.status_code == 429 and answer.headers["retry-after"] == "15" and "set-cookie" not in answer.headers
+        assert "Too many wrong attempts. Wait 15 seconds, then try again." in answer.text
+    assert locked["anna"].text == locked["nobody"].text  # nothing tells which names exist
+    assert _try(team, "carl", PASSWORDS["carl"]).status_code == 303  # another name is not braked
+    clock.now += 10
+    assert _try(team, "anna", PASSWORDS["anna"]).status_code == 429  # the right password waits too
+    clock.now += 6
+    assert _try(team, "anna", "wrong again").status_code == 401
+    assert _try(team, "anna", PASSWORDS["anna"]).headers["retry-after"] == "30"  # the wait grows
+    clock.now += 31
+    assert _try(team, "anna", PASSWORDS["anna"]).status_code == 303
+    assert _try(team, "anna", "wrong").status_code == 401  # a success cleared the count
+
+
+def test_one_client_trying_many_names_is_braked_too(team):
+    brake = team.app.app.state.web.auth.brake
+    brake.clock, brake.client_free = Clock(), 4
+    for n in range(4):
+        assert _try(team, f"guess{n}", "x").status_code == 401
+    answer = _try(team, "bo", PASSWORDS["bo"])
+    assert answer.status_code == 429 and "Wait 15 seconds" in answer.text

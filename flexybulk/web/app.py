@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import tempfile
 import threading
@@ -34,7 +35,7 @@ from .. import __version__, batches
 from ..target import Target
 from ..validate import format_money
 from . import i18n
-from .auth import SESSION_COOKIE, Auth, User
+from .auth import SESSION_COOKIE, Auth, LoginLocked, User
 from .jobs import Issuer
 from .security import LOOPBACK_HOSTS, BodyTooLarge, Guard, too_large
 from .store import Upload, UploadStore
@@ -163,7 +164,16 @@ async def login_page(request: Request) -> Response:
         return RedirectResponse("/", status_code=303)
     if request.method == "POST":
         form = await request.form(max_files=0, max_fields=5)
-        token = web.auth.login(str(form.get("user", "")), str(form.get("password", "")))
+        client = request.client.host if request.client else ""
+        try:
+            token = web.auth.login(str(form.get("user", "")), str(form.get("password", "")), client)
+        except LoginLocked as locked:
+            seconds = math.ceil(locked.seconds)
+            log.warning("login braked for %r from %s: %d s", str(form.get("user", ""))[:60], client, seconds)
+            page = render(request, "login.html", status=429, failed=False, locked=seconds,
+                          next=local_next(str(form.get("next", "/"))))
+            page.headers["retry-after"] = str(seconds)
+            return page
         if token:
             log.info("login: %s", form.get("user"))
             response = RedirectResponse(local_next(str(form.get("next", "/"))), status_code=303)
@@ -171,8 +181,9 @@ async def login_page(request: Request) -> Response:
                                 path="/")
             return response
         log.warning("login refused for %r", str(form.get("user", ""))[:60])
-        return render(request, "login.html", status=401, failed=True, next=local_next(str(form.get("next", "/"))))
-    return render(request, "login.html", failed=False, next=local_next(request.query_params.get("next")))
+        return render(request, "login.html", status=401, failed=True, locked=None,
+                      next=local_next(str(form.get("next", "/"))))
+    return render(request, "login.html", failed=False, locked=None, next=local_next(request.query_params.get("next")))
 
 
 async def logout(request: Request) -> Response:

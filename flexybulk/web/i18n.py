@@ -172,6 +172,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "password": ("Adgangskode", "Password"),
     "login_button": ("Log ind", "Log in"),
     "login_failed": ("Forkert brugernavn eller adgangskode.", "Wrong user name or password."),
+    "login_locked": ("For mange forkerte forsøg. Vent {seconds} sekunder, og prøv igen.",
+                     "Too many wrong attempts. Wait {seconds} seconds, then try again."),
     "not_allowed": ("Det må du ikke: {why}", "You may not do that: {why}"),
     "not_found": ("Findes ikke (måske slettet efter opbevaringstiden).", "Not found (perhaps deleted after the keeping time)."),
     "language": ("Sprog", "Language"),
