@@ -10,12 +10,12 @@ from typing import Callable
 from ..client import FlexyboxClient
 from ..errors import ConfigError
 from ..journal import Journal
-from ..model import Catalogue, Sheet
+from ..model import Catalogue, Order, Sheet
 from ..planning import PlannedRow
 from ..result_input import looks_like_own_sheet
 from ..results import default_output_path, validation_sheet, write_output
 from ..target import Target
-from ..validate import Validation
+from ..validate import Totals, Validation
 from .inputs import Input, ReadRequest, validate_input
 from .issuing import ledger_of
 
@@ -43,6 +43,25 @@ class Checked:
     @property
     def sheet(self) -> Sheet:
         return self.input.sheet
+
+    def to_send(self) -> list[Order]:
+        """The orders an ``issue`` would send now, in input order: every valid row's order except the rows the
+        ledger says are issued already (``known`` ``"done"`` or ``"skip"``). Near-duplicates are in it: they are
+        sent once confirmed (the confirmation asks). For a face's "what an issue would send" [issue #14]."""
+        issued = {n for n, r in self.known.items() if r.action in ("done", "skip")}
+        return [c.order for c in self.validation.checks if c.order is not None and c.row.number not in issued]
+
+    def to_send_totals(self, key: Callable[[Order], str] | None = None) -> Totals | dict[str, Totals]:
+        """Totals of :meth:`to_send`; with ``key`` (e.g. the type's name), grouped by it in first-seen order."""
+        if key is None:
+            totals = Totals()
+            for order in self.to_send():
+                totals.add(order)
+            return totals
+        groups: dict[str, Totals] = {}
+        for order in self.to_send():
+            groups.setdefault(key(order), Totals()).add(order)
+        return groups
 
     def notes(self) -> dict[int, str]:
         """Input row -> what the ledger says of it, in words, for the validation sheet."""
@@ -72,6 +91,19 @@ def check(source: Input, target: Target, request: ReadRequest, progress: Callabl
         with Journal(path, create=False) as journal:
             checked.known = preview(journal, checked.validation, target=target.name, identity=source.identity)
     return checked
+
+
+def fetch_catalogue(target: Target) -> Catalogue:
+    """The live catalogue (gift certificate types and departments): two read-only GETs, nothing else.
+
+    For a face's lists of types and departments when :func:`check` could not
+    run (a sheet the reader refuses until a column or a department is chosen) [issue #14].
+
+    Raises:
+        ApiError: the catalogue could not be fetched (``AuthError`` for a refused token).
+    """
+    with FlexyboxClient(target.settings) as client:
+        return client.get_catalogue()
 
 
 def write_validation(validation: Validation, out: Path | None = None, *, notes: dict[int, str] | None = None) -> Path:
