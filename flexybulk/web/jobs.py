@@ -130,12 +130,15 @@ class Issuer:
 
     # -- what the views ask --------------------------------------------------------------
 
-    def input_of(self, upload: Upload) -> batches.Input:
-        """The upload's input as it would be issued: the sheet and its fixes, or the result sheet and its retry fixes."""
+    def input_of(self, upload: Upload, *, fixed: bool = True) -> batches.Input:
+        """The upload's input as it would be issued: the sheet and its fixes, or the result sheet and its retry fixes
+        (``fixed=False``: without the fixes, as read)."""
         request = self.read_request(upload)
         if upload.mode == "retry":
-            return apply_fixes(batches.read_input(upload.result_path, request, command="retry"), upload.retry_fixes())
-        return apply_fixes(batches.read_input(upload.path, request, command="issue"), upload.fixes())
+            source = batches.read_input(upload.result_path, request, command="retry")
+            return apply_fixes(source, upload.retry_fixes()) if fixed else source
+        source = batches.read_input(upload.path, request, command="issue")
+        return apply_fixes(source, upload.fixes()) if fixed else source
 
     def preview(self, upload: Upload) -> Preview | Work:
         """The upload's preview if one is ready for its current state, else the queued work making it."""
