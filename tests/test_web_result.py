@@ -98,3 +98,15 @@ def test_the_near_duplicates_tick_says_it_is_required_and_the_button_says_they_a
     assert "I have looked at the row above and mean to issue it with the rest (required to issue)" in page
     assert "The figures and the button below include these rows." in page
     assert re.search(r"Issue 2 gift certificates for 450\.00 DKK \(including 1 near-duplicate row\)\s*</button>", page)
+
+
+def test_the_servers_last_line_when_no_batch_was_running(tmp_path, settings):
+    from starlette.testclient import TestClient
+
+    from flexybulk.web.app import shutdown_summary
+    from webviews import _app
+
+    app, _ = _app(tmp_path, settings)
+    with TestClient(app, base_url="http://127.0.0.1:8770") as client:
+        assert client.get("/").status_code == 200
+    assert shutdown_summary(app) == "Stopped: no batch was running; nothing was left unfinished."

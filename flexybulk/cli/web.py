@@ -127,7 +127,14 @@ def web(host: str, port: int, no_browser: bool, data_dir: str | None, users_file
             import webbrowser
 
             threading.Timer(0.5, webbrowser.open, args=(url,)).start()
-        _serve(app, sock)
+        try:
+            _serve(app, sock)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (re-raised by uvicorn once it has shut down)
+            from ..web.app import shutdown_summary
+
+            # The page's own last line: the CLI's "nothing was issued now" would be untrue after a run.
+            echo(shutdown_summary(app), err=True)
+            return ExitCode.INTERRUPTED
     return ExitCode.OK
 
 

@@ -266,6 +266,29 @@ async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
+def shutdown_summary(app: Any) -> str:
+    """What the server says as it ends (Ctrl-C, SIGTERM): the batch it stopped, with the ledger's counts, and the
+    batches still queued. ``app`` is what :func:`create_app` returned (its worker has shut down)."""
+    web: Web = app.app.state.web
+    lines = []
+    upload = web.store.get(web.issuer.stopped) if web.issuer.stopped else None
+    if upload is not None and upload.batch_id:
+        counts = batches.batch_progress(web.config.ledger, upload.batch_id).counts
+        issued, waiting = counts.get("ISSUED", 0), counts.get("PENDING", 0)
+        doubt = counts.get("UNKNOWN", 0) + counts.get("FAILED", 0)
+        lines.append(f"Stopped: batch {upload.batch_id} ({upload.filename}) was stopped cleanly: {issued:,} rows issued, "
+                     f"{waiting:,} waiting (PENDING)" + (f", {doubt:,} needing attention" if doubt else "")
+                     + ". Its result sheet is written; start the page again and press Resume to finish it with the same ids.")
+    elif upload is not None:
+        lines.append(f"Stopped before {upload.filename} started issuing: nothing was issued for it; confirm it again when "
+                     "the page is back.")
+    for uid in web.issuer.waiting:
+        queued = web.store.get(uid)
+        if queued is not None:
+            lines.append(f"Not started: {queued.filename} was waiting in the queue; press Resume on it when the page is back.")
+    return "\n".join(lines) or "Stopped: no batch was running; nothing was left unfinished."
+
+
 def create_app(config: WebConfig, target: Target, auth: Auth) -> Starlette:
     """The Starlette app for ``target`` (see the module docstring); the issuing worker starts at once.
 
