@@ -31,7 +31,7 @@ def test_a_sheet_without_a_department_column_offers_the_live_departments(local, 
     path.write_text("Navn;E-mail;Gavekorttype;Beløb\nAnna;anna@example.com;Gavekort;250\n", encoding="utf-8")
     uid = _upload(local, path)
     page = local.get(f"/u/{uid}")
-    assert page.status_code == 422 and "or a department for all rows under Columns above the rows" in page.text
+    assert page.status_code == 422 and "or a department for all rows under Columns on this page" in page.text
     select = re.search(r'<select name="department">(.*?)</select>', page.text, re.S).group(1)
     assert re.findall(r'<option value="([^"]*)"', select) == ["", "Aarhus", "København", "Odense", "Webshop"]
     local.post(f"/u/{uid}/settings", data={"department": "Odense"})
@@ -56,6 +56,13 @@ def test_a_file_already_issued_says_so_and_its_totals_are_what_an_issue_would_se
     assert 'data-testid="rows-to-send">0<' in page and 'data-testid="certificates">0<' in page
     assert 'data-testid="money">0.00 DKK<' in page and "All rows are valid" not in page
     assert "--allow-reissue" not in page
+    # The result sheet given back: its input's columns only in the grid, and the same words about the ledger.
+    (tmp_path / "en.result.xlsx").write_bytes(local.get(f"/u/{first}/result.xlsx").content)
+    back = local.get(f"/u/{_upload(local, tmp_path / 'en.result.xlsx')}").text
+    grid = back.split('<table class="grid">')[1].split("</thead>")[0]
+    assert re.findall(r'<th scope="col"[^>]*>([^<]+?) <span', grid) == ["Navn", "E-mail", "Gavekorttype", "Beløb", "Antal",
+                                                                        "Afdeling"]
+    assert 'data-testid="money">0.00 DKK<' in back and len(re.findall(r'data-testid="ledger-known"', back)) == 1
 
     # A corrected copy: one row as before, one new: only the new one is counted.
     copy = _upload(local, write_sheet(tmp_path / "to.xlsx", [rows[0], ["Carl", "carl@example.com", "Julegavekort", 400, 3, "Odense"]]))
@@ -86,19 +93,19 @@ def test_a_file_already_issued_says_so_and_its_totals_are_what_an_issue_would_se
     ("Already issued on 2026-12-01 in batch b1 (row 2, sales order s1). Not issued again; use --allow-reissue to issue it "
      "anyway.", "Already issued on 2026-12-01 in batch b1 (row 2, sales order s1). Not issued again."),
     ("x.xlsx: The workbook has 2 possible sheets ('A', 'B') — choose one with --sheet",
-     "x.xlsx: The workbook has 2 possible sheets ('A', 'B') — choose one under Columns above the rows"),
+     "x.xlsx: The workbook has 2 possible sheets ('A', 'B') — choose one under Columns on this page"),
     ("Name the columns as shown, or map one with --column, e.g. --column amount=\"Værdi i kr\".",
-     "Name the columns as shown, or map one under Columns above the rows."),
+     "Name the columns as shown, or map one under Columns on this page."),
     ("the department (Afdeling/Department, or --department for all rows)",
-     "the department (Afdeling/Department, or a department for all rows under Columns above the rows)"),
+     "the department (Afdeling/Department, or a department for all rows under Columns on this page)"),
     ("the department is missing. Fill in the department's name or id, or give one for all rows with --department.",
-     "the department is missing. Fill in the department's name or id, or choose one for all rows under Columns above the "
-     "rows."),
+     "the department is missing. Fill in the department's name or id, or choose one for all rows under Columns on this "
+     "page."),
     ("Not issued: the row is hidden in the sheet. Unhide it and run again, or use --include-hidden, to issue it.",
      "Not issued: the row is hidden in the sheet. Unhide it and upload the sheet again, or tick 'Issue hidden and "
-     "filtered-out rows too' under Columns above the rows, to issue it."),
+     "filtered-out rows too' under Columns on this page, to issue it."),
     ("'S›ren' — read the file with --encoding cp850 (or --encoding cp1252 if 'S›ren' is right)",
-     "'S›ren' — choose the text encoding cp850 under Columns above the rows (or cp1252 if 'S›ren' is right)"),
+     "'S›ren' — choose the text encoding cp850 under Columns on this page (or cp1252 if 'S›ren' is right)"),
     ("Another flexybulk is issuing with the ledger /home/x/ledger.sqlite3 right now (pid 4711, issue a.xlsx, since "
      "2026-12-01T10:00:00Z). Wait for it to finish, then run again: running both at once could issue the same rows twice.",
      "Another flexybulk is issuing with this page's ledger right now (issue a.xlsx, since 2026-12-01T10:00:00Z). This batch "
@@ -107,6 +114,10 @@ def test_a_file_already_issued_says_so_and_its_totals_are_what_an_issue_would_se
 def test_the_librarys_command_line_phrases_in_the_pages_words(library, page):
     assert page_words(library) == page
     assert "--" not in page_words(library) and "flexybulk retry" not in page_words(library)
+    # On a Danish page the page's controls have their Danish names.
+    danish = page_words(library, "da")
+    assert danish == page.replace("Retry", "Prøv igen").replace("under Columns", "under Kolonner").replace(
+        "Issue hidden and filtered-out rows too", "Udsted også skjulte og bortfiltrerede rækker")
 
 
 def test_pages_show_no_command_line_advice(local, sandbox, tmp_path, monkeypatch):
@@ -118,7 +129,7 @@ def test_pages_show_no_command_line_advice(local, sandbox, tmp_path, monkeypatch
     del wb["Sheet"]
     wb.save(tmp_path / "to-ark.xlsx")
     page = local.get(f"/u/{_upload(local, tmp_path / 'to-ark.xlsx')}").text
-    assert "choose one under Columns above the rows" in page and "--sheet" not in page
+    assert "choose one under Columns on this page" in page and "--sheet" not in page
     # A row Flexybox refuses: the result page says to press Retry.
     real = sandbox.state.put_customer
 
@@ -206,4 +217,4 @@ def test_counts_plurals_and_danish_numbers(local, sandbox, tmp_path):
     assert "Issue 1 gift certificate for 100.00 DKK</button>" in local.get(f"/u/{one}/confirm").text
     _issue(local, one)
     result = local.get(f"/u/{one}/progress").text
-    assert "<h1>Result: en.xlsx</h1>" in result and "Issued: <b data-testid=\"issued-money\">100.00 DKK</b> · 1 gift certificate<" in result
+    assert '<h1 id="progress-title" >Result: en.xlsx</h1>' in result and "Issued: <b data-testid=\"issued-money\">100.00 DKK</b> · 1 gift certificate<" in result

@@ -37,7 +37,7 @@ def test_a_stopped_batch_offers_resume_alone_until_a_cell_is_fixed_then_retry_al
     page = local.get(f"/u/{uid}/progress").text
     assert _actions(page) == (True, False, f"Resume sends the {waiting} waiting rows with their recorded ids; nothing already "
                               "issued is sent again. To change a cell first, fix it below: the button then becomes Retry.")
-    assert "<h1>Result: stop.xlsx</h1>" in page
+    assert "<h1 id=\"progress-title\" >Result: stop.xlsx</h1>" in page
     last = max(int(n) for n in re.findall(r'<tr id="row-(\d+)"', page))
     local.post(f"/u/{uid}/fix", data={"row": str(last), "column": "Beløb", "text": "150", "retry": "1"})
     resume, retry, words = _actions(local.get(f"/u/{uid}/progress").text)

@@ -315,7 +315,7 @@ def create_app(config: WebConfig, target: Target, auth: Auth) -> Starlette:
     store.expire(config.keep_hours * 3600)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["words"] = page_words  # every library message on a page goes through it
+    env.filters["words"] = jinja2.pass_context(lambda ctx, text: page_words(text, ctx.get("lang", "en")))  # every library message
     env.filters["breakable"] = breakable
     web = Web(config, target, auth, store, None, env)  # type: ignore[arg-type]
     web.issuer = Issuer(target, config.ledger, store, web.read_request, web.redact)

@@ -165,7 +165,7 @@ async def approve(request: Request) -> Response:
     return RedirectResponse(_progress_url(upload.id), status_code=303)
 
 
-def _attention_rows(web: Any, upload: Any, status: batches.BatchStatus) -> tuple[list[dict], str | None]:
+def _attention_rows(web: Any, upload: Any, status: batches.BatchStatus, lang: str) -> tuple[list[dict], str | None]:
     """The rows needing attention, with their cells from the result sheet and its retry fixes (editable)."""
     wanted = {r.row_number: r for r in status.attention}
     if not wanted or not upload.result_path.exists():
@@ -179,20 +179,13 @@ def _attention_rows(web: Any, upload: Any, status: batches.BatchStatus) -> tuple
 
     checks = [RowCheck(r, None) for r in source.sheet.rows if r.number in wanted]
     rows = grid_rows(source, checks, {n: r.status.value for n, r in wanted.items()},
-                     previous=previous_values(raw, upload.retry_fixes()))
+                     previous=previous_values(raw, upload.retry_fixes()), lang=lang)
     for row in rows:
         rec = wanted[row["number"]]
-        row["error"] = page_words(web.redact(batches.row_state_text(rec)))
-    input_headers = [h for h in source.sheet.headers if h not in _OWN_COLUMNS]
-    for row in rows:
-        row["cells"] = [c for c in row["cells"] if c["header"] in input_headers]
+        row["error"] = page_words(web.redact(batches.row_state_text(rec)), lang)
+    # grid_rows shows the input's columns only (input_headers): AmountRead and LineTotal are what the last run read,
+    # and a retry writes them anew from the fixed input.
     return rows, None
-
-
-# The result sheet's own columns (results.OWN_COLUMNS, which a face may not import): not input, not editable.
-# AmountRead and LineTotal are what the last run read: a fix changes the input cell, and the retry writes them anew.
-_OWN_COLUMNS = {"Status", "Error", "Warning", "CustomerId", "SalesOrderId", "ExternalPaymentId", "GiftCertificateNumbers",
-                "IssuedAt", "BatchId", "Row", "AmountRead", "LineTotal"}
 
 
 def next_action(upload: Any, counts: dict[str, int]) -> str | None:
@@ -221,7 +214,7 @@ async def progress_page(request: Request) -> Response:
     counts = {s: (status.counts.get(s, 0) if status else 0) for s in STATUSES}
     attention, problem = ([], None)
     if status is not None and upload.state not in ("queued", "running"):
-        attention, problem = _attention_rows(web, upload, status)
+        attention, problem = _attention_rows(web, upload, status, lang_of(request))
     edit = None
     query_edit = request.query_params.get("edit")
     if query_edit and ":" in query_edit and upload.state not in ("queued", "running"):

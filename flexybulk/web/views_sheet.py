@@ -159,11 +159,25 @@ def shown(value: Any) -> str:
     return str(value)
 
 
+# The result and validation sheets' own columns (results.OWN_COLUMNS, which a face may not import): not input.
+OWN_COLUMNS = {"Status", "Error", "Warning", "CustomerId", "SalesOrderId", "ExternalPaymentId", "GiftCertificateNumbers",
+               "IssuedAt", "BatchId", "Row", "AmountRead", "LineTotal"}
+
+
+def input_headers(source: Any) -> list[str]:
+    """The sheet's headers the grid shows: a result or validation sheet given back shows its input's columns only
+    (its Status, Error, ids and AmountRead are what the last run wrote, not what is sent)."""
+    headers = source.sheet.headers
+    if source.batch_id or source.made_from:
+        return [h for h in headers if h not in OWN_COLUMNS]
+    return list(headers)
+
+
 KNOWN_LABELS = {"done": "ISSUED", "skip": "ISSUED EARLIER", "near": "NEAR-DUPLICATE", "send": "SETTLES"}
 
 
 def grid_rows(source: Any, checks: list, statuses: dict[int, str], known: dict | None = None,
-              previous: dict | None = None) -> list[dict]:
+              previous: dict | None = None, lang: str = "en") -> list[dict]:
     """The rows for the grid: each cell with its problems and warnings, and the row's status.
 
     ``statuses`` (row -> the ledger's status of this upload's batch) win; else
@@ -171,10 +185,11 @@ def grid_rows(source: Any, checks: list, statuses: dict[int, str], known: dict |
     labels rows already issued, near-duplicates and rows finishing an earlier batch's row.
     ``previous`` (``(row, column)`` -> ``(value before, text typed)``, :func:`~flexybulk.fixes.previous_values`)
     marks the cells fixed on the page: they show the text typed and what the cell held before.
-    Every library message is in the page's words (:func:`~flexybulk.web.words.page_words`).
+    Every library message is in the page's words (:func:`~flexybulk.web.words.page_words`, in ``lang``).
     """
+    words = lambda text: page_words(text, lang)  # noqa: E731
     known, previous = known or {}, previous or {}
-    headers = source.sheet.headers
+    headers = input_headers(source)
     out = []
     for c in checks:
         row = c.row
@@ -183,18 +198,19 @@ def grid_rows(source: Any, checks: list, statuses: dict[int, str], known: dict |
             fixed = previous.get((row.number, h))
             cells.append({"header": h, "value": fixed[1] if fixed else shown(row.original.get(h)),
                           "fixed": fixed is not None, "before": shown(fixed[0]) if fixed else "",
-                          "problems": [page_words(p.message) for p in c.problems if p.column == h],
-                          "warnings": [page_words(p.message) for p in c.warnings if p.column == h]})
-        other = [page_words(f"{p.column}: {p.message}" if p.column else p.message) for p in c.problems if p.column not in headers]
+                          "problems": [words(p.message) for p in c.problems if p.column == h],
+                          "warnings": [words(p.message) for p in c.warnings if p.column == h]})
+        other = [words(f"{p.column}: {p.message}" if p.column else p.message) for p in c.problems
+                 if p.column not in source.sheet.headers]
         planned = known.get(row.number)
         excluded = getattr(row, "excluded", None)
         status = statuses.get(row.number) or ("EXCLUDED" if excluded else None) \
             or (KNOWN_LABELS.get(planned.action) if planned else None) or ("VALID" if c.valid else "INVALID")
-        warnings = [page_words(p.message) for p in c.warnings if p.column not in headers]
+        warnings = [words(p.message) for p in c.warnings if p.column not in source.sheet.headers]
         if excluded:
-            warnings.append(page_words(excluded_text(excluded)))
+            warnings.append(words(excluded_text(excluded)))
         if planned is not None and planned.message and row.number not in statuses:
-            warnings.append(page_words(planned.message))
+            warnings.append(words(planned.message))
         out.append({"number": row.number, "cells": cells, "other": other, "valid": c.valid or bool(excluded), "status": status,
                     "warnings": warnings, "problem_columns": [p.column for p in c.problems if p.column in headers]})
     return out
@@ -227,7 +243,7 @@ async def check_page(request: Request) -> Response:
     try:
         source, checked, previous = checked_of(web, upload)
     except FlexybulkError as exc:
-        context["error"] = page_words(web.redact(str(exc)))
+        context["error"] = page_words(web.redact(str(exc)), lang_of(request))
         context["source"] = getattr(exc, "source", None)
         if context["editable"]:
             # The lists come from the live catalogue even when the check cannot run (no department column, say).
@@ -240,7 +256,8 @@ async def check_page(request: Request) -> Response:
     size = web.config.page_size
     pages = max(1, math.ceil(len(checks) / size))
     page = min(page, pages)
-    rows = grid_rows(source, checks[(page - 1) * size: page * size], _statuses(web, upload), checked.known, previous)
+    rows = grid_rows(source, checks[(page - 1) * size: page * size], _statuses(web, upload), checked.known, previous,
+                     lang_of(request))
     first = next((c for c in checked.validation.invalid for p in c.problems if p.column in source.sheet.headers), None)
     context.update(source=source, checked=checked, departments=_names(checked.catalogue.departments),
                    sending=checked.to_send_totals(), by_type=checked.to_send_totals(lambda o: o.type.name),
@@ -251,7 +268,8 @@ async def check_page(request: Request) -> Response:
     if edit and ":" in edit:
         number, _, column = edit.partition(":")
         context["edit"] = _editor_context(source, checked, number, column)
-    return render(request, "check.html", page=page, pages=pages, rows=rows, retry_mode=False, **context)
+    return render(request, "check.html", page=page, pages=pages, rows=rows, retry_mode=False, headers=input_headers(source),
+                  **context)
 
 
 def _first_problem(check: Any, source: Any, only: bool, size: int, shown_checks: list) -> dict | None:
