@@ -142,6 +142,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "skipped_earlier": ("Udstedt af en tidligere batch — sendes ikke igen", "Issued by an earlier batch — not sent again"),
     "near_title": ("{n} rækker ligner gavekort, som samme e-mail allerede har fået (samme type, andet beløb eller antal)",
                    "{n} rows look like gift certificates the same email already received (same type, other amount or quantity)"),
+    "near_title_1": ("1 række ligner et gavekort, som samme e-mail allerede har fået (samme type, andet beløb eller antal)",
+                     "1 row looks like a gift certificate the same email already received (same type, other amount or quantity)"),
     "near_confirm": ("Jeg har set de {n} rækker ovenfor og vil udstede dem med de andre (skal vælges for at udstede)",
                      "I have looked at the {n} rows above and mean to issue them with the rest (required to issue)"),
     "near_confirm_1": ("Jeg har set rækken ovenfor og vil udstede den med de andre (skal vælges for at udstede)",
