@@ -703,3 +703,26 @@ def test_a_column_mapped_twice_is_a_usage_error(tmp_path, sandbox_env):
     src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
     run = flexybulk("validate", src, "--column", "amount=Beløb", "--column", "amount=Navn")
     assert run.code == 2 and '--column amount is given twice ("Beløb" and "Navn"); give it once.' in run.stderr
+
+
+def test_the_confirmation_counts_an_in_doubt_row_as_it_will_really_be_sent(tmp_path, sandbox_env):
+    """A web tester's finding: an UNKNOWN row edited before a retry is settled exactly as first sent, so the
+    confirmation must state that amount, not the edited one."""
+    import openpyxl
+
+    from flexybulk.sandbox import Faults
+
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    sandbox_env.faults = Faults(drop_rate=1.0, only=r"^POST .*/commit$")  # every commit done, its answer lost
+    assert flexybulk("issue", src, "--yes", "--max-attempts", "1").code == 1
+    sandbox_env.faults = Faults()
+    result = tmp_path / "kampagne.result.xlsx"
+    assert {r["Status"] for r in result_rows(result)} == {"UNKNOWN"}
+    wb = openpyxl.load_workbook(result)
+    ws = wb["Result"]
+    header = [c.value for c in ws[1]]
+    ws.cell(row=2, column=header.index("Beløb") + 1).value = 999  # an edit of a row whose commit may have gone through
+    wb.save(result)
+    run = flexybulk("retry", result, input="y\n")
+    assert "Issue 18 gift certificates worth 10,399.85 DKK for 6 rows on Flexybox at" in run.stderr, run.output
+    assert sandbox_env.state.counts()["certificates"] == CERTIFICATES and _money(sandbox_env) == TOTAL
