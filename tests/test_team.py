@@ -391,6 +391,7 @@ def test_the_dry_run_reports_what_the_ledger_knows(tmp_path, sandbox_env):
     assert run.code == 0
     assert "The ledger knows 6 rows already issued (an issue would skip them):" in run.stdout
     assert "  row 2: Already issued on " in run.stdout and "(this file): an issue would skip it." in run.stdout
+    assert "An issue would send now: 0 rows, 0 gift certificates, 0.00 DKK." in run.stdout
     ws = openpyxl.load_workbook(tmp_path / "kampagne.validation.xlsx")["Validation"]
     header = [c.value for c in ws[1]]
     warnings = [row[header.index("Warning")] for row in ws.iter_rows(min_row=2, values_only=True)]

@@ -15,7 +15,7 @@ from ..planning import PlannedRow
 from ..result_input import looks_like_own_sheet
 from ..results import default_output_path, validation_sheet, write_output
 from ..target import Target
-from ..validate import Validation
+from ..validate import Totals, Validation
 from .inputs import Input, ReadRequest, validate_input
 from .issuing import ledger_of
 
@@ -43,6 +43,16 @@ class Checked:
     @property
     def sheet(self) -> Sheet:
         return self.input.sheet
+
+    def would_send(self) -> Totals:
+        """Rows, certificates and money an ``issue`` of this file would send now: the valid rows, less those the
+        ledger shows as issued already (``"done"``/``"skip"``). Near-duplicates count (an issue asks about them)."""
+        totals = Totals()
+        for c in self.validation.checks:
+            known = self.known.get(c.row.number)
+            if c.order is not None and (known is None or known.action not in ("done", "skip")):
+                totals.add(c.order)
+        return totals
 
     def notes(self) -> dict[int, str]:
         """Input row -> what the ledger says of it, in words, for the validation sheet."""
