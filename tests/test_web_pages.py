@@ -45,9 +45,10 @@ def test_a_sheet_without_a_department_column_offers_the_live_departments(local, 
 
 def test_a_file_already_issued_says_so_and_its_totals_are_what_an_issue_would_send(local, sandbox, tmp_path):
     rows = [["Anna", "anna@example.com", "Gavekort", 250, 2, "Webshop"], ["Bo", "bo@example.com", "Gavekort", 300, 1, "Aarhus"]]
-    first = _upload(local, write_sheet(tmp_path / "en.xlsx", rows))
+    sheet = write_sheet(tmp_path / "en.xlsx", rows)
+    first = _upload(local, sheet)
     batch = _issue(local, first)["batch_id"]
-    again = _upload(local, write_sheet(tmp_path / "en.xlsx", rows))  # the same file once more
+    again = _upload(local, sheet)  # the same file once more (the same bytes: this file's batch)
     page = local.get(f"/u/{again}").text
     known = re.findall(r'data-testid="ledger-known">([^<]*)<', page)
     assert len(known) == 1 and re.fullmatch(rf"2 rows were already issued \(batch {batch}, \d{{4}}-\d\d-\d\d\): an issue "

@@ -8,8 +8,6 @@ import re
 import time
 from decimal import Decimal
 
-import pytest
-
 from flexybulk.sandbox import Faults
 from flexybulk.sandbox.state import Refusal
 from webtools import write_sheet
@@ -60,8 +58,6 @@ def test_a_failed_row_offers_retry_alone(local, sandbox, tmp_path, monkeypatch):
     assert _actions(local.get(f"/u/{uid}/progress").text)[:2] == (False, True)
 
 
-@pytest.mark.xfail(strict=True, reason="the library's Prepared.totals/orders still state the edited amount of an UNKNOWN row "
-                   "(the lead's fix; strict: this fails as soon as that fix is merged, and the marker goes)")
 def test_an_unknown_row_edited_before_retry_is_confirmed_and_settled_as_first_sent(local, sandbox, tmp_path):
     # Every commit's answer is lost and its repeat refused: the row is UNKNOWN (its certificates exist).
     sandbox.faults = Faults(drop_rate=1.0, only=r"^POST .*/commit$", commit_409_on_repeat=True)

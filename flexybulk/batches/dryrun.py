@@ -44,20 +44,25 @@ class Checked:
     def sheet(self) -> Sheet:
         return self.input.sheet
 
+    def would_send(self) -> Totals:
+        """Rows, certificates and money an ``issue`` of this file would send now: the valid rows, less those the
+        ledger shows as issued already (``"done"``/``"skip"``). Near-duplicates count (an issue asks about them)."""
+        totals = Totals()
+        for c in self.validation.checks:
+            known = self.known.get(c.row.number)
+            if c.order is not None and (known is None or known.action not in ("done", "skip")):
+                totals.add(c.order)
+        return totals
+
     def to_send(self) -> list[Order]:
-        """The orders an ``issue`` would send now, in input order: every valid row's order except the rows the
-        ledger says are issued already (``known`` ``"done"`` or ``"skip"``). Near-duplicates are in it: they are
-        sent once confirmed (the confirmation asks). For a face's "what an issue would send" [issue #14]."""
+        """The orders an ``issue`` would send now, in input order: the orders :meth:`would_send` counts (every
+        valid row's but those the ledger says are issued already). For a face's "what an issue would send"."""
         issued = {n for n, r in self.known.items() if r.action in ("done", "skip")}
         return [c.order for c in self.validation.checks if c.order is not None and c.row.number not in issued]
 
-    def to_send_totals(self, key: Callable[[Order], str] | None = None) -> Totals | dict[str, Totals]:
-        """Totals of :meth:`to_send`; with ``key`` (e.g. the type's name), grouped by it in first-seen order."""
-        if key is None:
-            totals = Totals()
-            for order in self.to_send():
-                totals.add(order)
-            return totals
+    def would_send_by(self, key: Callable[[Order], str]) -> dict[str, Totals]:
+        """:meth:`would_send` grouped by ``key`` (e.g. the type's name), in first-seen order [issue #14: the web page's
+        per-type and per-department tables]."""
         groups: dict[str, Totals] = {}
         for order in self.to_send():
             groups.setdefault(key(order), Totals()).add(order)

@@ -89,6 +89,9 @@ def show_known(checked: Checked, *, limit: int = 200) -> None:
     if counts["send"]:
         parts.append(f"{plural(counts['send'], 'row')} finishing an earlier batch's rows with their ids")
     echo("The ledger knows " + "; ".join(parts) + ":")
+    send = checked.would_send()
+    echo(f"An issue would send now: {plural(send.rows, 'row')}, {plural(send.certificates, 'gift certificate')}, "
+         f"{send.money()}.")
     for n, r in list(known.items())[:limit]:
         echo(f"  row {n}: {r.message}")  # each message says what an issue would do
     if len(known) > limit:

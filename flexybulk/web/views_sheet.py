@@ -260,8 +260,8 @@ async def check_page(request: Request) -> Response:
                      lang_of(request))
     first = next((c for c in checked.validation.invalid for p in c.problems if p.column in source.sheet.headers), None)
     context.update(source=source, checked=checked, departments=_names(checked.catalogue.departments),
-                   sending=checked.to_send_totals(), by_type=checked.to_send_totals(lambda o: o.type.name),
-                   by_department=checked.to_send_totals(lambda o: o.department.name),
+                   sending=checked.would_send(), by_type=checked.would_send_by(lambda o: o.type.name),
+                   by_department=checked.would_send_by(lambda o: o.department.name),
                    ledger_lines=ledger_lines(checked.known, i18n.translator(lang_of(request))),
                    first_problem=_first_problem(first, source, only, size, checks))
     edit = request.query_params.get("edit")
