@@ -341,7 +341,7 @@ async def editor(request: Request) -> Response:
         else:
             source, checked, _ = checked_of(web, upload)
     except FlexybulkError as exc:
-        return render(request, "message.html", status=422, title="", message=web.redact(str(exc)))
+        return render(request, "message.html", status=422, title="", message=page_words(web.redact(str(exc)), lang_of(request)))
     context = _editor_context(source, checked, number, column, retry)
     if context is None:
         return not_found(request)
@@ -444,7 +444,7 @@ async def validation_sheet(request: Request) -> Response:
         _, checked, _ = checked_of(web, upload)
         path = batches.write_validation(checked.validation, upload.validation_path, notes=checked.notes())
     except FlexybulkError as exc:
-        return render(request, "message.html", status=422, title="", message=web.redact(str(exc)))
+        return render(request, "message.html", status=422, title="", message=page_words(web.redact(str(exc)), lang_of(request)))
     return FileResponse(path, filename=path.name, media_type=XLSX)
 
 
@@ -461,7 +461,7 @@ async def template(request: Request) -> Response:
     try:
         written = batches.make_template(folder / name, web.target, lang=lang)
     except FlexybulkError as exc:
-        return render(request, "message.html", status=502, title="", message=web.redact(str(exc)))
+        return render(request, "message.html", status=502, title="", message=page_words(web.redact(str(exc)), lang_of(request)))
     data = written.path.read_bytes()
     written.path.unlink()
     folder.rmdir()
