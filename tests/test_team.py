@@ -727,3 +727,25 @@ def test_the_confirmation_counts_an_in_doubt_row_as_it_will_really_be_sent(tmp_p
     run = flexybulk("retry", result, input="y\n")
     assert "Issue 18 gift certificates worth 10,399.85 DKK for 6 rows on Flexybox at" in run.stderr, run.output
     assert sandbox_env.state.counts()["certificates"] == CERTIFICATES and _money(sandbox_env) == TOTAL
+
+
+def test_the_dry_run_of_a_result_sheet_counts_an_in_doubt_row_as_it_will_be_sent(tmp_path, sandbox_env):
+    import openpyxl
+
+    from flexybulk import batches
+    from flexybulk.sandbox import Faults
+    from flexybulk.target import Target
+
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    sandbox_env.faults = Faults(drop_rate=1.0, only=r"^POST .*/commit$")
+    assert flexybulk("issue", src, "--yes", "--max-attempts", "1").code == 1
+    sandbox_env.faults = Faults()
+    result = tmp_path / "kampagne.result.xlsx"
+    wb = openpyxl.load_workbook(result)
+    ws = wb["Result"]
+    header = [c.value for c in ws[1]]
+    ws.cell(row=2, column=header.index("Beløb") + 1).value = 999
+    wb.save(result)
+    run = flexybulk("validate", result)
+    assert "An issue would send now: 6 rows, 18 gift certificates, 10,399.85 DKK." in run.stdout, run.output
+    assert "row 2: Its commit may already have gone through: an issue settles it exactly as first sent" in run.stdout

@@ -12,6 +12,7 @@ from ..errors import ConfigError
 from ..journal import Journal
 from ..model import Catalogue, Order, Sheet
 from ..planning import PlannedRow
+from ..records import order_from_content
 from ..result_input import looks_like_own_sheet
 from ..results import default_output_path, validation_sheet, write_output
 from ..target import Target
@@ -46,19 +47,28 @@ class Checked:
 
     def would_send(self) -> Totals:
         """Rows, certificates and money an ``issue`` of this file would send now: the valid rows, less those the
-        ledger shows as issued already (``"done"``/``"skip"``). Near-duplicates count (an issue asks about them)."""
+        ledger shows as issued already (``"done"``/``"skip"``), each as it would be sent (:meth:`to_send`).
+        Near-duplicates count (an issue asks about them)."""
         totals = Totals()
-        for c in self.validation.checks:
-            known = self.known.get(c.row.number)
-            if c.order is not None and (known is None or known.action not in ("done", "skip")):
-                totals.add(c.order)
+        for order in self.to_send():
+            totals.add(order)
         return totals
 
     def to_send(self) -> list[Order]:
         """The orders an ``issue`` would send now, in input order: the orders :meth:`would_send` counts (every
         valid row's but those the ledger says are issued already). For a face's "what an issue would send"."""
-        issued = {n for n, r in self.known.items() if r.action in ("done", "skip")}
-        return [c.order for c in self.validation.checks if c.order is not None and c.row.number not in issued]
+        orders = []
+        for c in self.validation.checks:
+            known = self.known.get(c.row.number)
+            if c.order is None or (known is not None and known.action in ("done", "skip")):
+                continue
+            earlier = known.earlier if known is not None else None
+            if earlier is not None and earlier.commit_may_have_happened and earlier.commit_content is not None:
+                # Settled exactly as its commit was first sent, whatever the line says now (as Prepared.orders).
+                orders.append(order_from_content(earlier.commit_content, c.row.number))
+            else:
+                orders.append(c.order)
+        return orders
 
     def would_send_by(self, key: Callable[[Order], str]) -> dict[str, Totals]:
         """:meth:`would_send` grouped by ``key`` (e.g. the type's name), in first-seen order [issue #14: the web page's
@@ -94,7 +104,8 @@ def check(source: Input, target: Target, request: ReadRequest, progress: Callabl
     checked.ledger, checked.ledger_exists, checked.ledger_named = path, path.exists(), named
     if checked.ledger_exists:
         with Journal(path, create=False) as journal:
-            checked.known = preview(journal, checked.validation, target=target.name, identity=source.identity)
+            checked.known = preview(journal, checked.validation, target=target.name, identity=source.identity,
+                                    batch_id=source.batch_id)
     return checked
 
 
