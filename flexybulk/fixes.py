@@ -32,14 +32,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .reading import amounts as A, cells as C
 from .errors import ConfigError
+from .files import write_private_text
 from .model import Field, InputRow, RowProblem
 
 FIXES_VERSION = "flexybulk-fixes-1"
@@ -93,19 +93,7 @@ def save_fixes(path: Path | str, fixes: Iterable[CellFix]) -> None:
     """
     path = Path(path)
     data = json.dumps({"version": FIXES_VERSION, "fixes": [f.as_list() for f in latest(fixes)]}, ensure_ascii=False, indent=1)
-    fd, tmp = tempfile.mkstemp(prefix=".fixes-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_private_text(path, data)
 
 
 def load_fixes(path: Path | str) -> list[CellFix]:
@@ -132,11 +120,16 @@ def load_fixes(path: Path | str) -> list[CellFix]:
 def apply_fixes(source: Any, fixes: Sequence[CellFix]) -> Any:
     """A copy of ``source`` (a :class:`~flexybulk.batches.Input`) with ``fixes`` applied; ``source`` is unchanged.
 
-    Per fixed cell: ``original[column]`` becomes the typed text (``None`` for
-    ``""``); the reader's problems on that cell are dropped and the field the
-    column is mapped to is parsed again (a changed country re-parses the row's
-    phone number and postal code, which depend on it; a changed first or last
-    name rebuilds the name). The copy's ``sheet.sha256`` is
+    Per fixed cell: the reader's problems on that cell are dropped and the
+    field the column is mapped to is parsed again (a changed country re-parses
+    the row's phone number and postal code, which depend on it; a changed first
+    or last name rebuilds the name). ``original[column]`` (what the result
+    sheet writes back in the input's columns) becomes what the reader would
+    have kept had the sheet held it: a phone number or postal code as the reader
+    normalises it (``+4545123456``, ``0800``), an amount or quantity as the
+    number read (``Decimal``, ``int``) when the column holds numbers, and the
+    typed text otherwise (a text column, a value that does not parse; ``None``
+    for ``""``) [issue #14: a fixed cell must not turn a number column into text]. The copy's ``sheet.sha256`` is
     :func:`fixed_identity`; ``sheet.notes`` gains a line saying how many cells
     were fixed. Validate the copy as any input.
 
@@ -171,6 +164,7 @@ def apply_fixes(source: Any, fixes: Sequence[CellFix]) -> Any:
         # The column's convention as the reader decides it: over all its text cells, the typed ones included.
         convention = A.amount_convention(
             (new_rows[r.number] if r.number in new_rows else r).original.get(amount_header) for r in rows)
+    numeric = {h for h in (sheet.column_map.get(f.value) for f in _NUMBERS) if h and _holds_numbers(sheet.rows, h, touched)}
     for number, row in new_rows.items():
         headers = {f.column for f in touched[number]}
         fields = {field_of[h] for h in headers if h in field_of}
@@ -179,6 +173,16 @@ def apply_fixes(source: Any, fixes: Sequence[CellFix]) -> Any:
             fields |= {f for f in (Field.PHONE, Field.POSTAL_CODE) if f.value in sheet.column_map}
         for fld in sorted(fields, key=lambda f: f is not Field.COUNTRY):
             _reparse(row, fld, sheet.column_map[fld.value], sheet.column_letters.get(sheet.column_map[fld.value]), convention)
+        for header in headers:
+            fld = field_of.get(header)
+            if fld is None or row.original.get(header) is None or any(p.column == header for p in row.problems
+                                                                          if fld is not Field.POSTAL_CODE):
+                continue  # not a field, emptied, or not readable: the typed text stays
+            parsed = row.fields.get(fld.value)
+            if fld in (Field.PHONE, Field.POSTAL_CODE) and parsed is not None:
+                row.original[header] = parsed
+            elif fld in _NUMBERS and header in numeric and isinstance(parsed, (Decimal, int)):
+                row.original[header] = parsed
         if {Field.FIRST_NAME, Field.LAST_NAME} & fields and Field.NAME.value not in sheet.column_map:
             full = " ".join(p for p in (row.fields.get("first_name"), row.fields.get("last_name")) if p)
             if full:
@@ -194,6 +198,32 @@ def apply_fixes(source: Any, fixes: Sequence[CellFix]) -> Any:
     fixed = copy.copy(source)
     fixed.sheet = fixed_sheet
     return fixed
+
+
+_NUMBERS = (Field.AMOUNT, Field.QUANTITY)
+
+
+def _holds_numbers(rows: Sequence[InputRow], header: str, touched: dict[int, list[CellFix]]) -> bool:
+    """True when the column's cells not fixed now are mostly numbers (a spreadsheet's number column), not text."""
+    numbers = texts = 0
+    for r in rows:
+        if r.number in touched and any(f.column == header for f in touched[r.number]):
+            continue
+        value = r.original.get(header)
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, (int, float, Decimal)):
+            numbers += 1
+        else:
+            texts += 1
+    return numbers > texts
+
+
+def previous_values(source: Any, fixes: Sequence[CellFix]) -> dict[tuple[int, str], tuple[Any, str]]:
+    """``(row, column)`` -> ``(the cell's value before the fix, the text typed)`` for each fixed cell of ``source``
+    (the input as read, before :func:`apply_fixes`): what a page shows to say a fix was taken."""
+    before = {r.number: r.original for r in source.sheet.rows}
+    return {(f.row, f.column): (before.get(f.row, {}).get(f.column), f.text) for f in latest(fixes)}
 
 
 def _reparse(row: InputRow, fld: Field, header: str, letter: str | None, convention: Any) -> None:
@@ -230,4 +260,5 @@ def _reparse(row: InputRow, fld: Field, header: str, letter: str | None, convent
         row.fields[fld.value] = parsed
 
 
-__all__ = ["CellFix", "FIXES_VERSION", "apply_fixes", "canonical_json", "fixed_identity", "latest", "load_fixes", "save_fixes"]
+__all__ = ["CellFix", "FIXES_VERSION", "apply_fixes", "canonical_json", "fixed_identity", "latest", "load_fixes",
+           "previous_values", "save_fixes"]

@@ -356,18 +356,24 @@ def _day(rec: RowRecord) -> str:
 
 
 def preview(journal: Journal, validation: Validation, *, target: str,
-            identity: tuple[str, str | None] | None = None) -> dict[int, PlannedRow]:
+            identity: tuple[str, str | None] | None = None, batch_id: str | None = None) -> dict[int, PlannedRow]:
     """What an ``issue`` of ``validation``'s sheet would decide for the rows it would not simply send (the dry run).
 
     Reads the ledger, writes nothing: rows this file's batch already issued
     (``"done"``), rows an earlier batch issued (``"skip"``), rows that would
     finish an earlier batch's unfinished row (``"send"`` with ``earlier``) and
-    near-duplicates that would need a confirmation (``"near"``). Rows that
-    would just be sent are left out.
+    near-duplicates that would need a confirmation (``"near"``), and rows of
+    this file's batch whose commit may already have gone through, which an
+    issue settles exactly as first sent (``"send"`` with ``earlier`` = that
+    row). Rows that would just be sent are left out. ``batch_id`` names the
+    batch (a result sheet given back); else the file's identity finds it.
     """
     sheet = validation.sheet
     sha256, sheet_name = identity or (sheet.sha256, sheet.sheet_name)
-    batch = journal.find_batch_by_sha256(sha256, target, sheet_name) if sha256 else None
+    if batch_id:
+        batch = journal.get_batch(batch_id)
+    else:
+        batch = journal.find_batch_by_sha256(sha256, target, sheet_name) if sha256 else None
     records = {r.row_number: r for r in journal.rows(batch.id)} if batch else {}
     found: dict[int, PlannedRow] = {}
     candidates = []
@@ -378,6 +384,10 @@ def preview(journal: Journal, validation: Validation, *, target: str,
         if rec is not None and rec.status == RowStatus.ISSUED:
             found[c.row.number] = PlannedRow(c.row.number, "done", f"Already issued on {_day(rec)} in batch {batch.id} "
                                              "(this file): an issue would skip it.", rec)
+            continue
+        if rec is not None and rec.commit_may_have_happened and rec.commit_content is not None:
+            found[c.row.number] = PlannedRow(c.row.number, "send", "Its commit may already have gone through: an issue "
+                                             f"settles it exactly as first sent ({describe_line(rec.commit_content)}).", rec)
             continue
         candidates.append(Candidate(c.row.number, c.fingerprint, order_content(c.order),
                                     rec.sales_order_id if rec is not None else None))

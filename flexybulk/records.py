@@ -62,6 +62,18 @@ def describe_content(content: dict) -> str:
             f"{content['type_name']}, {content['department_name']}")
 
 
+def order_from_content(content: dict, row: int) -> Order:
+    """The :class:`~flexybulk.model.Order` a recorded content stands for (money as ``Decimal``; ids as recorded)."""
+    from .model import CatalogueItem
+
+    return Order(row=row, name=content["name"], email=content["email"],
+                 type=CatalogueItem(content["type_id"], content["type_name"]),
+                 department=CatalogueItem(content["department_id"], content["department_name"]),
+                 price=Decimal(content["price"]), quantity=int(content["quantity"]), currency=content["currency"],
+                 country=content.get("country") or "", phone=content.get("phone"), address=content.get("address"),
+                 postal_code=content.get("postal_code"), city=content.get("city"))
+
+
 def excluded_text(reason: str) -> str:
     """What the ledger and the result sheet say of a row the person left out (``InputRow.excluded``, issue #12)."""
     return f"Not issued: the row is {reason} in the sheet. Unhide it and run again, or use --include-hidden, to issue it."

@@ -171,8 +171,9 @@ def test_invalid_rows_block_the_batch_before_anything_is_recorded(target, sandbo
 FORBIDDEN_IN_FACES = {"journal", "client", "issue", "results", "sheet", "reading", "audit", "result_input"}
 
 
-@pytest.mark.parametrize("module", sorted((REPO / "flexybulk" / "cli").glob("*.py")), ids=lambda p: p.name)
-def test_the_cli_reaches_ledger_client_and_runner_only_through_the_library(module):
+@pytest.mark.parametrize("module", sorted([*(REPO / "flexybulk" / "cli").glob("*.py"), *(REPO / "flexybulk" / "web").glob("*.py")]),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_the_faces_reach_ledger_client_and_runner_only_through_the_library(module):
     imported = set()
     for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.level == 2 and node.module:

@@ -391,6 +391,7 @@ def test_the_dry_run_reports_what_the_ledger_knows(tmp_path, sandbox_env):
     assert run.code == 0
     assert "The ledger knows 6 rows already issued (an issue would skip them):" in run.stdout
     assert "  row 2: Already issued on " in run.stdout and "(this file): an issue would skip it." in run.stdout
+    assert "An issue would send now: 0 rows, 0 gift certificates, 0.00 DKK." in run.stdout
     ws = openpyxl.load_workbook(tmp_path / "kampagne.validation.xlsx")["Validation"]
     header = [c.value for c in ws[1]]
     warnings = [row[header.index("Warning")] for row in ws.iter_rows(min_row=2, values_only=True)]
@@ -703,3 +704,48 @@ def test_a_column_mapped_twice_is_a_usage_error(tmp_path, sandbox_env):
     src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
     run = flexybulk("validate", src, "--column", "amount=Beløb", "--column", "amount=Navn")
     assert run.code == 2 and '--column amount is given twice ("Beløb" and "Navn"); give it once.' in run.stderr
+
+
+def test_the_confirmation_counts_an_in_doubt_row_as_it_will_really_be_sent(tmp_path, sandbox_env):
+    """A web tester's finding: an UNKNOWN row edited before a retry is settled exactly as first sent, so the
+    confirmation must state that amount, not the edited one."""
+    import openpyxl
+
+    from flexybulk.sandbox import Faults
+
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    sandbox_env.faults = Faults(drop_rate=1.0, only=r"^POST .*/commit$")  # every commit done, its answer lost
+    assert flexybulk("issue", src, "--yes", "--max-attempts", "1").code == 1
+    sandbox_env.faults = Faults()
+    result = tmp_path / "kampagne.result.xlsx"
+    assert {r["Status"] for r in result_rows(result)} == {"UNKNOWN"}
+    wb = openpyxl.load_workbook(result)
+    ws = wb["Result"]
+    header = [c.value for c in ws[1]]
+    ws.cell(row=2, column=header.index("Beløb") + 1).value = 999  # an edit of a row whose commit may have gone through
+    wb.save(result)
+    run = flexybulk("retry", result, input="y\n")
+    assert "Issue 18 gift certificates worth 10,399.85 DKK for 6 rows on Flexybox at" in run.stderr, run.output
+    assert sandbox_env.state.counts()["certificates"] == CERTIFICATES and _money(sandbox_env) == TOTAL
+
+
+def test_the_dry_run_of_a_result_sheet_counts_an_in_doubt_row_as_it_will_be_sent(tmp_path, sandbox_env):
+    import openpyxl
+
+    from flexybulk import batches
+    from flexybulk.sandbox import Faults
+    from flexybulk.target import Target
+
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    sandbox_env.faults = Faults(drop_rate=1.0, only=r"^POST .*/commit$")
+    assert flexybulk("issue", src, "--yes", "--max-attempts", "1").code == 1
+    sandbox_env.faults = Faults()
+    result = tmp_path / "kampagne.result.xlsx"
+    wb = openpyxl.load_workbook(result)
+    ws = wb["Result"]
+    header = [c.value for c in ws[1]]
+    ws.cell(row=2, column=header.index("Beløb") + 1).value = 999
+    wb.save(result)
+    run = flexybulk("validate", result)
+    assert "An issue would send now: 6 rows, 18 gift certificates, 10,399.85 DKK." in run.stdout, run.output
+    assert "row 2: Its commit may already have gone through: an issue settles it exactly as first sent" in run.stdout

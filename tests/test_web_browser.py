@@ -310,3 +310,38 @@ def test_screenshots_of_each_step(browser, server, folder, width):
         page.goto(server.url + name)
         assert page.evaluate("document.documentElement.scrollWidth") <= width
     context.close()
+
+
+def test_only_problem_cells_are_tab_stops_a_skip_reaches_the_first_and_enter_in_a_list_applies(page, server, folder):
+    """Keyboard (finding 19) and the mouse on a problem's reason (finding 10)."""
+    rows = [[f"K {i}", f"k{i}@example.com", "Gavekort", 100, 1, "Webshop"] for i in range(8)]
+    rows[5][5] = "Roskilde"  # an unknown department, in the last column of row 7
+    rows[6][2] = "Gavekrot"
+    _upload(page, server, write_sheet(folder / "tab.xlsx", rows))
+    # Of the grid's cells only the two with a problem are in the Tab order.
+    stops = page.evaluate("[...document.querySelectorAll('table.grid a.cell')].filter(a => a.tabIndex >= 0)"
+                          ".map(a => a.closest('td').dataset.row + ':' + a.closest('td').dataset.column)")
+    assert stops == ["7:Afdeling", "8:Gavekorttype"]
+    assert page.locator("table.grid a.cell").count() == 8 * 6
+    # The skip link at the top of the grid puts the cursor on the first problem.
+    page.get_by_test_id("first-problem").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator('td[data-row="7"][data-column="Afdeling"] a.cell')).to_be_focused()
+    # From the "only rows with problems" toggle, the next problem is two Tabs away (the scrolling region between).
+    page.get_by_test_id("only-problems").focus()
+    for _ in range(2):
+        page.keyboard.press("Tab")
+    expect(page.locator('td[data-row="7"][data-column="Afdeling"] a.cell')).to_be_focused()
+    # Enter in the editor's list of departments applies the fix.
+    page.keyboard.press("Enter")
+    select = page.get_by_test_id("fix-input")
+    expect(select).to_be_focused()
+    select.select_option("Aarhus")
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("rows-invalid")).to_have_text("1")
+    # A click on the red reason under a value opens that cell's editor too.
+    page.locator('td[data-row="8"][data-column="Gavekorttype"] .why').click()
+    expect(page.get_by_test_id("editor")).to_contain_text("Gavekorttype")
+    page.get_by_test_id("fix-suggestion").click()
+    expect(page.get_by_test_id("rows-invalid")).to_have_text("0")
+    assert page.locator('[data-testid="fixed-cell"]').count() == 2

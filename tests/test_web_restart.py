@@ -142,6 +142,11 @@ def test_sigterm_stops_a_running_batch_cleanly_and_resume_finishes_it(flexybox, 
         assert 5 <= committed < 40
         statuses = Counter(r["Status"] for r in result_rows(tmp_path / "data" / "uploads" / uid / "term.result.xlsx"))
         assert statuses == {"ISSUED": committed, "PENDING": 40 - committed}  # nothing left in doubt
+        last = server.err.read_text(encoding="utf-8").strip().splitlines()[-1]
+        assert "nothing was issued now" not in last  # the page's own last line, not the command line's
+        assert re.fullmatch(rf"Stopped: batch [0-9a-f-]{{36}} \(term.xlsx\) was stopped cleanly: {committed} rows issued, "
+                            rf"{40 - committed} waiting \(PENDING\)\. Its result sheet is written; start the page again "
+                            "and press Resume to finish it with the same ids.", last), last
 
         server.start()
         page = web.get(f"{server.url}u/{uid}/progress").text

@@ -147,7 +147,7 @@ def test_a_second_batch_waits_in_the_queue_with_its_place(local, sandbox, tmp_pa
     _state(local, first, ("running",))
     local.post(f"/u/{second}/confirm", data={"digest": d2})
     page = local.get(f"/u/{second}/progress").text
-    assert "In the queue: place 2." in page
+    assert "In the queue: 1 batch is ahead of this one." in page  # was "place 2" (finding 18)
     _state(local, second)
     sandbox.faults = Faults()
     assert sandbox.state.counts()["committed_orders"] == 21

@@ -32,11 +32,11 @@ def users_file(tmp_path_factory) -> Path:
 
 
 def _app(tmp_path: Path, settings, *, team_users: Path | None = None, approval_above: str | None = None,
-         max_mb: int = 50) -> tuple:
+         max_mb: int = 50, allowed_hosts: tuple[str, ...] | None = None) -> tuple:
     target = Target(settings, "sandbox", tmp_path / "ledger.sqlite3")
     config = WebConfig(data_dir=tmp_path / "data", ledger=tmp_path / "ledger.sqlite3", max_file_size=max_mb * 1024 * 1024,
                        team=team_users is not None, approval_above=Decimal(approval_above) if approval_above else None,
-                       new_ledger=True)
+                       new_ledger=True, **({"allowed_hosts": allowed_hosts} if allowed_hosts else {}))
     auth = Auth(load_users(team_users) if team_users else None, team=team_users is not None)
     app = create_app(config, target, auth)
     return app, config

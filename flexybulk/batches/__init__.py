@@ -6,7 +6,7 @@ imported. The money rules live here (and in the modules this calls) once:
 
 - :func:`read_input` reads a sheet; a result sheet given back is tied to its batch.
 - :func:`check` is the dry run: the live catalogue, every row validated,
-  and what the ledger already knows about the rows.
+  and what the ledger already knows about the rows (:func:`fetch_catalogue`: the catalogue alone).
 - :func:`issuing` holds the ledger's issuing lock and a client; in it,
   :meth:`Issuing.prepare` plans an issue or a retry (the rows to send, the
   totals, the rows already issued, the warnings, everything a confirmation
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from ..records import row_ranges, row_state_text, same_words
 from .decisions import Decision, Outcome, Prepared, RowOutcome
-from .dryrun import Checked, check, write_validation
+from .dryrun import Checked, check, fetch_catalogue, write_validation
 from .inputs import MIB, Input, ReadRequest, read_input, validate_input
 from .issuing import Issuing, issuing, ledger_of, open_ledger, over_limit, write_result
 from .ledger import BatchStatus, batch_progress, batch_status, list_batches
@@ -40,7 +40,7 @@ from .templates import TemplateWritten, make_template
 
 __all__ = [
     "MIB", "BatchStatus", "Checked", "Decision", "Input", "Issuing", "Outcome", "Prepared", "ReadRequest", "RowOutcome",
-    "TemplateWritten", "batch_progress", "batch_status", "check", "issuing", "ledger_of", "list_batches", "make_template",
+    "TemplateWritten", "batch_progress", "batch_status", "check", "fetch_catalogue", "issuing", "ledger_of", "list_batches", "make_template",
     "open_ledger", "over_limit", "read_input", "row_ranges", "row_state_text", "same_words", "validate_input",
     "write_result", "write_validation",
 ]

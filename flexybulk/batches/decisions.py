@@ -49,7 +49,8 @@ class Prepared:
         blocking: invalid rows (not issued before) that stop the batch; when
             not empty, ``plan`` is ``None`` and nothing was recorded.
         plan: the ledger batch and a decision per row.
-        orders: the orders to send, in input order.
+        orders: the orders to send, in input order, as they will be sent: a row whose commit may
+            already have gone through is the order its commit was sent for, not the line's edits.
         totals: rows, certificates and money per currency of ``orders``.
         options: the run's options as recorded in the ledger and audit log.
         adopted: the ledger did not know the result sheet's batch, and it was rebuilt from the

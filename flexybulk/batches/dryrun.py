@@ -10,12 +10,13 @@ from typing import Callable
 from ..client import FlexyboxClient
 from ..errors import ConfigError
 from ..journal import Journal
-from ..model import Catalogue, Sheet
+from ..model import Catalogue, Order, Sheet
 from ..planning import PlannedRow
+from ..records import order_from_content
 from ..result_input import looks_like_own_sheet
 from ..results import default_output_path, validation_sheet, write_output
 from ..target import Target
-from ..validate import Validation
+from ..validate import Totals, Validation
 from .inputs import Input, ReadRequest, validate_input
 from .issuing import ledger_of
 
@@ -44,6 +45,39 @@ class Checked:
     def sheet(self) -> Sheet:
         return self.input.sheet
 
+    def would_send(self) -> Totals:
+        """Rows, certificates and money an ``issue`` of this file would send now: the valid rows, less those the
+        ledger shows as issued already (``"done"``/``"skip"``), each as it would be sent (:meth:`to_send`).
+        Near-duplicates count (an issue asks about them)."""
+        totals = Totals()
+        for order in self.to_send():
+            totals.add(order)
+        return totals
+
+    def to_send(self) -> list[Order]:
+        """The orders an ``issue`` would send now, in input order: the orders :meth:`would_send` counts (every
+        valid row's but those the ledger says are issued already). For a face's "what an issue would send"."""
+        orders = []
+        for c in self.validation.checks:
+            known = self.known.get(c.row.number)
+            if c.order is None or (known is not None and known.action in ("done", "skip")):
+                continue
+            earlier = known.earlier if known is not None else None
+            if earlier is not None and earlier.commit_may_have_happened and earlier.commit_content is not None:
+                # Settled exactly as its commit was first sent, whatever the line says now (as Prepared.orders).
+                orders.append(order_from_content(earlier.commit_content, c.row.number))
+            else:
+                orders.append(c.order)
+        return orders
+
+    def would_send_by(self, key: Callable[[Order], str]) -> dict[str, Totals]:
+        """:meth:`would_send` grouped by ``key`` (e.g. the type's name), in first-seen order [issue #14: the web page's
+        per-type and per-department tables]."""
+        groups: dict[str, Totals] = {}
+        for order in self.to_send():
+            groups.setdefault(key(order), Totals()).add(order)
+        return groups
+
     def notes(self) -> dict[int, str]:
         """Input row -> what the ledger says of it, in words, for the validation sheet."""
         return {n: r.message or "" for n, r in self.known.items()}
@@ -70,8 +104,22 @@ def check(source: Input, target: Target, request: ReadRequest, progress: Callabl
     checked.ledger, checked.ledger_exists, checked.ledger_named = path, path.exists(), named
     if checked.ledger_exists:
         with Journal(path, create=False) as journal:
-            checked.known = preview(journal, checked.validation, target=target.name, identity=source.identity)
+            checked.known = preview(journal, checked.validation, target=target.name, identity=source.identity,
+                                    batch_id=source.batch_id)
     return checked
+
+
+def fetch_catalogue(target: Target) -> Catalogue:
+    """The live catalogue (gift certificate types and departments): two read-only GETs, nothing else.
+
+    For a face's lists of types and departments when :func:`check` could not
+    run (a sheet the reader refuses until a column or a department is chosen) [issue #14].
+
+    Raises:
+        ApiError: the catalogue could not be fetched (``AuthError`` for a refused token).
+    """
+    with FlexyboxClient(target.settings) as client:
+        return client.get_catalogue()
 
 
 def write_validation(validation: Validation, out: Path | None = None, *, notes: dict[int, str] | None = None) -> Path:

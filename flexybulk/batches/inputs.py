@@ -81,8 +81,7 @@ def read_input(path: Path | str, request: ReadRequest, *, command: str = "issue"
     if not sheet.rows:
         raise InputFileError(f"{sheet.where()}: there are no recipients below the header on row {sheet.header_row}. "
                              "Fill in at least one row.")
-    if command == "validate":
-        return Input(path, sheet)
+    # A result sheet is tied to its batch for the dry run too: it must say what an issue of it would do.
     batch_id, lines = result_sheet_batch(sheet)
     if command == "retry" and batch_id is None:
         raise ConfigError(f"{path.name} is not a flexybulk result sheet (no BatchId and Row columns). "

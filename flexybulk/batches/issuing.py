@@ -15,6 +15,7 @@ from ..issue import BatchRunner
 from ..journal import Journal, RowRecord
 from ..model import Catalogue, RowStatus
 from ..planning import plan_batch
+from ..records import order_from_content
 from ..refusals import RefusalWords
 from ..result_input import check_moved_values, check_result_lines, existing_result
 from ..results import default_output_path, numbered_path, result_sheet, write_output
@@ -154,7 +155,12 @@ class Issuing:
         if first is not None:
             prepared.plan.hold_after(first)
         checks = {c.row.number: c for c in validation.checks}
-        prepared.orders = [checks[n].order for n in prepared.plan.to_send]
+        records = {r.row_number: r for r in journal.rows(prepared.plan.batch.id)}
+        # What will really be sent: a row whose commit may already have gone through is settled exactly as
+        # that commit was sent (issue #3), whatever the line says now, and is shown and counted so.
+        prepared.orders = [order_from_content(rec.commit_content, n)
+                           if (rec := records[n]).commit_may_have_happened and rec.commit_content is not None
+                           else checks[n].order for n in prepared.plan.to_send]
         for order in prepared.orders:
             prepared.totals.add(order)
         over = over_limit(prepared.totals, max_total or {})

@@ -87,12 +87,16 @@ def show_known(checked: Checked, *, limit: int = 200) -> None:
         parts.append(f"{plural(counts['near'], 'row')} resembling gift certificates already issued "
                      f"(an issue would ask about {_them(counts['near'])})")
     if counts["send"]:
-        parts.append(f"{plural(counts['send'], 'row')} finishing an earlier batch's rows with their ids")
+        parts.append(f"{plural(counts['send'], 'row')} whose commit may already have gone through (an issue settles "
+                     f"{_them(counts['send'])} with the recorded ids)")
     echo("The ledger knows " + "; ".join(parts) + ":")
     for n, r in list(known.items())[:limit]:
         echo(f"  row {n}: {r.message}")  # each message says what an issue would do
     if len(known) > limit:
         echo(f"  … and {len(known) - limit:,} more: see the Warning column of the validation sheet.")
+    send = checked.would_send()
+    echo(f"An issue would send now: {plural(send.rows, 'row')}, {plural(send.certificates, 'gift certificate')}, "
+         f"{send.money()}.")
 
 
 def show_plan(prepared: Prepared) -> None:

@@ -49,6 +49,10 @@ def _amount(ctx: click.Context, param: click.Parameter, value: str | None) -> De
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Where uploads and their sheets are kept [default: in the user's data folder].")
 @click.option("--users", "users_file", type=click.Path(dir_okay=False), help="Team mode: the users file (TOML with argon2 password hashes and roles).")
 @click.option("--proxy-header", metavar="NAME", help="Team mode behind a reverse proxy that logs people in: the header carrying the user name.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="Team mode: a host name (or address) people reach the page by, as the browser's address bar shows it; "
+                   "repeatable. Requests naming any other host are refused (DNS rebinding). Default: --host when it is "
+                   "a name or an address.")
 @click.option("--approval-above", callback=_amount, metavar="AMOUNT",
               help="Team mode: a batch whose total (in any currency) is above this needs an approver's approval.")
 @click.option("--keep-hours", type=click.FloatRange(min=0.1), default=168, show_default=True, help="Delete uploads after this many hours.")
@@ -61,7 +65,7 @@ def _amount(ctx: click.Context, param: click.Parameter, value: str | None) -> De
 @LEDGER_OPTION
 @api_options
 def web(host: str, port: int, no_browser: bool, data_dir: str | None, users_file: str | None, proxy_header: str | None,
-        approval_above: Decimal | None, keep_hours: float, max_file_size: int, max_rows: int, secure_cookies: bool,
+        allowed_hosts: tuple[str, ...], approval_above: Decimal | None, keep_hours: float, max_file_size: int, max_rows: int, secure_cookies: bool,
         new_ledger: bool, hash_password: bool, ledger: str | None, **kw: Any) -> int:
     """Serve the web page: upload a sheet, fix it, confirm, follow the issue, download the result.
 
@@ -75,7 +79,7 @@ def web(host: str, port: int, no_browser: bool, data_dir: str | None, users_file
     Examples:
       flexybulk web --sandbox                  # try it on the built-in sandbox
       flexybulk web                            # the real Flexybox, on http://127.0.0.1:8770/
-      flexybulk web --host 0.0.0.0 --users users.toml --approval-above 10000
+      flexybulk web --host 0.0.0.0 --allowed-host gavekort.firma.dk --users users.toml --approval-above 10000
     """
     from ..web.auth import Auth, hash_password as make_hash, load_users
 
@@ -90,6 +94,7 @@ def web(host: str, port: int, no_browser: bool, data_dir: str | None, users_file
                           "behind a reverse proxy that logs people in, or listen on 127.0.0.1.")
     if approval_above is not None and not team:
         raise ConfigError("--approval-above needs team mode (--users or --proxy-header): on its own the page has one person.")
+    hosts = _allowed_hosts(host, allowed_hosts, team)
     users = load_users(users_file) if users_file else None
     auth = Auth(users, proxy_header, team=team)
     os.umask(0o077)  # everything this server writes (uploads, sheets, ledger, audit log) is owner-only
@@ -106,7 +111,7 @@ def web(host: str, port: int, no_browser: bool, data_dir: str | None, users_file
             folder = Path(platformdirs.user_data_dir("flexybulk", appauthor=False)) / ("web-sandbox" if target.is_sandbox else "web")
         config = WebConfig(data_dir=folder, ledger=ledger_path, max_file_size=max_file_size * MIB, max_rows=max_rows,
                            keep_hours=keep_hours, approval_above=approval_above, team=team, secure_cookies=secure_cookies,
-                           new_ledger=new_ledger)
+                           new_ledger=new_ledger, allowed_hosts=hosts)
         app = create_app(config, target, auth)
         sock = _bind(host, port)
         shown_host = sock.getsockname()[0]
@@ -122,8 +127,52 @@ def web(host: str, port: int, no_browser: bool, data_dir: str | None, users_file
             import webbrowser
 
             threading.Timer(0.5, webbrowser.open, args=(url,)).start()
-        _serve(app, sock)
+        try:
+            _serve(app, sock)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (re-raised by uvicorn once it has shut down)
+            from ..web.app import shutdown_summary
+
+            # The page's own last line: the CLI's "nothing was issued now" would be untrue after a run.
+            echo(shutdown_summary(app), err=True)
+            return ExitCode.INTERRUPTED
     return ExitCode.OK
+
+
+def _allowed_hosts(host: str, names: tuple[str, ...], team: bool) -> tuple[str, ...]:
+    """The host names the page answers to (see :mod:`flexybulk.web.security`).
+
+    Local mode: 127.0.0.1, localhost and [::1] only. Team mode: the
+    ``--allowed-host`` names, ``--host`` itself unless it is a wildcard
+    (0.0.0.0, ::), and the loopback names when it listens on loopback (behind
+    a reverse proxy on the same machine).
+
+    Raises:
+        ConfigError: ``--allowed-host`` in local mode, a value that is not a host name, or team mode on a
+            wildcard address without any ``--allowed-host``.
+    """
+    from ..web.security import LOOPBACK_HOSTS, host_name
+
+    if not team:
+        if names:
+            raise ConfigError("--allowed-host is for team mode (--users or --proxy-header): on its own the page answers only "
+                              "as 127.0.0.1, localhost and [::1], so that no other web site can reach it.")
+        return LOOPBACK_HOSTS
+    allowed = []
+    for name in names:
+        found = host_name(name)
+        if found is None or "://" in name:
+            raise ConfigError(f"--allowed-host {name!r}: give a host name such as gavekort.firma.dk (no http://, no path).")
+        allowed.append(found)
+    if host not in ("0.0.0.0", "::", ""):
+        allowed.append(host_name(host) or host)
+    if is_loopback(host):
+        allowed += LOOPBACK_HOSTS
+    if not allowed:
+        raise ConfigError(f"--host {host} listens on every address, so the page cannot tell its own name from another web "
+                          "site's: give --allowed-host NAME, the name (or address) people type in the browser, e.g. "
+                          "--allowed-host gavekort.firma.dk (repeatable). Requests naming any other host are refused; "
+                          "that stops DNS-rebinding attacks.")
+    return tuple(dict.fromkeys(allowed))
 
 
 def _bind(host: str, port: int) -> socket.socket:

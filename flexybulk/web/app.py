@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
+import re
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jinja2
+from markupsafe import Markup, escape
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
@@ -32,12 +35,13 @@ from starlette.staticfiles import StaticFiles
 
 from .. import __version__, batches
 from ..target import Target
-from ..validate import format_money
+from ..validate import DEFAULT_CURRENCY, format_money
 from . import i18n
-from .auth import SESSION_COOKIE, Auth, User
+from .auth import SESSION_COOKIE, Auth, LoginLocked, User
 from .jobs import Issuer
-from .security import Guard
+from .security import LOOPBACK_HOSTS, BodyTooLarge, Guard, too_large
 from .store import Upload, UploadStore
+from .words import page_words
 
 log = logging.getLogger("flexybulk.web")
 HERE = Path(__file__).parent
@@ -59,6 +63,8 @@ class WebConfig:
         secure_cookies: send cookies with ``Secure`` (behind an HTTPS reverse proxy).
         new_ledger: create ``ledger`` if it does not exist (as the command line's ``--new-ledger``);
             without it a named ledger that does not exist is refused at start.
+        allowed_hosts: the host names the page answers to (``Host`` header); any other is refused
+            (DNS rebinding, :mod:`.security`). Local mode: the loopback names.
     """
 
     data_dir: Path
@@ -71,6 +77,7 @@ class WebConfig:
     secure_cookies: bool = False
     new_ledger: bool = False
     page_size: int = 50
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
 
 
 @dataclass
@@ -115,11 +122,39 @@ def lang_of(request: Request) -> str:
     return i18n.choose(request.cookies.get(i18n.LANG_COOKIE), request.headers.get("accept-language"))
 
 
-def money(amounts: dict[str, Decimal]) -> str:
-    """``"10,399.85 DKK"``; several currencies joined with `` + ``; ``"0.00"`` for none."""
+def number(value: Decimal | int, lang: str = "en", places: int | None = None) -> str:
+    """A number as the page's language writes it: ``50,000`` / ``1,234.50`` in English, ``50.000`` / ``1.234,50``
+    in Danish. ``places`` fixes the decimals (money: 2); else an ``int`` has none."""
+    text = format_money(Decimal(value)) if places == 2 else f"{value:,}"
+    if lang == "da":
+        text = text.translate(str.maketrans(",.", ".,"))
+    return text
+
+
+def money(amounts: dict[str, Decimal], lang: str = "en") -> str:
+    """``"10,399.85 DKK"`` (``"10.399,85 DKK"`` on Danish pages); several currencies joined with `` + ``; none is
+    ``"0.00 DKK"``, in the currency a row without one is issued in (as the library's ``Totals.money``)."""
     if not amounts:
-        return "0.00"
-    return " + ".join(f"{format_money(v)} {c}" for c, v in sorted(amounts.items()))
+        amounts = {DEFAULT_CURRENCY: Decimal(0)}
+    return " + ".join(f"{number(v, lang, 2)} {c}" for c, v in sorted(amounts.items()))
+
+
+_BREAK_AFTER = re.compile(r"([@_/-])")
+
+
+def breakable(value: Any) -> Markup:
+    """A cell's text, escaped, with line-break chances after ``@ _ / -`` in long words: an email address
+    wraps after its ``@`` (``anna.hansen@`` / ``example.com``) instead of widening its column or breaking anywhere."""
+    words = str(value).split(" ")
+    return Markup(" ").join(Markup("<wbr>").join(escape(p) for p in _BREAK_AFTER.sub("\\1\0", w).split("\0"))
+                            if len(w) > 12 else escape(w) for w in words)
+
+
+def empty_columns(rows: list[dict]) -> set[str]:
+    """The headers whose cells are all empty in ``rows`` (the grid's rows): shown narrow."""
+    if not rows:
+        return set()
+    return {c["header"] for c in rows[0]["cells"]} - {c["header"] for r in rows for c in r["cells"] if c["value"] or c["problems"]}
 
 
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -128,7 +163,9 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
     lang = lang_of(request)
     page = web.env.get_template(name).render(
         request=request, t=i18n.translator(lang), lang=lang, user=user_of(request), team=web.config.team,
-        target=web.target, target_host=urlsplit(web.target.settings.pos_url).netloc, money=money, format_money=format_money, version=__version__, **context)
+        target=web.target, target_host=urlsplit(web.target.settings.pos_url).netloc,
+        money=lambda amounts: money(amounts, lang), format_money=lambda v: number(v, lang, 2),
+        n=lambda v: number(v, lang), grid_empty=empty_columns, version=__version__, **context)
     return HTMLResponse(web.redact(page), status_code=status)
 
 
@@ -151,6 +188,33 @@ def deny(request: Request, why: str, status: int = 403) -> HTMLResponse:
     return render(request, "message.html", status=status, title=t("error"), message=t("not_allowed", why=why))
 
 
+def change_refused(user: User, upload: Any, team: bool) -> str | None:
+    """Why ``user`` may not upload, fix, confirm, retry or resume ``upload`` (``None``: they may).
+
+    The README's roles (issue #14): an ``uploader`` uploads, checks, fixes and
+    confirms their own uploads; an ``approver`` sees everyone's and approves
+    other people's batches, but changes or starts nothing; an ``admin`` may do
+    everything. Local mode has one person with every role.
+    ``upload`` ``None`` asks about a new upload.
+    """
+    if not team or user.can("admin"):
+        return None
+    if not user.can("uploader"):
+        return "need_uploader"
+    if upload is not None and upload.user != user.name:
+        return "not_own"
+    return None
+
+
+def refuse_change(request: Request, upload: Any) -> HTMLResponse | None:
+    """A 403 page when the request's user may not change ``upload`` (see :func:`change_refused`), else ``None``."""
+    why = change_refused(user_of(request), upload, web_of(request).config.team)
+    if why is None:
+        return None
+    t = i18n.translator(lang_of(request))
+    return deny(request, t(why, owner=upload.user if upload is not None else ""))
+
+
 # -- login, logout, language ---------------------------------------------------------------
 
 
@@ -160,7 +224,16 @@ async def login_page(request: Request) -> Response:
         return RedirectResponse("/", status_code=303)
     if request.method == "POST":
         form = await request.form(max_files=0, max_fields=5)
-        token = web.auth.login(str(form.get("user", "")), str(form.get("password", "")))
+        client = request.client.host if request.client else ""
+        try:
+            token = web.auth.login(str(form.get("user", "")), str(form.get("password", "")), client)
+        except LoginLocked as locked:
+            seconds = math.ceil(locked.seconds)
+            log.warning("login braked for %r from %s: %d s", str(form.get("user", ""))[:60], client, seconds)
+            page = render(request, "login.html", status=429, failed=False, locked=seconds,
+                          next=local_next(str(form.get("next", "/"))))
+            page.headers["retry-after"] = str(seconds)
+            return page
         if token:
             log.info("login: %s", form.get("user"))
             response = RedirectResponse(local_next(str(form.get("next", "/"))), status_code=303)
@@ -168,8 +241,9 @@ async def login_page(request: Request) -> Response:
                                 path="/")
             return response
         log.warning("login refused for %r", str(form.get("user", ""))[:60])
-        return render(request, "login.html", status=401, failed=True, next=local_next(str(form.get("next", "/"))))
-    return render(request, "login.html", failed=False, next=local_next(request.query_params.get("next")))
+        return render(request, "login.html", status=401, failed=True, locked=None,
+                      next=local_next(str(form.get("next", "/"))))
+    return render(request, "login.html", failed=False, locked=None, next=local_next(request.query_params.get("next")))
 
 
 async def logout(request: Request) -> Response:
@@ -190,6 +264,29 @@ async def set_language(request: Request) -> Response:
 
 async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok")
+
+
+def shutdown_summary(app: Any) -> str:
+    """What the server says as it ends (Ctrl-C, SIGTERM): the batch it stopped, with the ledger's counts, and the
+    batches still queued. ``app`` is what :func:`create_app` returned (its worker has shut down)."""
+    web: Web = app.app.state.web
+    lines = []
+    upload = web.store.get(web.issuer.stopped) if web.issuer.stopped else None
+    if upload is not None and upload.batch_id:
+        counts = batches.batch_progress(web.config.ledger, upload.batch_id).counts
+        issued, waiting = counts.get("ISSUED", 0), counts.get("PENDING", 0)
+        doubt = counts.get("UNKNOWN", 0) + counts.get("FAILED", 0)
+        lines.append(f"Stopped: batch {upload.batch_id} ({upload.filename}) was stopped cleanly: {issued:,} rows issued, "
+                     f"{waiting:,} waiting (PENDING)" + (f", {doubt:,} needing attention" if doubt else "")
+                     + ". Its result sheet is written; start the page again and press Resume to finish it with the same ids.")
+    elif upload is not None:
+        lines.append(f"Stopped before {upload.filename} started issuing: nothing was issued for it; confirm it again when "
+                     "the page is back.")
+    for uid in web.issuer.waiting:
+        queued = web.store.get(uid)
+        if queued is not None:
+            lines.append(f"Not started: {queued.filename} was waiting in the queue; press Resume on it when the page is back.")
+    return "\n".join(lines) or "Stopped: no batch was running; nothing was left unfinished."
 
 
 def create_app(config: WebConfig, target: Target, auth: Auth) -> Starlette:
@@ -218,6 +315,8 @@ def create_app(config: WebConfig, target: Target, auth: Auth) -> Starlette:
     store.expire(config.keep_hours * 3600)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["words"] = jinja2.pass_context(lambda ctx, text: page_words(text, ctx.get("lang", "en")))  # every library message
+    env.filters["breakable"] = breakable
     web = Web(config, target, auth, store, None, env)  # type: ignore[arg-type]
     web.issuer = Issuer(target, config.ledger, store, web.read_request, web.redact)
     routes = [
@@ -252,7 +351,9 @@ def create_app(config: WebConfig, target: Target, auth: Auth) -> Starlette:
         # Ctrl-C or SIGTERM: the running batch stops taking rows; rows in flight finish; its result sheet is written.
         await asyncio.to_thread(web.issuer.shutdown)
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    # A streamed body cut off at the limit: 413 in the guard's words, not the error middleware's 500.
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={BodyTooLarge: too_large})
     app.state.web = web
     # The guard's limit is the upload limit plus room for the form around the file.
-    return Guard(app, auth=auth, max_body=config.max_file_size + 64 * 1024)  # type: ignore[return-value]
+    return Guard(app, auth=auth, max_body=config.max_file_size + 64 * 1024,  # type: ignore[return-value]
+                 allowed_hosts=config.allowed_hosts)

@@ -26,6 +26,10 @@ Two modes (issue #14):
 Passwords are checked with argon2-cffi (``PasswordHasher``, its defaults);
 sessions are random 256-bit tokens held in memory (a restarted server asks
 people to log in again), sent as an HttpOnly, SameSite=Strict cookie.
+Guessing is braked (:class:`LoginBrake`): after 5 wrong passwords for a user
+name, or 20 from one client, logins for it wait a growing time, answered the
+same whether the name exists or not (OWASP's authentication cheat sheet:
+"account lockout" by a delay that grows, not a lock an attacker could hold).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError
 
@@ -110,6 +115,63 @@ def local_user() -> User:
     return User(name, frozenset(ROLES))
 
 
+class LoginLocked(Exception):
+    """Too many wrong passwords for this name or from this client: ``seconds`` to wait before the next try."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
+class LoginBrake:
+    """Wrong-password counts per user name and per client, and the wait they impose (in memory, like the sessions).
+
+    After ``free`` failures of a name (``client_free`` of a client), each
+    further try must wait ``first_wait`` seconds, doubled per further failure,
+    at most ``max_wait``. A success clears the name's count (not the
+    client's: one right password among many guesses proves little). Counts
+    are forgotten ``forget_after`` seconds after their last failure.
+    """
+
+    def __init__(self, *, free: int = 5, client_free: int = 20, first_wait: float = 15.0, max_wait: float = 900.0,
+                 forget_after: float = 3600.0, clock: Any = time.monotonic) -> None:
+        self.free, self.client_free, self.first_wait, self.max_wait = free, client_free, first_wait, max_wait
+        self.forget_after, self.clock = forget_after, clock
+        self._failures: dict[tuple[str, str], tuple[int, float]] = {}  # (kind, key) -> (failures, last failure)
+        self._lock = threading.Lock()
+
+    def _keys(self, name: str, client: str) -> list[tuple[tuple[str, str], int]]:
+        return [(("name", name.strip().casefold()), self.free), (("client", client or "?"), self.client_free)]
+
+    def wait(self, name: str, client: str) -> float:
+        """Seconds before ``name`` may try again from ``client`` (0 when it may try now)."""
+        now = self.clock()
+        longest = 0.0
+        with self._lock:
+            for key, free in self._keys(name, client):
+                failures, last = self._failures.get(key, (0, now))
+                if failures >= free:
+                    wait = min(self.first_wait * 2 ** (failures - free), self.max_wait)
+                    longest = max(longest, last + wait - now)
+        return max(longest, 0.0)
+
+    def failed(self, name: str, client: str) -> None:
+        """Count a wrong password (or an unknown name: counted the same)."""
+        now = self.clock()
+        with self._lock:
+            if len(self._failures) > 10_000:  # many made-up names: forget the old ones
+                self._failures = {k: v for k, v in self._failures.items() if now - v[1] < self.forget_after}
+            for key, _ in self._keys(name, client):
+                failures, last = self._failures.get(key, (0, now))
+                if now - last > self.forget_after:
+                    failures = 0
+                self._failures[key] = (failures + 1, now)
+
+    def succeeded(self, name: str) -> None:
+        with self._lock:
+            self._failures.pop(("name", name.strip().casefold()), None)
+
+
 class Auth:
     """Decides who a request comes from.
 
@@ -128,6 +190,7 @@ class Auth:
         self._lock = threading.Lock()
         # Checking an unknown name costs as much as a known one, so timing tells nobody which names exist.
         self._dummy_hash = hash_password(secrets.token_urlsafe(16)) if team and self.users else None
+        self.brake = LoginBrake()
 
     def user_of(self, headers: dict[str, str], cookies: dict[str, str]) -> User | None:
         """The request's user, or ``None`` when team mode has none (not logged in)."""
@@ -147,25 +210,38 @@ class Auth:
                 return None
         return self.users.get(found[0])
 
-    def login(self, name: str, password: str) -> str | None:
-        """A new session token when ``password`` is ``name``'s, else ``None``."""
+    def login(self, name: str, password: str, client: str = "") -> str | None:
+        """A new session token when ``password`` is ``name``'s, else ``None``.
+
+        Raises:
+            LoginLocked: too many wrong passwords for ``name`` or from ``client`` (:class:`LoginBrake`); the
+                password is not even checked, so a right one waits too.
+        """
+        wait = self.brake.wait(name, client)
+        if wait > 0:
+            raise LoginLocked(wait)
+        if not self._password_ok(name, password):
+            self.brake.failed(name, client)
+            return None
+        self.brake.succeeded(name)
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._sessions[token] = (name, time.time() + SESSION_SECONDS)
+        return token
+
+    def _password_ok(self, name: str, password: str) -> bool:
         from argon2 import PasswordHasher
         from argon2.exceptions import Argon2Error, InvalidHashError
 
         user = self.users.get(name)
         hashed = user.password_hash if user and user.password_hash else self._dummy_hash
         if not hashed:
-            return None
+            return False
         try:
             PasswordHasher().verify(hashed, password)
         except (Argon2Error, InvalidHashError):
-            return None
-        if user is None or not user.password_hash:
-            return None
-        token = secrets.token_urlsafe(32)
-        with self._lock:
-            self._sessions[token] = (name, time.time() + SESSION_SECONDS)
-        return token
+            return False
+        return user is not None and bool(user.password_hash)
 
     def logout(self, token: str | None) -> None:
         with self._lock:

@@ -124,18 +124,23 @@ class Issuer:
         self._cond = threading.Condition()
         self.current: Work | None = None
         self.previews: dict[str, Preview] = {}
+        self.stopped: str | None = None
+        self.waiting: list[str] = []
         self._closing = False
         self._thread = threading.Thread(target=self._loop, name="flexybulk-issuer", daemon=True)
         self._thread.start()
 
     # -- what the views ask --------------------------------------------------------------
 
-    def input_of(self, upload: Upload) -> batches.Input:
-        """The upload's input as it would be issued: the sheet and its fixes, or the result sheet and its retry fixes."""
+    def input_of(self, upload: Upload, *, fixed: bool = True) -> batches.Input:
+        """The upload's input as it would be issued: the sheet and its fixes, or the result sheet and its retry fixes
+        (``fixed=False``: without the fixes, as read)."""
         request = self.read_request(upload)
         if upload.mode == "retry":
-            return apply_fixes(batches.read_input(upload.result_path, request, command="retry"), upload.retry_fixes())
-        return apply_fixes(batches.read_input(upload.path, request, command="issue"), upload.fixes())
+            source = batches.read_input(upload.result_path, request, command="retry")
+            return apply_fixes(source, upload.retry_fixes()) if fixed else source
+        source = batches.read_input(upload.path, request, command="issue")
+        return apply_fixes(source, upload.fixes()) if fixed else source
 
     def preview(self, upload: Upload) -> Preview | Work:
         """The upload's preview if one is ready for its current state, else the queued work making it."""
@@ -209,11 +214,18 @@ class Issuer:
         self.previews.pop(upload_id, None)
 
     def shutdown(self, timeout: float = 60.0) -> None:
-        """Stop the running batch (rows in flight finish and its result sheet is written) and the worker."""
+        """Stop the running batch (rows in flight finish and its result sheet is written) and the worker.
+
+        Afterwards ``stopped`` is the upload whose run was stopped (or ``None``) and ``waiting`` the uploads
+        whose runs were still queued: what the server says as it ends.
+        """
         with self._cond:
             self._closing = True
+            if self.current is not None and self.current.kind == "issue":
+                self.stopped = self.current.upload_id
             if self.current is not None:
                 self.current.stop.set()
+            self.waiting = [w.upload_id for w in self._queue if w.kind == "issue"]
             self._cond.notify_all()
         self._thread.join(timeout)
 

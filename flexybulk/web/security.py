@@ -2,6 +2,13 @@
 
 In this order, per HTTP request (issue #14):
 
+0. **Only the page's own host names are answered** (DNS rebinding): a
+   request whose ``Host`` (or ``X-Forwarded-Host``) names another host answers
+   400 before anything else. A web site whose name an attacker re-points to
+   127.0.0.1 (or to the team server) is then a different host, never "this
+   page", even though the browser thinks it is talking to that site. Local
+   mode answers only as 127.0.0.1, localhost and [::1]; team mode only as the
+   names given with ``--allowed-host`` (default: ``--host``).
 1. **Cross-site requests are refused**: a request that can change anything
    (any method but GET, HEAD, OPTIONS) whose ``Sec-Fetch-Site`` says it comes
    from another site, or whose ``Origin`` is not this server's own, answers 403
@@ -21,11 +28,17 @@ In this order, per HTTP request (issue #14):
 
 from __future__ import annotations
 
+import logging
 from http.cookies import SimpleCookie
 from typing import Any, Awaitable, Callable
 from urllib.parse import quote, urlsplit
 
 from .auth import Auth
+
+log = logging.getLogger("flexybulk.web")
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+"""The names the page answers to in local mode (``[::1]`` is written ``::1`` here, as :func:`host_name` gives it)."""
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 OPEN_PATHS = ("/login", "/static/", "/lang/", "/healthz")
@@ -39,7 +52,27 @@ Send = Callable[[dict], Awaitable[None]]
 
 
 class BodyTooLarge(Exception):
-    """A body without a declared length grew past the limit while it was read."""
+    """A body without a declared length grew past the limit while it was read.
+
+    Raised inside the app's ``receive``; the app answers it with :func:`too_large` (a handler Starlette's
+    exception middleware runs before its error middleware could turn it into a 500).
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+    @property
+    def text(self) -> str:
+        return f"Refused: the upload is larger than the limit of {self.limit:,} bytes."
+
+
+async def too_large(request: Any, exc: Exception) -> Any:
+    """The 413 answer to :class:`BodyTooLarge` (the same plain words as a declared length over the limit)."""
+    from starlette.responses import PlainTextResponse
+
+    text = exc.text if isinstance(exc, BodyTooLarge) else "Refused: the upload is too large."
+    return PlainTextResponse(text, status_code=413, headers={"connection": "close"})
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -53,6 +86,25 @@ def _cookies(headers: dict[str, str]) -> dict[str, str]:
     except Exception:  # a malformed cookie header: no cookies, like a browser that sent none
         return {}
     return {k: m.value for k, m in jar.items()}
+
+
+def host_name(value: str) -> str | None:
+    """The host name of a ``Host`` header or an ``--allowed-host`` value, lower case, without port or brackets.
+
+    ``"Example.COM:8770"`` -> ``"example.com"``, ``"[::1]:80"`` -> ``"::1"``;
+    ``None`` when the value is empty or not a host (a path, user info, a bad port).
+    """
+    value = (value or "").strip()
+    if not value or any(c in value for c in "/?#@\\ \t"):
+        return None
+    if value.count(":") > 1 and not value.startswith("["):
+        value = f"[{value}]"  # a bare IPv6 address (an --allowed-host, or LOOPBACK_HOSTS' ::1)
+    try:
+        parts = urlsplit("//" + value)
+        parts.port  # a bad port raises ValueError
+    except ValueError:
+        return None
+    return parts.hostname or None
 
 
 def same_origin(headers: dict[str, str], scheme: str) -> bool:
@@ -79,10 +131,27 @@ class Guard:
 
     Args:
         app: the Starlette app. auth: who is who. max_body: bytes per request body.
+        allowed_hosts: the host names answered (as :func:`host_name` gives them); default: loopback only.
     """
 
-    def __init__(self, app: Any, *, auth: Auth, max_body: int) -> None:
+    def __init__(self, app: Any, *, auth: Auth, max_body: int, allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS) -> None:
         self.app, self.auth, self.max_body = app, auth, max_body
+        self.allowed_hosts = frozenset(h for h in (host_name(a) for a in allowed_hosts) if h)
+
+    def refused_host(self, headers: dict[str, str]) -> str | None:
+        """The host a request names that this page does not answer to, else ``None``.
+
+        A request without a ``Host`` (HTTP/1.0, an ASGI test) names no host: a browser always sends one, so
+        no rebound page can leave it out.
+        """
+        for key in ("host", "x-forwarded-host"):
+            if key not in headers:
+                continue
+            for value in headers.get(key, "").split(","):  # a chain of proxies: every name must be ours
+                name = host_name(value)
+                if name is None or name not in self.allowed_hosts:
+                    return value.strip()
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -91,6 +160,13 @@ class Guard:
         headers = _headers(scope)
         method, path = scope["method"], scope["path"]
         send = self._with_security_headers(send, path)
+        wrong = self.refused_host(headers)
+        if wrong is not None:
+            log.warning("refused a request for host %r (%s %s): not one of %s", wrong[:80], method, path[:80],
+                        ", ".join(sorted(self.allowed_hosts)))
+            await _plain(send, 400, f"Refused: this page does not answer to the host name '{wrong[:80]}'. Open it by its "
+                         "own address (the one flexybulk web printed, or the one IT gave you).", close=True)
+            return
         if method not in SAFE_METHODS and not same_origin(headers, scope.get("scheme", "http")):
             await _plain(send, 403, "Refused: this request comes from another site.")
             return
@@ -125,7 +201,7 @@ class Guard:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
-                    raise BodyTooLarge()
+                    raise BodyTooLarge(self.max_body)
             return message
 
         async def tracked_send(message: dict) -> None:
@@ -136,9 +212,9 @@ class Guard:
 
         try:
             await self.app(scope, counted_receive, tracked_send)
-        except BodyTooLarge:
+        except BodyTooLarge as exc:  # an app without the too_large handler
             if not started:
-                await _plain(send, 413, f"Refused: the upload is larger than {self.max_body:,} bytes.", close=True)
+                await _plain(send, 413, exc.text, close=True)
 
     def _with_security_headers(self, send: Send, path: str) -> Send:
         static = path.startswith("/static/")

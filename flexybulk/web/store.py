@@ -25,7 +25,6 @@ import os
 import re
 import secrets
 import shutil
-import tempfile
 import threading
 import time
 import unicodedata
@@ -34,6 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..files import write_private_text
 from ..fixes import CellFix, load_fixes, save_fixes
 
 ACTIVE_STATES = ("queued", "running")
@@ -263,18 +263,4 @@ def _private_dir(path: Path) -> None:
     os.chmod(path, 0o700)
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+_write_private = write_private_text

@@ -20,10 +20,12 @@ from starlette.routing import Route
 from .. import batches
 from ..confirmations import web_users
 from ..errors import FlexybulkError
+from ..fixes import apply_fixes, previous_values
 from ..model import RowStatus
 from . import i18n
-from .app import deny, is_htmx, lang_of, render, user_of, web_of
+from .app import change_refused, deny, is_htmx, lang_of, refuse_change, render, user_of, web_of
 from .jobs import Preview, Work
+from .words import page_words
 from .views_sheet import XLSX, _as_retry, _editor_context, _upload_or_404, forget, grid_rows, not_found
 
 # Every status a batch's row can have (the validation sheet's VALID is not one); a status the library adds
@@ -75,6 +77,7 @@ async def confirm_page(request: Request) -> Response:
         "approval_limit": web.config.approval_above,
         "own": upload.user == user.name or (upload.confirmed or {}).get("user") == user.name,
         "busy": found.message if isinstance(found, Work) else None,
+        "can_change": change_refused(user, upload, web.config.team) is None,
     }
     name = "_confirm_body.html" if is_htmx(request) and request.query_params.get("fragment") else "confirm.html"
     return render(request, name, **context)
@@ -89,6 +92,9 @@ async def options(request: Request) -> Response:
     upload = _upload_or_404(request)
     if upload is None:
         return not_found(request)
+    refused = refuse_change(request, upload)
+    if refused is not None:
+        return refused
     form = await _form(request)
     if upload.state in ("new", "needs_confirmation"):
         web.store.update(upload.id, skip_invalid=form.get("skip_invalid") == "1")
@@ -109,6 +115,9 @@ async def confirm(request: Request) -> Response:
     upload = _upload_or_404(request)
     if upload is None:
         return not_found(request)
+    refused = refuse_change(request, upload)
+    if refused is not None:
+        return refused
     form = await _form(request)
     user = user_of(request)
     if upload.state in ("queued", "running"):
@@ -156,30 +165,43 @@ async def approve(request: Request) -> Response:
     return RedirectResponse(_progress_url(upload.id), status_code=303)
 
 
-def _attention_rows(web: Any, upload: Any, status: batches.BatchStatus) -> tuple[list[dict], str | None]:
+def _attention_rows(web: Any, upload: Any, status: batches.BatchStatus, lang: str) -> tuple[list[dict], str | None]:
     """The rows needing attention, with their cells from the result sheet and its retry fixes (editable)."""
     wanted = {r.row_number: r for r in status.attention}
     if not wanted or not upload.result_path.exists():
         return [], None
     try:
-        source = web.issuer.input_of(_as_retry(upload))
+        raw = web.issuer.input_of(_as_retry(upload), fixed=False)
+        source = apply_fixes(raw, upload.retry_fixes())
     except FlexybulkError as exc:
         return [], web.redact(str(exc))
     from ..validate import RowCheck
 
     checks = [RowCheck(r, None) for r in source.sheet.rows if r.number in wanted]
-    rows = grid_rows(source, checks, {n: r.status.value for n, r in wanted.items()})
+    rows = grid_rows(source, checks, {n: r.status.value for n, r in wanted.items()},
+                     previous=previous_values(raw, upload.retry_fixes()), lang=lang)
     for row in rows:
         rec = wanted[row["number"]]
-        row["error"] = web.redact(batches.row_state_text(rec))
-    input_headers = [h for h in source.sheet.headers if h not in _OWN_COLUMNS]
-    for row in rows:
-        row["cells"] = [c for c in row["cells"] if c["header"] in input_headers]
+        row["error"] = page_words(web.redact(batches.row_state_text(rec)), lang)
+    # grid_rows shows the input's columns only (input_headers): AmountRead and LineTotal are what the last run read,
+    # and a retry writes them anew from the fixed input.
     return rows, None
 
 
-_OWN_COLUMNS = {"Status", "Error", "Warning", "CustomerId", "SalesOrderId", "ExternalPaymentId", "GiftCertificateNumbers",
-                "IssuedAt", "BatchId", "Row"}
+def next_action(upload: Any, counts: dict[str, int]) -> str | None:
+    """The one thing to press on the result page: ``"resume"`` for an interrupted batch, or a stopped one whose
+    unfinished rows are all PENDING and unchanged; ``"retry"`` when rows need attention otherwise (FAILED,
+    UNKNOWN, INVALID, or a cell fixed for the retry); ``None`` when nothing is left to do (or it runs)."""
+    if upload.state == "interrupted":
+        return "resume"
+    if upload.state != "done":
+        return None
+    other = counts.get("FAILED", 0) + counts.get("UNKNOWN", 0) + counts.get("INVALID", 0)
+    if counts.get("PENDING", 0) and not other and not upload.retry_fixes():
+        return "resume"
+    if (other or counts.get("PENDING", 0)) and upload.result_path.exists():
+        return "retry"
+    return None
 
 
 async def progress_page(request: Request) -> Response:
@@ -192,7 +214,7 @@ async def progress_page(request: Request) -> Response:
     counts = {s: (status.counts.get(s, 0) if status else 0) for s in STATUSES}
     attention, problem = ([], None)
     if status is not None and upload.state not in ("queued", "running"):
-        attention, problem = _attention_rows(web, upload, status)
+        attention, problem = _attention_rows(web, upload, status, lang_of(request))
     edit = None
     query_edit = request.query_params.get("edit")
     if query_edit and ":" in query_edit and upload.state not in ("queued", "running"):
@@ -206,7 +228,8 @@ async def progress_page(request: Request) -> Response:
         "upload": upload, "work": work, "place": web.issuer.place(upload.id), "ledger_status": status, "counts": counts,
         "statuses": STATUSES, "total": total, "attention": attention, "attention_problem": problem, "edit": edit,
         "issued": status.issued if status else None, "retry_fixes": len(upload.retry_fixes()),
-        "live": upload.state in ("queued", "running"),
+        "live": upload.state in ("queued", "running"), "action": next_action(upload, counts),
+        "can_change": change_refused(user_of(request), upload, web.config.team) is None,
         "headers": [c["header"] for c in attention[0]["cells"]] if attention else [],
     }
     name = "_progress_body.html" if is_htmx(request) and request.query_params.get("fragment") else "progress.html"
@@ -214,10 +237,15 @@ async def progress_page(request: Request) -> Response:
 
 
 async def stop(request: Request) -> Response:
+    """Stop a run: whoever may start it, and approvers (who may have let it start)."""
     web = web_of(request)
     upload = _upload_or_404(request)
     if upload is None:
         return not_found(request)
+    if not user_of(request).can("approver"):
+        refused = refuse_change(request, upload)
+        if refused is not None:
+            return refused
     web.issuer.stop(upload.id)
     return RedirectResponse(_progress_url(upload.id), status_code=303)
 
@@ -228,6 +256,9 @@ async def resume(request: Request) -> Response:
     upload = _upload_or_404(request)
     if upload is None:
         return not_found(request)
+    refused = refuse_change(request, upload)
+    if refused is not None:
+        return refused
     if upload.batch_id is None:
         return RedirectResponse(f"/u/{upload.id}/confirm", status_code=303)
     web.issuer.submit(upload.id, user=user_of(request).name, digest=None, approved_by=upload.approved_by,
@@ -241,6 +272,9 @@ async def retry(request: Request) -> Response:
     upload = _upload_or_404(request)
     if upload is None:
         return not_found(request)
+    refused = refuse_change(request, upload)
+    if refused is not None:
+        return refused
     if upload.state in ("queued", "running") or not upload.result_path.exists():
         return RedirectResponse(_progress_url(upload.id), status_code=303)
     web.store.update(upload.id, mode="retry", state="new", skip_invalid=False, message=None)
@@ -256,9 +290,14 @@ async def result_sheet(request: Request) -> Response:
 
 
 async def history(request: Request) -> Response:
-    """Every batch of the ledger, newest first, searchable; each with its upload when the page still has it."""
+    """Every batch of the ledger, newest first, searchable; each with its upload when the page still has it.
+
+    An uploader (team mode) sees only their own batches: those they uploaded or are named in (the README's
+    roles); approvers and admins see every batch, also those run from the command line.
+    """
     web = web_of(request)
     user = user_of(request)
+    sees_all = not web.config.team or user.can("approver")
     query = (request.query_params.get("q") or "").strip()
     uploads = web.store.all()
     by_batch: dict[str, Any] = {}
@@ -274,8 +313,11 @@ async def history(request: Request) -> Response:
         entry = {"batch": b, "counts": dict(status.counts), "issued": status.issued, "people": list(dict.fromkeys(people)),
                  "file": Path(b.input_path).name if not upload else upload.filename, "upload": upload,
                  "unfinished": unfinished}
-        if web.config.team and upload is not None and upload.user != user.name and not (user.can("approver") or user.can("admin")):
-            entry["upload"] = None
+        if not sees_all and (upload is None or upload.user != user.name) and user.name not in entry["people"]:
+            continue
+        counts = {s: entry["counts"].get(s, 0) for s in STATUSES}
+        entry["action"] = next_action(upload, counts) if upload is not None else None
+        entry["can_change"] = upload is not None and change_refused(user, upload, web.config.team) is None
         haystack = " ".join([entry["file"], b.id, b.target, *entry["people"], *entry["counts"],
                              "unfinished" if unfinished else "complete"]).casefold()
         if query and query.casefold() not in haystack:

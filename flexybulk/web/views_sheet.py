@@ -20,12 +20,13 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from .. import batches
 from ..confirmations import sheet_names
 from ..errors import FlexybulkError
-from ..fixes import CellFix, apply_fixes, canonical_json
+from ..fixes import CellFix, apply_fixes, canonical_json, previous_values
 from ..model import Field
 from ..records import excluded_text
 from . import i18n
-from .app import Web, deny, is_htmx, lang_of, render, user_of, web_of
+from .app import Web, change_refused, deny, is_htmx, lang_of, refuse_change, render, user_of, web_of
 from .store import Upload
+from .words import page_words
 
 SUGGESTION = re.compile(r"Did you mean '(.+?)'\?")
 CHECK_SECONDS = 30  # a check is redone after this: the catalogue and the ledger may have changed meanwhile
@@ -50,28 +51,38 @@ def not_found(request: Request) -> Response:
     return render(request, "message.html", status=404, title=t("error"), message=t("not_found"))
 
 
-async def home(request: Request) -> Response:
+def _home(request: Request, status: int = 200, error: str | None = None) -> Response:
+    """The upload page: the upload form (for uploaders), their recent uploads, and for approvers the batches
+    awaiting their approval (never their own)."""
     web = web_of(request)
     user = user_of(request)
-    mine = [u for u in web.store.all() if u.user == user.name][:10]
-    return render(request, "upload.html", uploads=mine, max_size=web.config.max_file_size, max_rows=web.config.max_rows,
-                  error=None)
+    uploads = web.store.all()
+    mine = [u for u in uploads if u.user == user.name][:10]
+    awaiting = [u for u in uploads if u.state == "awaiting_approval" and u.user != user.name
+                and (u.confirmed or {}).get("user") != user.name] if web.config.team and user.can("approver") else []
+    return render(request, "upload.html", status=status, uploads=mine, max_size=web.config.max_file_size,
+                  max_rows=web.config.max_rows, error=error, awaiting=awaiting,
+                  can_upload=change_refused(user, None, web.config.team) is None)
+
+
+async def home(request: Request) -> Response:
+    return _home(request)
 
 
 async def upload(request: Request) -> Response:
     web = web_of(request)
     t = i18n.translator(lang_of(request))
+    refused = refuse_change(request, None)
+    if refused is not None:
+        return refused
     async with request.form(max_files=1, max_fields=5, max_part_size=1024 * 1024) as form:
         item = form.get("file")
         if item is None or isinstance(item, str) or not item.filename:
-            return render(request, "upload.html", status=400, uploads=[], max_size=web.config.max_file_size,
-                          max_rows=web.config.max_rows, error=t("upload_help"))
+            return _home(request, 400, t("upload_help"))
         try:
             stored = web.store.create(item.filename, item.file, user_of(request).name, limit=web.config.max_file_size)
         except ValueError:
-            return render(request, "upload.html", status=413, uploads=[], max_size=web.config.max_file_size,
-                          max_rows=web.config.max_rows,
-                          error=t("too_large", size=_size(item.size or 0), limit=_size(web.config.max_file_size)))
+            return _home(request, 413, t("too_large", size=_size(item.size or 0), limit=_size(web.config.max_file_size)))
     # A column mapped by hand for a file with the same headers is used again.
     try:
         source = batches.read_input(stored.path, web.read_request(stored), command="issue")
@@ -87,8 +98,10 @@ def _size(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MB" if n >= 1024 * 1024 else f"{max(n, 1) / 1024:.0f} KB"
 
 
-def checked_of(web: Web, upload: Upload) -> tuple[Any, Any]:
-    """``(input, Checked)`` of the upload with its fixes, cached per state of the upload for :data:`CHECK_SECONDS`.
+def checked_of(web: Web, upload: Upload) -> tuple[Any, Any, dict]:
+    """``(input, Checked, previous)`` of the upload with its fixes, cached per state of the upload for :data:`CHECK_SECONDS`.
+
+    ``previous`` is :func:`~flexybulk.fixes.previous_values` of the fixes (to mark the fixed cells).
 
     Raises:
         FlexybulkError: the sheet cannot be read or checked (the input is then attached as ``exc.source``).
@@ -99,17 +112,36 @@ def checked_of(web: Web, upload: Upload) -> tuple[Any, Any]:
     if cached and cached[0] == key and time.monotonic() - cached[2] < CHECK_SECONDS:
         return cached[1]
     request = web.read_request(upload)
-    source = apply_fixes(batches.read_input(upload.path, request, command="issue"), upload.fixes())
+    raw = batches.read_input(upload.path, request, command="issue")
+    source = apply_fixes(raw, upload.fixes())
+    previous = previous_values(raw, upload.fixes())
     try:
         checked = batches.check(source, web.target, request, ledger=web.config.ledger)
     except FlexybulkError as exc:
         exc.source = source  # type: ignore[attr-defined]
+        exc.previous = previous  # type: ignore[attr-defined]
         raise
     with web.checks_lock:
-        web.checks[upload.id] = (key, (source, checked), time.monotonic())
+        web.checks[upload.id] = (key, (source, checked, previous), time.monotonic())
         while len(web.checks) > CHECKS_KEPT:  # the oldest first: a dict keeps insertion order
             web.checks.pop(next(iter(web.checks)))
-    return source, checked
+    return source, checked, previous
+
+
+def catalogue_of(web: Web) -> Any | None:
+    """The live catalogue for the type and department lists when no check could run (cached as a check is), or
+    ``None`` when Flexybox cannot be asked (the page then says why the check failed, which is the same reason)."""
+    with web.checks_lock:
+        cached = web.checks.get("catalogue")
+    if cached and time.monotonic() - cached[2] < CHECK_SECONDS:
+        return cached[1]
+    try:
+        catalogue = batches.fetch_catalogue(web.target)
+    except FlexybulkError:
+        return None
+    with web.checks_lock:
+        web.checks["catalogue"] = ("", catalogue, time.monotonic())
+    return catalogue
 
 
 def forget(web: Web, upload_id: str) -> None:
@@ -127,36 +159,58 @@ def shown(value: Any) -> str:
     return str(value)
 
 
+# The result and validation sheets' own columns (results.OWN_COLUMNS, which a face may not import): not input.
+OWN_COLUMNS = {"Status", "Error", "Warning", "CustomerId", "SalesOrderId", "ExternalPaymentId", "GiftCertificateNumbers",
+               "IssuedAt", "BatchId", "Row", "AmountRead", "LineTotal"}
+
+
+def input_headers(source: Any) -> list[str]:
+    """The sheet's headers the grid shows: a result or validation sheet given back shows its input's columns only
+    (its Status, Error, ids and AmountRead are what the last run wrote, not what is sent)."""
+    headers = source.sheet.headers
+    if source.batch_id or source.made_from:
+        return [h for h in headers if h not in OWN_COLUMNS]
+    return list(headers)
+
+
 KNOWN_LABELS = {"done": "ISSUED", "skip": "ISSUED EARLIER", "near": "NEAR-DUPLICATE", "send": "SETTLES"}
 
 
-def grid_rows(source: Any, checks: list, statuses: dict[int, str], known: dict | None = None) -> list[dict]:
+def grid_rows(source: Any, checks: list, statuses: dict[int, str], known: dict | None = None,
+              previous: dict | None = None, lang: str = "en") -> list[dict]:
     """The rows for the grid: each cell with its problems and warnings, and the row's status.
 
     ``statuses`` (row -> the ledger's status of this upload's batch) win; else
     ``known`` (row -> what an issue would decide, from :func:`flexybulk.batches.check`)
     labels rows already issued, near-duplicates and rows finishing an earlier batch's row.
+    ``previous`` (``(row, column)`` -> ``(value before, text typed)``, :func:`~flexybulk.fixes.previous_values`)
+    marks the cells fixed on the page: they show the text typed and what the cell held before.
+    Every library message is in the page's words (:func:`~flexybulk.web.words.page_words`, in ``lang``).
     """
-    known = known or {}
-    headers = source.sheet.headers
+    words = lambda text: page_words(text, lang)  # noqa: E731
+    known, previous = known or {}, previous or {}
+    headers = input_headers(source)
     out = []
     for c in checks:
         row = c.row
         cells = []
         for h in headers:
-            cells.append({"header": h, "value": shown(row.original.get(h)),
-                          "problems": [p.message for p in c.problems if p.column == h],
-                          "warnings": [p.message for p in c.warnings if p.column == h]})
-        other = [f"{p.column}: {p.message}" if p.column else p.message for p in c.problems if p.column not in headers]
+            fixed = previous.get((row.number, h))
+            cells.append({"header": h, "value": fixed[1] if fixed else shown(row.original.get(h)),
+                          "fixed": fixed is not None, "before": shown(fixed[0]) if fixed else "",
+                          "problems": [words(p.message) for p in c.problems if p.column == h],
+                          "warnings": [words(p.message) for p in c.warnings if p.column == h]})
+        other = [words(f"{p.column}: {p.message}" if p.column else p.message) for p in c.problems
+                 if p.column not in source.sheet.headers]
         planned = known.get(row.number)
         excluded = getattr(row, "excluded", None)
         status = statuses.get(row.number) or ("EXCLUDED" if excluded else None) \
             or (KNOWN_LABELS.get(planned.action) if planned else None) or ("VALID" if c.valid else "INVALID")
-        warnings = [p.message for p in c.warnings if p.column not in headers]
+        warnings = [words(p.message) for p in c.warnings if p.column not in source.sheet.headers]
         if excluded:
-            warnings.append(excluded_text(excluded))
+            warnings.append(words(excluded_text(excluded)))
         if planned is not None and planned.message and row.number not in statuses:
-            warnings.append(planned.message)
+            warnings.append(words(planned.message))
         out.append({"number": row.number, "cells": cells, "other": other, "valid": c.valid or bool(excluded), "status": status,
                     "warnings": warnings, "problem_columns": [p.column for p in c.problems if p.column in headers]})
     return out
@@ -181,32 +235,66 @@ async def check_page(request: Request) -> Response:
         page = 1
     sheets = sheet_names(upload.path)
     context: dict[str, Any] = {"upload": upload, "sheets": sheets, "only": only, "error": None, "source": None,
-                               "encodings": ENCODINGS,
-                               "checked": None, "fixes": len(upload.fixes()), "editable": upload.batch_id is None,
+                               "encodings": ENCODINGS, "ledger_lines": [], "sending": None, "by_type": {},
+                               "by_department": {}, "first_problem": None,
+                               "checked": None, "fixes": len(upload.fixes()),
+                               "editable": upload.batch_id is None and change_refused(user_of(request), upload, web.config.team) is None,
                                "fields": MAPPABLE, "departments": [], "edit": None}
     try:
-        source, checked = checked_of(web, upload)
+        source, checked, previous = checked_of(web, upload)
     except FlexybulkError as exc:
-        context["error"] = web.redact(str(exc))
+        context["error"] = page_words(web.redact(str(exc)), lang_of(request))
         context["source"] = getattr(exc, "source", None)
-        return render(request, "check.html", status=422, page=1, pages=1, rows=[], **context, **BY_TYPE)
+        if context["editable"]:
+            # The lists come from the live catalogue even when the check cannot run (no department column, say).
+            catalogue = catalogue_of(web)
+            context["departments"] = _names(catalogue.departments) if catalogue else []
+        return render(request, "check.html", status=422, page=1, pages=1, rows=[], retry_mode=False, **context)
     checks = checked.validation.checks
     if only:
         checks = [c for c in checks if not c.valid or c.warnings]
     size = web.config.page_size
     pages = max(1, math.ceil(len(checks) / size))
     page = min(page, pages)
-    rows = grid_rows(source, checks[(page - 1) * size: page * size], _statuses(web, upload), checked.known)
-    context.update(source=source, checked=checked, departments=_names(checked.catalogue.departments))
+    rows = grid_rows(source, checks[(page - 1) * size: page * size], _statuses(web, upload), checked.known, previous,
+                     lang_of(request))
+    first = next((c for c in checked.validation.invalid for p in c.problems if p.column in source.sheet.headers), None)
+    context.update(source=source, checked=checked, departments=_names(checked.catalogue.departments),
+                   sending=checked.would_send(), by_type=checked.would_send_by(lambda o: o.type.name),
+                   by_department=checked.would_send_by(lambda o: o.department.name),
+                   ledger_lines=ledger_lines(checked.known, i18n.translator(lang_of(request))),
+                   first_problem=_first_problem(first, source, only, size, checks))
     edit = request.query_params.get("edit")
     if edit and ":" in edit:
         number, _, column = edit.partition(":")
         context["edit"] = _editor_context(source, checked, number, column)
-    return render(request, "check.html", page=page, pages=pages, rows=rows, **context, **BY_TYPE)
+    return render(request, "check.html", page=page, pages=pages, rows=rows, retry_mode=False, headers=input_headers(source),
+                  **context)
 
 
-BY_TYPE = {"lambda_type": lambda order: order.type.name, "lambda_department": lambda order: order.department.name,
-           "retry_mode": False}
+def _first_problem(check: Any, source: Any, only: bool, size: int, shown_checks: list) -> dict | None:
+    """Where the first problem cell is: its row, column and the grid page it is on (the "skip to the first problem")."""
+    if check is None:
+        return None
+    column = next(p.column for p in check.problems if p.column in source.sheet.headers)
+    index = next((i for i, c in enumerate(shown_checks) if c.row.number == check.row.number), 0)
+    return {"row": check.row.number, "column": column, "page": index // size + 1}
+
+
+def ledger_lines(known: dict, t: Any) -> list[str]:
+    """What the ledger knows of the rows (``Checked.known``), one line per kind, with the batches and dates."""
+    lines = []
+    for action, key in (("done", "known_done"), ("skip", "known_skip"), ("near", "known_near"), ("send", "known_settling")):
+        rows = [r for r in known.values() if r.action == action]
+        if not rows:
+            continue
+        batches_seen: dict[str, str] = {}
+        for r in rows:
+            if r.earlier is not None:
+                batches_seen.setdefault(r.earlier.batch_id, (r.earlier.issued_at or r.earlier.updated_at or "")[:10])
+        where = "; ".join(f"{b}, {day}" if day else b for b, day in batches_seen.items())
+        lines.append(t(key + ("_1" if len(rows) == 1 else ""), n=len(rows), batches=where))
+    return lines
 
 
 def _names(items: Any) -> list[str]:
@@ -251,9 +339,9 @@ async def editor(request: Request) -> Response:
             source = web.issuer.input_of(_as_retry(upload))
             checked = batches.check(source, web.target, web.read_request(upload), ledger=web.config.ledger)
         else:
-            source, checked = checked_of(web, upload)
+            source, checked, _ = checked_of(web, upload)
     except FlexybulkError as exc:
-        return render(request, "message.html", status=422, title="", message=web.redact(str(exc)))
+        return render(request, "message.html", status=422, title="", message=page_words(web.redact(str(exc)), lang_of(request)))
     context = _editor_context(source, checked, number, column, retry)
     if context is None:
         return not_found(request)
@@ -274,6 +362,9 @@ async def fix(request: Request) -> Response:
     upload = _upload_or_404(request)
     if upload is None:
         return not_found(request)
+    refused = refuse_change(request, upload)
+    if refused is not None:
+        return refused
     form = await request.form(max_files=0, max_fields=10)
     retry = form.get("retry") == "1"
     try:
@@ -313,6 +404,9 @@ async def settings(request: Request) -> Response:
     upload = _upload_or_404(request)
     if upload is None:
         return not_found(request)
+    refused = refuse_change(request, upload)
+    if refused is not None:
+        return refused
     if upload.batch_id is not None:
         return deny(request, "batch", 409)
     form = await request.form(max_files=0, max_fields=40)
@@ -347,10 +441,10 @@ async def validation_sheet(request: Request) -> Response:
     if upload is None:
         return not_found(request)
     try:
-        _, checked = checked_of(web, upload)
+        _, checked, _ = checked_of(web, upload)
         path = batches.write_validation(checked.validation, upload.validation_path, notes=checked.notes())
     except FlexybulkError as exc:
-        return render(request, "message.html", status=422, title="", message=web.redact(str(exc)))
+        return render(request, "message.html", status=422, title="", message=page_words(web.redact(str(exc)), lang_of(request)))
     return FileResponse(path, filename=path.name, media_type=XLSX)
 
 
@@ -367,7 +461,7 @@ async def template(request: Request) -> Response:
     try:
         written = batches.make_template(folder / name, web.target, lang=lang)
     except FlexybulkError as exc:
-        return render(request, "message.html", status=502, title="", message=web.redact(str(exc)))
+        return render(request, "message.html", status=502, title="", message=page_words(web.redact(str(exc)), lang_of(request)))
     data = written.path.read_bytes()
     written.path.unlink()
     folder.rmdir()

@@ -64,6 +64,21 @@
       if (link) link.focus();
     }
   });
+  // "Go to the first problem": the cursor goes onto that cell (when it is on this page of the grid).
+  document.addEventListener("click", function (ev) {
+    var link = ev.target.closest && ev.target.closest("a.skip-problem");
+    if (!link) return;
+    var cell = document.querySelector('td[data-row="' + link.dataset.row + '"][data-column="' +
+      (window.CSS && CSS.escape ? CSS.escape(link.dataset.column) : link.dataset.column) + '"] a.cell');
+    if (cell) { ev.preventDefault(); cell.scrollIntoView({block: "center"}); cell.focus(); }
+  });
+  // Enter in the list of types or departments applies the fix, as Enter in a text field does.
+  document.addEventListener("keydown", function (ev) {
+    var el = ev.target;
+    if (ev.key !== "Enter" || el.tagName !== "SELECT" || !el.form || !el.form.classList.contains("editor")) return;
+    ev.preventDefault();
+    if (el.form.requestSubmit) el.form.requestSubmit(); else el.form.submit();
+  });
   // Escape closes the cell editor.
   document.addEventListener("keydown", function (ev) {
     if (ev.key !== "Escape") return;

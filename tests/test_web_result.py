@@ -1,0 +1,108 @@
+"""The result page's one action per state, the near-duplicates' tick, and a retry's confirmation stating what will
+really be sent (in-process, against the sandbox; issue #14's fresh tester's findings 2, 12 and 13)."""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from decimal import Decimal
+
+from flexybulk.sandbox import Faults
+from flexybulk.sandbox.state import Refusal
+from webtools import write_sheet
+from webviews import _copy, _digest, _issue, _state, _upload, local  # noqa: F401
+
+
+def _actions(page: str) -> tuple[bool, bool, str]:
+    help_text = re.search(r'data-testid="action-help">(.*?)</span>', page, re.S)
+    return ('data-testid="resume-button"' in page, 'data-testid="retry-button"' in page,
+            html.unescape(help_text.group(1)).strip() if help_text else "")
+
+
+def test_a_stopped_batch_offers_resume_alone_until_a_cell_is_fixed_then_retry_alone(local, sandbox, tmp_path):
+    sandbox.faults = Faults(latency=0.05)
+    rows = [[f"P {i}", f"p{i}@example.com", "Gavekort", 100, 1, "Webshop"] for i in range(20)]
+    uid = _upload(local, write_sheet(tmp_path / "stop.xlsx", rows))
+    local.post(f"/u/{uid}/confirm", data={"digest": _digest(local, uid)})
+    _state(local, uid, ("running",))
+    while sandbox.state.counts()["committed_orders"] < 2:
+        time.sleep(0.01)
+    local.post(f"/u/{uid}/stop")
+    _state(local, uid)
+    sandbox.faults = Faults()
+    waiting = 20 - sandbox.state.counts()["committed_orders"]
+    page = local.get(f"/u/{uid}/progress").text
+    assert _actions(page) == (True, False, f"Resume sends the {waiting} waiting rows with their recorded ids; nothing already "
+                              "issued is sent again. To change a cell first, fix it below: the button then becomes Retry.")
+    assert "<h1 id=\"progress-title\" >Result: stop.xlsx</h1>" in page
+    last = max(int(n) for n in re.findall(r'<tr id="row-(\d+)"', page))
+    local.post(f"/u/{uid}/fix", data={"row": str(last), "column": "Beløb", "text": "150", "retry": "1"})
+    resume, retry, words = _actions(local.get(f"/u/{uid}/progress").text)
+    assert (resume, retry) == (False, True)
+    assert words == (f"Retry sends these {waiting} rows again once you confirm the figures, each with its own recorded ids, "
+                     "so nothing is issued twice. 1 cell fixed for the retry.")
+
+
+def test_a_failed_row_offers_retry_alone(local, sandbox, tmp_path, monkeypatch):
+    real = sandbox.state.put_customer
+
+    def refuses(customer_id, body):
+        if body.get("EmailAddress") == "soeren@example.org":
+            raise Refusal(400, "EmailAddress: this address is blocked (sandbox test)")
+        return real(customer_id, body)
+
+    monkeypatch.setattr(sandbox.state, "put_customer", refuses)
+    uid = _upload(local, _copy("kampagne.xlsx", tmp_path))
+    _issue(local, uid)
+    assert _actions(local.get(f"/u/{uid}/progress").text)[:2] == (False, True)
+
+
+def test_an_unknown_row_edited_before_retry_is_confirmed_and_settled_as_first_sent(local, sandbox, tmp_path):
+    # Every commit's answer is lost and its repeat refused: the row is UNKNOWN (its certificates exist).
+    sandbox.faults = Faults(drop_rate=1.0, only=r"^POST .*/commit$", commit_409_on_repeat=True)
+    uid = _upload(local, write_sheet(tmp_path / "tvivl.xlsx", [["Ida", "ida@example.com", "Gavekort", 100, 2, "Webshop"],
+                                                              ["Jon", "jon@example.com", "Julegavekort", 50, 1, "Aarhus"]]))
+    _issue(local, uid)
+    sandbox.faults = Faults()
+    page = local.get(f"/u/{uid}/progress").text
+    assert 'data-testid="status-count-UNKNOWN">2<' in page and _actions(page)[:2] == (False, True)
+    # The person edits the amount and the quantity of row 2, then retries: the row is settled as first sent.
+    local.post(f"/u/{uid}/fix", data={"row": "2", "column": "Beløb", "text": "300", "retry": "1"})
+    local.post(f"/u/{uid}/fix", data={"row": "2", "column": "Antal", "text": "5", "retry": "1"})
+    local.post(f"/u/{uid}/retry")
+    _digest(local, uid)
+    confirm = local.get(f"/u/{uid}/confirm").text
+    assert 'data-testid="confirm-money">250.00 DKK<' in confirm and 'data-testid="confirm-certificates">3<' in confirm
+    per_type = dict(re.findall(r'<tr><th scope="row">([^<]+)</th><td class="num">\d+</td><td class="num">\d+</td>'
+                               r'<td class="num money">([^<]+)</td></tr>', confirm))
+    assert per_type == {"Gavekort": "200.00 DKK", "Julegavekort": "50.00 DKK", "Webshop": "200.00 DKK", "Aarhus": "50.00 DKK"}
+    assert "Issue 3 gift certificates for 250.00 DKK" in confirm
+    local.post(f"/u/{uid}/confirm", data={"digest": _digest(local, uid)})
+    _state(local, uid)
+    assert 'data-testid="status-count-ISSUED">2<' in local.get(f"/u/{uid}/progress").text
+    assert sorted(c["Amount"] for c in sandbox.state.certificates) == [Decimal("50"), Decimal("100"), Decimal("100")]
+
+
+def test_the_near_duplicates_tick_says_it_is_required_and_the_button_says_they_are_included(local, sandbox, tmp_path):
+    first = _upload(local, write_sheet(tmp_path / "a.xlsx", [["Bo", "bo@example.com", "Gavekort", 300, 1, "Webshop"]]))
+    _issue(local, first)
+    second = _upload(local, write_sheet(tmp_path / "b.xlsx", [["Bo", "bo@example.com", "Gavekort", 350, 1, "Webshop"],
+                                                             ["Carl", "carl@example.com", "Gavekort", 100, 1, "Webshop"]]))
+    _digest(local, second)
+    page = html.unescape(local.get(f"/u/{second}/confirm").text)
+    assert "I have looked at the row above and mean to issue it with the rest (required to issue)" in page
+    assert "The figures and the button below include these rows." in page
+    assert re.search(r"Issue 2 gift certificates for 450\.00 DKK \(including 1 near-duplicate row\)\s*</button>", page)
+
+
+def test_the_servers_last_line_when_no_batch_was_running(tmp_path, settings):
+    from starlette.testclient import TestClient
+
+    from flexybulk.web.app import shutdown_summary
+    from webviews import _app
+
+    app, _ = _app(tmp_path, settings)
+    with TestClient(app, base_url="http://127.0.0.1:8770") as client:
+        assert client.get("/").status_code == 200
+    assert shutdown_summary(app) == "Stopped: no batch was running; nothing was left unfinished."
