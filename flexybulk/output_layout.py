@@ -241,20 +241,35 @@ class TablePart:
 
     def __init__(self, columns: list[Column], numbers: list[int], start: int, stop: int,
                  inputs: list[dict] | None = None) -> None:
-        whole = start == 0 and stop == len(numbers)
-        rows = inputs if whole or inputs is None else inputs[start:stop]
-        self.columns = [
-            Column(c.header, list(map(dict.get, rows, repeat(c.header))), c.kind) if c.values is None  # from the rows
-            else c if whole else Column(c.header, c.values[start:stop], c.kind,
-                                        currencies=None if c.currencies is None else c.currencies[start:stop])
-            for c in columns]
-        self.numbers = numbers if whole else numbers[start:stop]
+        self._source = (columns, start, stop, inputs)
+        self._whole = start == 0 and stop == len(numbers)
+        self.columns: list[Column] = []
+        self.numbers = numbers if self._whole else numbers[start:stop]
         self.prepared = False
 
     def prepare(self, styles: Styles) -> list[int]:
-        """Lays out every column (:func:`prepare`); their widths in characters, before capping."""
+        """Takes the part's values and lays out every column (:func:`prepare`); their widths in characters, uncapped.
+
+        Column after column, each laid out right after its values are taken,
+        while they are still in the processor's cache (and in a forked child,
+        by the child: the parent does not take the other part's values).
+        """
+        columns, start, stop, inputs = self._source
+        whole = self._whole
+        rows = inputs if whole or inputs is None else inputs[start:stop]
+        self.columns, widths = [], []
+        for j, c in enumerate(columns):
+            if c.values is None:  # an input column: its values are in the rows
+                col = Column(c.header, list(map(dict.get, rows, repeat(c.header))), c.kind)
+            elif whole:
+                col = c
+            else:
+                col = Column(c.header, c.values[start:stop], c.kind,
+                             currencies=None if c.currencies is None else c.currencies[start:stop])
+            self.columns.append(col)
+            widths.append(prepare(col, column_letter(j), styles))
         self.prepared = True
-        return [prepare(col, column_letter(j), styles) for j, col in enumerate(self.columns)]
+        return widths
 
     def chunks(self, widths: list[int], styles: Styles, rows: int) -> Iterator[bytes]:
         """The part's rows as UTF-8 XML, ``rows`` rows a piece; ``widths`` are the table's (rows' heights follow them)."""
