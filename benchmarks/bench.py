@@ -2,7 +2,7 @@
 """Throughput benchmarks for issue #4; prints one table from one run.
 
     python benchmarks/bench.py [--rows 2000] [--latency 0.025] [--workers 1,4,8,16]
-                               [--xlsx-rows 100000] [--repeat 1] [--only issue|validate] [--no-fork]
+                               [--xlsx-rows 100000] [--repeat 1] [--only issue|validate]
 
 1. Issuing: ``--rows`` rows against the sandbox with ``--latency`` seconds
    added to every call, at each ``--workers`` count. The sandbox runs in a
@@ -448,15 +448,6 @@ from flexybulk.sandbox import default_catalogue
 from flexybulk.reading import ReadOptions, read_sheet
 from flexybulk.validate import validate
 import python_calamine, email_validator  # imports are not timed
-from flexybulk import output_fork
-output_fork.enabled = {fork!r}  # --no-fork: the writer's second half in this process too
-helped = []  # per table written in two parts: whether the forked child's half was used
-_output = output_fork.Helper.output
-def _counted(self):
-    got = _output(self)
-    helped.append(got is not None)
-    return got
-output_fork.Helper.output = _counted
 raw = default_catalogue()
 catalogue = Catalogue(types=tuple(parse_catalogue(raw["types"], "type")),
                       departments=tuple(parse_catalogue(raw["departments"], "department")))
@@ -503,8 +494,7 @@ import shutil
 shutil.rmtree(out)
 print(json.dumps({{"read": t1 - t0, "validate": t2 - t1, "seconds": t2 - t0, "rows": len(sheet.rows),
                   "valid": len(validation.valid), "progress_calls": len(seen), "write_validation": t3 - t2,
-                  "with_write": t3 - t0, "write_result": t5 - t4, "issued_rows": len(records), "sizes": sizes,
-                  "helped": helped}}))
+                  "with_write": t3 - t0, "write_result": t5 - t4, "issued_rows": len(records), "sizes": sizes}}))
 """
 
 _CHILD_PANDAS = """
@@ -545,12 +535,12 @@ class ValidateResult:
         return self.ours["seconds"] / self.pandas["seconds"]
 
 
-def run_validate(rows: int, repeat: int, fork: bool = True) -> ValidateResult:
+def run_validate(rows: int, repeat: int) -> ValidateResult:
     path = str(cached_xlsx(rows))
     ours, pandas_ = [], []
     for _ in range(repeat):  # alternate, so a noisy neighbour hurts both alike
         pandas_.append(measure_child(_CHILD_PANDAS.format(path=path)))
-        ours.append(measure_child(_CHILD_VALIDATE.format(root=str(ROOT), path=path, fork=fork)))
+        ours.append(measure_child(_CHILD_VALIDATE.format(root=str(ROOT), path=path)))
     best_ours = dict(min(ours, key=lambda r: r[0]["seconds"])[0])
     for key in ("with_write", "write_result"):  # each figure its own best run, as with the others
         best = min(ours, key=lambda r: r[0][key])[0]
@@ -568,14 +558,6 @@ def run_validate(rows: int, repeat: int, fork: bool = True) -> ValidateResult:
 def machine() -> str:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{os.cpu_count()} cores, {mem:.0f} GiB RAM, Python {platform.python_version()}, {platform.system()}"
-
-
-def _helped(args: argparse.Namespace, ours: dict) -> str:
-    """Whether the forked helper rendered the big tables' second halves (flexybulk.output_fork)."""
-    if args.no_fork:
-        return "one process (--no-fork)"
-    used = ours.get("helped", [])
-    return f"a forked child rendered {sum(used)} of {len(used)} second halves"
 
 
 def _runs(runs: list[float], base: float) -> str:
@@ -621,7 +603,7 @@ def print_table(args: argparse.Namespace, issue: list[IssueResult], val: Validat
                    f"{val.rows / ours['with_write']:,.0f}", None, f"{ratio:.2f}", f"<= {TARGET_WITH_WRITE:g}x",
                    "yes" if ratio <= TARGET_WITH_WRITE else "NO", None, f"{val.ours_peak:.0f}",
                    f"read + validate {ours['with_write_parts'][0]:.2f} s + writing the XLSX {ours['with_write_parts'][1]:.2f} s "
-                   f"({ours['sizes']['kampagne.validation.xlsx'] / 2**20:.1f} MiB); {_helped(args, ours)}"
+                   f"({ours['sizes']['kampagne.validation.xlsx'] / 2**20:.1f} MiB)"
                    + _runs(ours["with_write_runs"], base)))
         ratio = ours["write_result"] / base
         print(line("result sheet write (result_sheet + XLSX)", None, f"{ours['issued_rows']:,}",
@@ -648,8 +630,6 @@ def main(argv: list[str] | None = None) -> int:
                          "machine the best run is the one least disturbed by other processes")
     ap.add_argument("--only", choices=("issue", "validate"), help="run one part only")
     ap.add_argument("--ledger-dir", type=Path, help="where the per-configuration ledgers go (a fresh temp folder)")
-    ap.add_argument("--no-fork", action="store_true",
-                    help="write the sheets in one process (no forked child for a big table's second half)")
     ap.add_argument("--floors", action="store_true",
                     help="also time the same calls without the runner: a minimal http.client client, a plain "
                          "requests.Session and FlexyboxClient alone, no ledger (what the sandbox and the HTTP stack allow)")
@@ -682,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(ledger_dir, ignore_errors=True)
     if args.only in (None, "validate"):
         print(f"validating {args.xlsx_rows:,} rows ...", file=sys.stderr, flush=True)
-        val = run_validate(args.xlsx_rows, args.repeat, fork=not args.no_fork)
+        val = run_validate(args.xlsx_rows, args.repeat)
     print_table(args, issue, val)
     return 0 if all(r.ok for r in issue) else 1
 

@@ -20,7 +20,6 @@ money; ``cli`` (and the web page) only translate to and from it. Modules:
 - ``output_sheet``  the shapes those sheets are written from (rows kept as columns)
 - ``output_cells``  the big tables' XLSX cells: values, looks, widths, row heights
 - ``output_layout``  a big table's columns laid out whole, then sliced per chunk of rows
-- ``output_fork``  half a big table rendered by a forked child (Linux), safely
 - ``output_zip``  the XLSX package, its big sheets deflated in pieces on threads
 - ``result_input``  a result sheet given back as input (retry)
 - ``cli``       the command line

@@ -233,10 +233,10 @@ def _moments(col: Column, letter: str, values: list, holes: bool, cls: type, sty
 class TablePart:
     """Rows ``start`` to ``stop`` of a table (``columns``, sheet row ``numbers``): laid out and rendered on their own.
 
-    A big table is cut in two parts so that a forked child can do one
-    (:mod:`flexybulk.output_fork`); each part's columns hold its slice of the
-    values (a column without values takes them from ``inputs``, one dict a
-    row, under its header), and the table's widths are the widest of the parts'.
+    The writer lays a whole table out as one part (``start`` 0, ``stop`` the
+    row count); a part's columns hold its slice of the values (a column
+    without values takes them from ``inputs``, one dict a row, under its
+    header).
     """
 
     def __init__(self, columns: list[Column], numbers: list[int], start: int, stop: int,
@@ -251,8 +251,7 @@ class TablePart:
         """Takes the part's values and lays out every column (:func:`prepare`); their widths in characters, uncapped.
 
         Column after column, each laid out right after its values are taken,
-        while they are still in the processor's cache (and in a forked child,
-        by the child: the parent does not take the other part's values).
+        while they are still in the processor's cache.
         """
         columns, start, stop, inputs = self._source
         whole = self._whole
@@ -294,28 +293,3 @@ class TablePart:
                 else:
                     merged.append(piece)
             yield "".join(chain.from_iterable(zip(*[repeat(p) if p.__class__ is str else p for p in merged]))).encode()
-
-
-def number_money_styles(columns: list[Column], styles: Styles, inputs: list[dict] | None = None) -> None:
-    """Number the money styles of every column whose first value is an amount, currencies in sorted order.
-
-    Before a table is cut in parts: each part then finds its amounts' styles
-    numbered already, the same in the parent and in a forked child (a column
-    whose amounts come after other values is numbered when laid out: a child
-    that has to gives its part back, :mod:`flexybulk.output_fork`).
-    """
-    for col in columns:
-        values = col.values
-        if values is None:  # an input column: its values are in the rows
-            first = next((v for v in map(dict.get, inputs or (), repeat(col.header)) if v is not None), None)
-            if first.__class__ is not Money:
-                continue
-            values = list(map(dict.get, inputs, repeat(col.header)))
-        if col.currencies is not None:
-            present = {c for a, c in zip(values, col.currencies) if a is not None}
-        elif next((v for v in values if v is not None), None).__class__ is Money:
-            present = {v.currency for v in values if v.__class__ is Money}
-        else:
-            continue
-        for currency in sorted(present):
-            styles.index(styles.money(currency))

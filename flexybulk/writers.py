@@ -4,8 +4,7 @@ XlsxWriter builds the workbook: styles, the Summary, the frame of each big
 table (widths, frozen header, autofilter, page setup). The big tables' rows
 (the Result/Validation sheet and "Needs attention") are laid out column by
 column and rendered chunk by chunk by :mod:`flexybulk.output_layout` and
-:mod:`flexybulk.output_cells` (a big table's second half by a forked child,
-:mod:`flexybulk.output_fork`), and streamed into the final file where
+:mod:`flexybulk.output_cells`, and streamed into the final file where
 XlsxWriter left a marker in their ``<sheetData>``, deflated in independent
 pieces by other threads while the next rows render (:mod:`flexybulk.output_zip`).
 XlsxWriter's own per-cell calls cost about 4 µs a cell: 6 s for a
@@ -44,9 +43,7 @@ from .output_cells import (  # noqa: F401 (Money, Heading, Label, STATUS_COLOURS
 )
 from .errors import InputFileError
 from .model import RowStatus
-from . import output_fork
-from .output_fork import Helper
-from .output_layout import TablePart, number_money_styles
+from .output_layout import TablePart
 from .output_zip import package
 
 if TYPE_CHECKING:  # the shapes live with their builders
@@ -121,7 +118,6 @@ def _remove(path: str) -> None:
 
 
 _CHUNK_ROWS = 512
-_PARENT_SHARE = 0.5  # of a big table's rows; the forked child does the rest
 
 
 class _TableWorksheet:
@@ -129,14 +125,11 @@ class _TableWorksheet:
 
     :meth:`set_table` takes the columns and the (increasing) sheet row number
     of each data row, numbers every style the cells will name, lays the
-    columns out (a big table in two parts, the second in a forked child when
-    one can be had: :mod:`flexybulk.output_fork`) and sets the frame through
+    columns out and sets the frame through
     XlsxWriter's own calls (widths, frozen header, autofilter). XlsxWriter's
     ``<sheetData>`` holds only :attr:`marker`; :func:`~flexybulk.output_zip.package` streams
-    :meth:`xml_chunks` in its place. Call :meth:`release` when done.
+    :meth:`xml_chunks` in its place.
     """
-
-    _helper: Helper | None = None
 
     def set_table(self, columns: list[Column], numbers: list[int], header_row: int, styles: Styles,
                   inputs: list[dict] | None = None) -> None:
@@ -159,8 +152,6 @@ class _TableWorksheet:
             widths.append(width)
             self.set_column(j, j, width, styles.wrap if col.kind == "wrap" else None)
         self._widths = widths
-        if self._helper is not None:
-            self._helper.go(widths)
         self.freeze_panes(header_row, 0)
         self.autofilter(header_row - 1, 0, last_row, max(len(columns) - 1, 0))
         # Printed or turned into a PDF: landscape, the header row and the first column on every page, and
@@ -173,36 +164,14 @@ class _TableWorksheet:
             self.repeat_columns(0)
 
     def _lay_out(self, columns: list[Column], numbers: list[int], styles: Styles) -> list[int]:
-        """Cut the table in parts, lay each out (the second in a child if it can); the columns' widest cells."""
-        rows = len(numbers)
-        if rows < output_fork.FORK_MIN_ROWS:
-            self._parts = [TablePart(columns, numbers, 0, rows, self._inputs)]
-            return self._parts[0].prepare(styles)
-        number_money_styles(columns, styles, self._inputs)  # the same numbers in both parts, whichever process lays one out
-        middle = int(rows * _PARENT_SHARE)
-        # Each part takes its own rows' values (the second in the child: both at once).
-        self._parts = [TablePart(columns, numbers, 0, middle, self._inputs),
-                       TablePart(columns, numbers, middle, rows, self._inputs)]
-        second = self._parts[1]
-        if output_fork.available():
-            try:
-                self._helper = Helper(lambda: second.prepare(styles),
-                                      lambda widths: second.chunks(widths, styles, _CHUNK_ROWS),
-                                      lambda: len(styles.wb.xf_format_indices))
-            except Exception:  # no fork to be had (memory, limits): this process does both parts
-                self._helper = None
-        longest = self._parts[0].prepare(styles)
-        theirs = self._helper.widths() if self._helper is not None else None
-        if theirs is None or len(theirs) != len(columns):
-            self.release()
-            theirs = second.prepare(styles)
-        return list(map(max, longest, theirs))
+        """Lay the table out in this process; the columns' widest cells.
 
-    def release(self) -> None:
-        """End the helper child, if any (killed and reaped if it still runs)."""
-        if self._helper is not None:
-            self._helper.close()
-            self._helper = None
+        (A second half rendered by a forked child was measured on the
+        benchmark's 100,000 rows and gained nothing beyond the noise, and a fork
+        inside the threaded web server is unsafe: one process it is.)
+        """
+        self._part = TablePart(columns, numbers, 0, len(numbers), self._inputs)
+        return self._part.prepare(styles)
 
     def _write_sheet_data(self) -> None:  # XlsxWriter's hook for <sheetData>
         # Only a marker: the rows are streamed into the final file by output_zip.package, compressed as they come.
@@ -221,22 +190,7 @@ class _TableWorksheet:
         head = "".join(f'<c r="{letter}{header_row}" s="{header_s}" t="inlineStr"><is><t>{text}</t></is></c>'
                        for letter, text in zip(letters, clean_column([c.header for c in columns])[0]))
         yield f'<row r="{header_row}">{head}</row>'.encode()
-        for part in self._parts:
-            if part is not self._parts[0] and self._helper is not None:
-                theirs = self._helper.output()
-                if theirs is not None:
-                    try:
-                        yield from theirs
-                    finally:
-                        self.release()
-                    continue
-                self.release()
-            if not part.prepared:  # the child laid it out, then failed: the same layout here (no new style)
-                numbered = len(styles.wb.xf_format_indices)
-                part.prepare(styles)
-                if len(styles.wb.xf_format_indices) != numbered:
-                    raise RuntimeError("a style was numbered after the workbook's styles were written")
-            yield from part.chunks(self._widths, styles, _CHUNK_ROWS)
+        yield from self._part.chunks(self._widths, styles, _CHUNK_ROWS)
 
 
 def _table_worksheet_class() -> type:
@@ -336,24 +290,20 @@ def _write_xlsx(sheet: "OutputSheet", fh: Any) -> None:
     table_class = _table_worksheet_class()
     main = wb.add_worksheet(sheet.sheet_name[:31], worksheet_class=table_class)
     tables = [main]
-    try:
-        columns, numbers, inputs = _table_columns(sheet)
-        main.set_table(columns, numbers, sheet.header_row, styles, inputs)
-        summary = wb.add_worksheet("Summary")
-        _write_summary(summary, sheet.summary, styles)
-        if sheet.attention is not None:
-            attention = wb.add_worksheet("Needs attention", worksheet_class=table_class)
-            heads = list(sheet.attention_headers)
-            cols = [Column(h, [line[j] for line in sheet.attention], sheet.attention_kinds.get(h, "plain"))
-                    for j, h in enumerate(heads)]
-            attention.set_table(cols, list(range(2, 2 + len(sheet.attention))), 1, styles)
-            tables.append(attention)
-        main.activate()
-        wb.close()
-        package(frame, fh, tables)
-    finally:
-        for table in tables:  # a helper child is never left behind, whatever failed
-            table.release()
+    columns, numbers, inputs = _table_columns(sheet)
+    main.set_table(columns, numbers, sheet.header_row, styles, inputs)
+    summary = wb.add_worksheet("Summary")
+    _write_summary(summary, sheet.summary, styles)
+    if sheet.attention is not None:
+        attention = wb.add_worksheet("Needs attention", worksheet_class=table_class)
+        heads = list(sheet.attention_headers)
+        cols = [Column(h, [line[j] for line in sheet.attention], sheet.attention_kinds.get(h, "plain"))
+                for j, h in enumerate(heads)]
+        attention.set_table(cols, list(range(2, 2 + len(sheet.attention))), 1, styles)
+        tables.append(attention)
+    main.activate()
+    wb.close()
+    package(frame, fh, tables)
 
 
 # --- CSV -------------------------------------------------------------------------------

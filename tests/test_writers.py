@@ -289,12 +289,11 @@ def test_amounts_kept_apart_from_their_currencies_give_the_cells_money_gives(tmp
     """results.OutputRows may keep a column's amounts and currencies apart (no Money per row): the same XML."""
     import random
 
-    from flexybulk import output_fork, writers
+    from flexybulk import writers
     from flexybulk.results import OutputRows
     from flexybulk.writers import Money
 
     monkeypatch.setattr(writers, "_CHUNK_ROWS", 128)
-    monkeypatch.setattr(output_fork, "FORK_MIN_ROWS", 300)  # cut in two parts, the second a child's
     rng = random.Random(seed)
     n = rng.choice([5, 700])
     odd = [Decimal("NaN"), Decimal("1E+400"), Decimal("12345678901234567")] if seed % 3 == 0 else []
