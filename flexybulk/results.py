@@ -300,7 +300,9 @@ def result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledge
     An invalid row that was never issued is INVALID; an ISSUED row whose
     line differs from what was committed says what was really issued.
     AmountRead and LineTotal are what was issued (ISSUED rows: the ledger's
-    content), else what the row says. The Summary's money is the ledger's
+    content), what will be settled for a row whose commit may have gone
+    through (its ``commit_content``, whatever the line says now), else what
+    the row says. The Summary's money is the ledger's
     ISSUED rows, per currency, type and department.
     """
     with gc_paused():  # a hundred thousand rows' objects, no cycles
@@ -341,6 +343,8 @@ def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledg
             elif order is None:
                 status, error = INVALID, problems_text(c.problems)
             content = None
+            # A commit that may have gone through is settled exactly as sent (planning.decide_rows): its money.
+            doubt = rec.commit_content if rec is not None and rec.commit_may_have_happened else None
         else:
             content = rec.content  # an ISSUED status is the ledger's: rec is there
         edited = False
@@ -366,6 +370,10 @@ def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledg
             entry[2] += total
             add_amount(price)
             add_total(total if price.is_finite() else None)
+        elif doubt:
+            price, quantity, currency = Decimal(doubt["price"]), int(doubt["quantity"]), doubt["currency"]
+            add_amount(price)
+            add_total(price * quantity if price.is_finite() else None)
         elif order is not None:
             price, currency = order.price, order.currency
             add_amount(price)

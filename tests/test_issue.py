@@ -333,3 +333,29 @@ def test_the_commit_step_is_on_disk_before_each_commit_is_sent(settings, sandbox
         assert Decimal(amount) == Decimal(rec.content["price"]) * rec.content["quantity"]
         assert content is not None and customer_id == rec.customer_id
     assert len(sandbox.state.certificates) == sum(r["quantity"] for r in rows)
+
+
+def test_the_result_sheet_shows_an_in_doubt_row_at_the_amount_it_will_be_settled_with(settings, sandbox, journal,
+                                                                                      tmp_path):
+    """A row whose commit may have gone through (100 DKK) and whose line now says 150: the sheet shows 100."""
+    from flexybulk.results import result_sheet
+
+    sheet = make_sheet([person(0, amount="100", quantity=2)])
+    plan, _ = run(dataclasses.replace(settings, max_attempts=1), journal, sheet, sandbox=sandbox, faults=Faults(drop_rate=1.0))
+    rec = journal.rows(plan.batch.id)[0]
+    journal.set_step(plan.batch.id, 2, Step.COMMIT, payment_amount="200", commit_content=rec.content)
+    journal.finish_row(plan.batch.id, 2, RowStatus.UNKNOWN, error="lost")
+    corrected = make_sheet([person(0, amount="150", quantity=3)])
+    sandbox.faults = Faults()
+    with FlexyboxClient(settings) as client:
+        validation = validate(corrected, client.get_catalogue())
+    out = result_sheet(corrected, validation, plan.batch, {2: journal.row(plan.batch.id, 2)}, tmp_path / "l.sqlite3")
+    row = next(iter(out.rows))
+    assert row.extra["Status"] == RowStatus.UNKNOWN
+    assert (row.extra["AmountRead"].amount, row.extra["LineTotal"].amount) == (Decimal("100"), Decimal("200"))
+    # Once the commit is known refused outright, the line's own values count again.
+    journal.finish_row(plan.batch.id, 2, RowStatus.FAILED, error="400")
+    journal.set_step(plan.batch.id, 2, Step.ORDER)
+    out = result_sheet(corrected, validation, plan.batch, {2: journal.row(plan.batch.id, 2)}, tmp_path / "l.sqlite3")
+    row = next(iter(out.rows))
+    assert (row.extra["AmountRead"].amount, row.extra["LineTotal"].amount) == (Decimal("150"), Decimal("450"))
