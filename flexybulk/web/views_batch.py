@@ -26,7 +26,7 @@ from . import i18n
 from .app import change_refused, deny, is_htmx, lang_of, refuse_change, render, user_of, web_of
 from .jobs import Preview, Work
 from .words import page_words
-from .views_sheet import XLSX, _as_retry, _editor_context, _upload_or_404, forget, grid_rows, not_found
+from .views_sheet import XLSX, _as_retry, _editor_context, _upload_or_404, changeable_upload, forget, grid_rows, not_found
 
 # Every status a batch's row can have (the validation sheet's VALID is not one); a status the library adds
 # (EXCLUDED for hidden rows, issue #12) is shown as soon as it exists.
@@ -89,12 +89,9 @@ async def _form(request: Request) -> Any:
 
 async def options(request: Request) -> Response:
     web = web_of(request)
-    upload = _upload_or_404(request)
-    if upload is None:
-        return not_found(request)
-    refused = refuse_change(request, upload)
-    if refused is not None:
-        return refused
+    upload = changeable_upload(request)
+    if isinstance(upload, Response):
+        return upload
     form = await _form(request)
     if upload.state in ("new", "needs_confirmation"):
         web.store.update(upload.id, skip_invalid=form.get("skip_invalid") == "1")
@@ -112,12 +109,9 @@ def _ready_preview(web: Any, upload: Any, digest: str) -> Preview | None:
 async def confirm(request: Request) -> Response:
     """The person confirmed the figures shown: queue the run (once), or ask for approval."""
     web = web_of(request)
-    upload = _upload_or_404(request)
-    if upload is None:
-        return not_found(request)
-    refused = refuse_change(request, upload)
-    if refused is not None:
-        return refused
+    upload = changeable_upload(request)
+    if isinstance(upload, Response):
+        return upload
     form = await _form(request)
     user = user_of(request)
     if upload.state in ("queued", "running"):
@@ -253,12 +247,9 @@ async def stop(request: Request) -> Response:
 async def resume(request: Request) -> Response:
     """Continue an interrupted or stopped batch with its recorded ids (no new confirmation of new rows)."""
     web = web_of(request)
-    upload = _upload_or_404(request)
-    if upload is None:
-        return not_found(request)
-    refused = refuse_change(request, upload)
-    if refused is not None:
-        return refused
+    upload = changeable_upload(request)
+    if isinstance(upload, Response):
+        return upload
     if upload.batch_id is None:
         return RedirectResponse(f"/u/{upload.id}/confirm", status_code=303)
     web.issuer.submit(upload.id, user=user_of(request).name, digest=None, approved_by=upload.approved_by,
@@ -269,12 +260,9 @@ async def resume(request: Request) -> Response:
 async def retry(request: Request) -> Response:
     """Prepare a retry of the rows needing attention (from the result sheet and its fixes): back to the confirmation."""
     web = web_of(request)
-    upload = _upload_or_404(request)
-    if upload is None:
-        return not_found(request)
-    refused = refuse_change(request, upload)
-    if refused is not None:
-        return refused
+    upload = changeable_upload(request)
+    if isinstance(upload, Response):
+        return upload
     if upload.state in ("queued", "running") or not upload.result_path.exists():
         return RedirectResponse(_progress_url(upload.id), status_code=303)
     web.store.update(upload.id, mode="retry", state="new", skip_invalid=False, message=None)

@@ -51,6 +51,16 @@ def not_found(request: Request) -> Response:
     return render(request, "message.html", status=404, title=t("error"), message=t("not_found"))
 
 
+def changeable_upload(request: Request) -> Upload | Response:
+    """The request's upload when its user may change it; else the page to answer with (404, or 403 from
+    :func:`~flexybulk.web.app.refuse_change`)."""
+    upload = _upload_or_404(request)
+    if upload is None:
+        return not_found(request)
+    refused = refuse_change(request, upload)
+    return upload if refused is None else refused
+
+
 def _home(request: Request, status: int = 200, error: str | None = None) -> Response:
     """The upload page: the upload form (for uploaders), their recent uploads, and for approvers the batches
     awaiting their approval (never their own)."""
@@ -359,12 +369,9 @@ def _as_retry(upload: Upload) -> Upload:
 async def fix(request: Request) -> Response:
     """Store one cell fix, then show the sheet checked again."""
     web = web_of(request)
-    upload = _upload_or_404(request)
-    if upload is None:
-        return not_found(request)
-    refused = refuse_change(request, upload)
-    if refused is not None:
-        return refused
+    upload = changeable_upload(request)
+    if isinstance(upload, Response):
+        return upload
     form = await request.form(max_files=0, max_fields=10)
     retry = form.get("retry") == "1"
     try:
@@ -401,12 +408,9 @@ def _keep_query(form: Any) -> str:
 async def settings(request: Request) -> Response:
     """The sheet, the column mapping and the default department (re-read at once)."""
     web = web_of(request)
-    upload = _upload_or_404(request)
-    if upload is None:
-        return not_found(request)
-    refused = refuse_change(request, upload)
-    if refused is not None:
-        return refused
+    upload = changeable_upload(request)
+    if isinstance(upload, Response):
+        return upload
     if upload.batch_id is not None:
         return deny(request, "batch", 409)
     form = await request.form(max_files=0, max_fields=40)
