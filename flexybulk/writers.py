@@ -241,6 +241,24 @@ def _write_summary(ws: Any, rows: Iterable[Sequence[Any]], styles: Styles) -> No
     ws.fit_to_pages(1, 0)
 
 
+class _Exact(float):
+    """A number XlsxWriter writes as ``text`` (:func:`number_text`: the value's own digits), not ``%.16G``.
+
+    ``%.16G`` writes 71868551.49 as ``71868551.48999999``: the same double,
+    but not the text a reader taking the cell's text as a decimal expects;
+    the big tables' cells are written from :func:`number_text` too.
+    XlsxWriter formats a number cell with ``f"{number:.16G}"`` (xmlwriter).
+    """
+
+    def __new__(cls, text: str) -> "_Exact":
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+    def __format__(self, spec: str) -> str:
+        return self.text if spec in (".16G", ".16g") else super().__format__(spec)
+
+
 def _write_cell(ws: Any, r: int, c: int, value: Any, styles: Styles) -> int:
     """One Summary cell through XlsxWriter's own calls; returns the characters it shows (for the width)."""
     if value is None:
@@ -257,7 +275,7 @@ def _write_cell(ws: Any, r: int, c: int, value: Any, styles: Styles) -> int:
     if isinstance(value, Money):
         text = number_text(value.amount)
         if text is not None:
-            ws.write_number(r, c, float(text), styles.money(value.currency))
+            ws.write_number(r, c, _Exact(text), styles.money(value.currency))
             return len(text) + 8
         value = str(value.amount)
     if isinstance(value, bool):
@@ -270,7 +288,7 @@ def _write_cell(ws: Any, r: int, c: int, value: Any, styles: Styles) -> int:
     if isinstance(value, (int, Decimal, float)):
         text = number_text(value)
         if text is not None:
-            ws.write_number(r, c, float(text), styles.number if isinstance(value, int) else None)
+            ws.write_number(r, c, _Exact(text), styles.number if isinstance(value, int) else None)
             return len(text) + 2
         value = str(value)
     text = ILLEGAL.sub("\ufffd", str(value))[:MAX_TEXT]

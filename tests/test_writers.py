@@ -348,3 +348,20 @@ def test_columns_of_few_distinct_texts_are_laid_out_as_the_chunks_would_be(tmp_p
     ws = openpyxl.load_workbook(tmp_path / "layouts.xlsx")["Result"]
     assert {c.value for c in ws["C"][1:]} == {"Jensen & Co", "Webshop"}
     assert all(c.quotePrefix for c in ws["D"][1:] if c.value == "=1+1")
+
+
+def test_the_summarys_numbers_are_written_as_their_shortest_text(tmp_path):
+    """A fresh user's find: XlsxWriter's %.16G wrote the Summary's 71868551.49 as 71868551.48999999."""
+    import re
+
+    from flexybulk.writers import Money
+
+    amounts = ["71868551.49", "9379299.62", "970975496.32", "0.01", "99999999.99"]
+    summary = [[f"Total {a}", Money(Decimal(a), "DKK")] for a in amounts] + [["Rows", 100000]]
+    rows = [OutputRow(2, {"Text": "x"}, {"Status": RowStatus.ISSUED, "Row": 2})]
+    path = write_output(OutputSheet(["Text"], ["Status", "Row"], rows, summary=summary), tmp_path / "s.xlsx")
+    with zipfile.ZipFile(path) as z:
+        xml = z.read("xl/worksheets/sheet2.xml").decode()
+    assert re.findall(r'<c r="B\d+"(?: s="\d+")?><v>([^<]*)</v>', xml) == amounts + ["100000"]
+    got = openpyxl.load_workbook(path)["Summary"]
+    assert [Decimal(repr(got.cell(r, 2).value)) for r in range(1, 6)] == [Decimal(a) for a in amounts]
