@@ -422,6 +422,18 @@ def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledg
         "IssuedAt": moments_at, "BatchId": [batch.id] * len(numbers), "Row": numbers},
         {"AmountRead": currencies, "LineTotal": currencies})
 
+    # Rows the ledger issued in this batch whose lines are not on this sheet (deleted from a result sheet given
+    # back): the Summary's counts and money stay the batch's, as `flexybulk status` says (a fresh user's find).
+    from .records import row_ranges
+
+    on_sheet = set(numbers)
+    absent = [rec for n, rec in sorted(records.items())
+              if n not in on_sheet and rec.status is ISSUED and rec.content]
+    for rec in absent:
+        content = rec.content
+        price, quantity = Decimal(content["price"]), int(content["quantity"])
+        _add(issued, (content["type_name"], content["department_name"], content["currency"]), 1, quantity,
+             price * quantity)
     now = local_now()
     summary: list[Sequence[Any]] = [
         [Heading("Result sheet")],
@@ -443,7 +455,13 @@ def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledg
         [Label("Times"), f"{zone_text(now)}; IssuedAt too"],
         [Label("Rows that need attention"), len(attention), "listed in the sheet Needs attention"],
     ]
-    summary += _status_lines({st: statuses.count(st) for st in _RESULT_STATUSES}, _RESULT_STATUSES)
+    if absent:
+        summary.append([Label("Issued rows not on this sheet"), len(absent),
+                        f"rows {row_ranges([r.row_number for r in absent])} of the batch were issued, but their lines "
+                        "were deleted from the sheet given back; counted below, their ids are in the ledger"])
+    counts = {st: statuses.count(st) for st in _RESULT_STATUSES}
+    counts[ISSUED] = counts.get(ISSUED, 0) + len(absent)
+    summary += _status_lines(counts, _RESULT_STATUSES)
     summary += money_lines("Issued", issued)
     return OutputSheet(sheet.headers, RESULT_COLUMNS, rows, header_row=sheet.header_row, summary=summary,
                        sheet_name="Result", csv_delimiter=sheet.csv_delimiter or ",",

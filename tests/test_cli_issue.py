@@ -364,3 +364,37 @@ def test_a_csv_result_sheet_of_any_name_is_retried_and_updated_in_place(tmp_path
     assert f"Result sheet: {out}" in run.stdout and not list(tmp_path.glob("svar.result.*"))
     assert [l.split(";")[7] for l in out.read_text(encoding="utf-8-sig").splitlines()[1:]] == ["ISSUED"] * 4
     assert sandbox_env.state.counts()["certificates"] == 8
+
+
+def test_a_retry_of_a_result_sheet_with_issued_lines_deleted_still_counts_them(tmp_path, sandbox_env, monkeypatch):
+    """A fresh user's find: the retry's Summary and its last line counted only the lines left on the sheet."""
+    src = shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx")
+    state = sandbox_env.state
+    real_put_customer = state.put_customer
+
+    def refusing(customer_id, body):
+        if body.get("EmailAddress") == "lars@example.com":
+            raise Refusal(400, "EmailAddress is blocked", "EmailAddress")
+        return real_put_customer(customer_id, body)
+
+    monkeypatch.setattr(state, "put_customer", refusing)
+    assert flexybulk("issue", src, "--yes").code == 1
+    result = tmp_path / "kampagne.result.xlsx"
+    wb = openpyxl.load_workbook(result)
+    ws = wb["Result"]
+    assert [ws.cell(r, 1).value for r in (2, 3)] and ws["B5"].value == "lars@example.com"
+    ws.delete_rows(2, 2)  # two ISSUED lines (sheet rows 2 and 3) gone; the FAILED line moves up to row 3
+    ws["B3"] = "lars.ny@example.com"
+    wb.save(result)
+    run = flexybulk("retry", result, "--yes")
+    assert run.code == 0, run.output
+    assert "Issued now: 1 row, 3 gift certificates, 599.85 DKK." in run.stdout
+    assert "Issued in this batch in all: 6 rows, 18 gift certificates, 10,399.85 DKK." in run.stdout
+    money = sum(Decimal(str(c["Amount"])) for c in state.certificates)
+    assert (len(state.certificates), money) == (18, Decimal("10399.85"))
+    summary = openpyxl.load_workbook(result)["Summary"]
+    lines = {r[0].value: [c.value for c in r[1:]] for r in summary.iter_rows() if r[0].value}
+    assert lines["Issued rows not on this sheet"][0] == 2
+    assert lines["Issued rows not on this sheet"][1].startswith("rows 2-3 of the batch were issued")
+    assert lines["ISSUED"][0] == 6
+    assert lines["DKK"][:3] == [6, 18, 10399.85]

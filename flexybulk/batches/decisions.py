@@ -166,8 +166,9 @@ class Outcome:
 
     @property
     def issued_in_all(self) -> Totals:
-        """What this batch has issued for this sheet's rows, this run and earlier ones."""
-        return issued_totals(self._mine())
+        """What this batch has issued, this run and earlier ones, including rows whose lines were deleted from
+        the result sheet given back (the ledger's word, as `flexybulk status` and the Summary give it)."""
+        return issued_totals(self.records.values())
 
     @property
     def attention(self) -> list[RowRecord]:
