@@ -463,6 +463,13 @@ def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledg
     counts[ISSUED] = counts.get(ISSUED, 0) + len(absent)
     summary += _status_lines(counts, _RESULT_STATUSES)
     summary += money_lines("Issued", issued)
+    attention_headers = ATTENTION_HEADERS
+    if any(b <= a for a, b in zip(numbers, numbers[1:])):
+        # A result sheet given back sorted is written in its own order (writers._table_columns): "Row" stays the
+        # batch's row (the Result sheet's Row column, the messages' row), "Line" says where it stands now.
+        line = {n: sheet.header_row + 1 + i for i, n in enumerate(numbers)}
+        attention = [[a[0], line[a[0]], *a[1:]] for a in attention]
+        attention_headers = (ATTENTION_HEADERS[0], "Line", *ATTENTION_HEADERS[1:])
     return OutputSheet(sheet.headers, RESULT_COLUMNS, rows, header_row=sheet.header_row, summary=summary,
                        sheet_name="Result", csv_delimiter=sheet.csv_delimiter or ",",
-                       typed_columns=TYPED_COLUMNS, attention=attention)
+                       typed_columns=TYPED_COLUMNS, attention=attention, attention_headers=attention_headers)

@@ -398,3 +398,35 @@ def test_a_retry_of_a_result_sheet_with_issued_lines_deleted_still_counts_them(t
     assert lines["Issued rows not on this sheet"][1].startswith("rows 2-3 of the batch were issued")
     assert lines["ISSUED"][0] == 6
     assert lines["DKK"][:3] == [6, 18, 10399.85]
+
+
+def test_a_sorted_result_sheets_needs_attention_says_on_which_line_each_row_now_stands(tmp_path, sandbox_env,
+                                                                                      monkeypatch):
+    """A fresh user's find: after sorting, 'Needs attention' gave the batch's row numbers only, which were other
+    people's lines in the sorted Result sheet."""
+    src = shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx")
+    state = sandbox_env.state
+    real_put_customer = state.put_customer
+
+    def refusing(customer_id, body):
+        if body.get("EmailAddress") == "lars@example.com":
+            raise Refusal(400, "EmailAddress is blocked", "EmailAddress")
+        return real_put_customer(customer_id, body)
+
+    monkeypatch.setattr(state, "put_customer", refusing)
+    assert flexybulk("issue", src, "--yes").code == 1
+    result = tmp_path / "kampagne.result.xlsx"
+    wb = openpyxl.load_workbook(result)
+    ws = wb["Result"]
+    lines = [[c.value for c in r] for r in ws.iter_rows(min_row=2)]
+    lines.reverse()  # sorted the other way round, as a sort on the name column might
+    for i, values in enumerate(lines, start=2):
+        for j, v in enumerate(values, start=1):
+            ws.cell(i, j).value = v  # ws.cell(i, j, None) would leave the old value
+    wb.save(result)
+    assert flexybulk("retry", result, "--yes").code == 1  # lars is still refused
+    book = openpyxl.load_workbook(result)
+    attention = [[c.value for c in r] for r in book["Needs attention"].iter_rows()]
+    assert attention[0][:3] == ["Row", "Line", "Status"], attention
+    assert [a[:3] for a in attention[1:]] == [[5, 4, "FAILED"]]  # input row 5, now on line 4 of 7
+    assert book["Result"]["B4"].value == "lars@example.com" and book["Result"].cell(4, 1).value == lines[2][0]
