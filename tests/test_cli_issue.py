@@ -341,7 +341,15 @@ def test_a_deleted_unfinished_line_is_reported_and_exits_1(tmp_path, sandbox_env
     run = flexybulk("retry", result, "--yes")
     assert run.code == 1
     assert "input row 3: PENDING in the ledger, but not in this sheet, so it was not retried." in run.stderr
+    assert "To finish it, run flexybulk issue " in run.stderr and "kampagne.xlsx (correct the row there" in run.stderr
+    assert "row 3: PENDING" not in run.stderr.replace("input row 3: PENDING", "")  # said once, not twice
+    assert "To finish: flexybulk retry" not in run.stderr  # the sheet just written lacks the row too
     assert sandbox_env.state.counts()["committed_orders"] == 5
+    # What the message says works: the input file finishes the row with its recorded ids, nothing twice.
+    again = flexybulk("issue", tmp_path / "kampagne.xlsx", "--yes")
+    assert again.code == 0, again.output
+    assert "Issued now: 1 row, 2 gift certificates, 500.00 DKK." in again.stdout
+    assert sandbox_env.state.counts()["committed_orders"] == 6
 
 
 def test_a_line_added_to_a_result_sheet_is_refused(tmp_path, sandbox_env):

@@ -203,22 +203,24 @@ def shell_path(path: Path) -> str:
 
 def _show_attention(outcome: Outcome) -> None:
     out = outcome.output
+    source = shell_path(Path(outcome.prepared.batch.input_path))
     for r in outcome.absent:
+        # The sheet just written lacks the line too: the input file is where the row still is (a fresh user's find).
         echo(f"  input row {r.row_number}: {r.status.value} in the ledger, but not in this sheet, so it was not retried. "
-             f"Retry the full result sheet, or see: flexybulk status {out}", err=True)
-    show_rows(outcome.attention + outcome.absent)
+             f"To finish it, run flexybulk issue {source} (correct the row there first if Flexybox refused it; rows "
+             f"already issued are never sent again), or see: flexybulk status {shell_path(out)}", err=True)
+    show_rows(outcome.attention)
 
 
 def _finish(outcome: Outcome) -> int:
     out = outcome.output
-    attention = outcome.attention or outcome.absent
     if outcome.fatal is not None:
         raise outcome.fatal
     if outcome.interrupted:
         raise Interrupted(f"Interrupted. The rows not yet sent are PENDING in {out}; run: flexybulk retry {shell_path(out)}")
-    if attention:
+    if outcome.attention:  # rows only the ledger still has were told their own way (_show_attention)
         echo(f"To finish: flexybulk retry {shell_path(out)}", err=True)
-    return ExitCode.ROWS_FAILED if attention or outcome.invalid else ExitCode.OK
+    return ExitCode.ROWS_FAILED if outcome.attention or outcome.absent or outcome.invalid else ExitCode.OK
 
 
 def show_status(status: BatchStatus, file_name: str) -> int:
