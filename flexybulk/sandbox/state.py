@@ -18,6 +18,7 @@ depend on it (known customers, committed orders, used payment ids).
 from __future__ import annotations
 
 import threading
+import time
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -54,9 +55,11 @@ CUSTOMER_FIELDS = (
     "CountryCode",
 )
 
-# Certificate numbers are 12 digits: _FIRST_NUMBER + a counter that survives
-# reset(), so a number is never handed out twice by one sandbox.
-_FIRST_NUMBER = 100_000_000_000
+# Certificate numbers are 17 digits: the second the sandbox started (10 digits) and a counter (7) that
+# survives reset(). One sandbox never hands a number out twice, and neither does the next one started
+# after it (a restarted `flexybulk web --sandbox`, the next `issue --sandbox`): a result sheet of a batch
+# finished across restarts holds no number twice, which would read as a double issue (a fresh user's find).
+_COUNTER_DIGITS = 7
 
 
 class OrderStatus(str, Enum):
@@ -87,6 +90,7 @@ class SandboxState:
         self._lock = threading.Lock()
         self._catalogue = normalise_catalogue(catalogue)
         self._issued = 0  # certificates ever issued; not cleared by reset()
+        self._first_number = int(time.time()) * 10**_COUNTER_DIGITS
         self._clear()
 
     def _clear(self) -> None:
@@ -136,7 +140,7 @@ class SandboxState:
 
     @property
     def certificates(self) -> list[dict[str, Any]]:
-        """Every issued gift certificate, in issuing order: ``{"Number": str (12 digits),
+        """Every issued gift certificate, in issuing order: ``{"Number": str (17 digits),
         "SalesOrderId": str, "GiftCertificateTypeId": <as sent>, "Amount": Decimal (one
         unit's price, in Currency), "Currency": str, "CustomerId": str}``."""
         with self._lock:
@@ -360,7 +364,7 @@ class SandboxState:
         for line in order["Lines"]:
             for _ in range(line["Quantity"]):
                 self._issued += 1
-                number = str(_FIRST_NUMBER + self._issued)
+                number = str(self._first_number + self._issued)
                 order["GiftCertificates"].append(
                     {"Number": number, "GiftCertificateTypeId": line["GiftCertificateTypeId"], "Amount": line["Price"]}
                 )
