@@ -68,8 +68,16 @@ def test_killed_mid_run_then_resume_issues_every_certificate_once(flexybox, tmp_
             server.kill()  # kill -9 in the middle of the batch
             in_flight_then = flexybox.state.counts()["committed_orders"]
             assert 10 <= in_flight_then < ROWS
+            # The open page says at once that it lost the server, instead of showing old figures as live.
+            expect(page.get_by_test_id("lost-contact")).to_be_visible(timeout=5_000)
+            expect(page.get_by_test_id("lost-contact")).to_contain_text("lost contact with the server")
+            expect(page.get_by_test_id("stop-button")).to_be_disabled()
+            page.screenshot(path=str(SHOTS / "1280-4a-lost-contact.png"))
 
             server.start()  # the same data folder and ledger
+            # The same page, left open, carries on by itself: the batch shows as interrupted, the banner goes.
+            expect(page.get_by_test_id("interrupted")).to_be_visible(timeout=10_000)
+            expect(page.get_by_test_id("lost-contact")).to_be_hidden()
             page.goto(server.url + "history")
             page.get_by_test_id("history-row").first.wait_for()
             assert page.get_by_test_id("history-row").count() == 1

@@ -54,7 +54,8 @@ def launch_chromium(playwright):
 
 
 class WebServer:
-    """``flexybulk web --port 0 --no-browser ...`` in a subprocess on 127.0.0.1; its output goes to files."""
+    """``flexybulk web --port 0 --no-browser ...`` in a subprocess on 127.0.0.1 (started again: on the same port); its
+    output goes to files."""
 
     def __init__(self, args: list[str], env: dict[str, str], folder: Path) -> None:
         self.args, self.env, self.folder = args, env, folder
@@ -67,7 +68,9 @@ class WebServer:
         self.runs += 1
         self.out = self.folder / f"server-{self.runs}.out"
         self.err = self.folder / f"server-{self.runs}.err"
-        cmd = [sys.executable, str(REPO / "batch_issue.py"), "web", "--port", "0", "--no-browser", *self.args]
+        # Started again, it listens where it did (as a restarted server does), so an open page can reach it.
+        port = re.search(r":(\d+)/$", self.url).group(1) if self.url else "0"
+        cmd = [sys.executable, str(REPO / "batch_issue.py"), "web", "--port", port, "--no-browser", *self.args]
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=self.env, cwd=self.folder)
         deadline = time.monotonic() + 30

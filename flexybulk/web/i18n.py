@@ -191,6 +191,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "stopping": ("Stopper… rækker der er i gang, bliver færdige.", "Stopping… rows in flight finish."),
     "interrupted": ("Afbrudt: serveren stoppede under udstedelsen. Intet er tabt: fortsæt med de samme id'er.",
                     "Interrupted: the server stopped while issuing. Nothing is lost: go on with the same ids."),
+    "lost_contact": ("Siden har mistet forbindelsen til serveren siden {time}: tallene nedenfor er fra da. Intet er tabt: "
+                     "hver række står i loggen. Siden fortsætter selv, når serveren kører igen.",
+                     "This page lost contact with the server at {time}: the figures below are from then. Nothing is "
+                     "lost: every row is in the ledger. The page carries on by itself when the server runs again."),
     "resume_button": ("Fortsæt", "Resume"),
     "resume_help": ("Fortsæt går videre med de samme id'er: rækker der er udstedt, sendes ikke igen, og rækker i tvivl afsluttes som først sendt.",
                     "Resume goes on with the same ids: rows already issued are not sent again, rows in doubt are settled as first sent."),

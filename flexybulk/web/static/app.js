@@ -44,6 +44,32 @@
     setTimeout(function () { form.querySelectorAll("button").forEach(function (b) { b.disabled = true; }); }, 0);
   }, true);
 
+  // The progress page asks the server every second. When it cannot reach it (the server stopped, the
+  // network went), it says so at once instead of showing old figures as live, and greys them and the stop
+  // button; the next answer that gets through clears it (a fresh user's find).
+  function lostContact(lost) {
+    var banner = document.getElementById("lost-contact");
+    var body = document.getElementById("progress-body");
+    if (!banner) return;
+    if (!lost) { banner.hidden = true; return; }
+    if (banner.hidden) {
+      banner.textContent = banner.dataset.text.replace("{time}", new Date().toLocaleTimeString());
+      banner.hidden = false;
+    }
+    if (body) {
+      body.classList.add("stale");
+      body.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
+    }
+  }
+  function polled(ev) { return ev.detail && ev.detail.elt && ev.detail.elt.id === "progress-body"; }
+  document.addEventListener("htmx:sendError", function (ev) { if (polled(ev)) lostContact(true); });
+  document.addEventListener("htmx:responseError", function (ev) { if (polled(ev)) lostContact(true); });
+  // (Before the swap: the polled element is replaced by an outerHTML swap, and a detached one's events never
+  // reach the document.)
+  document.addEventListener("htmx:beforeSwap", function (ev) {
+    if (polled(ev) && ev.detail.xhr && ev.detail.xhr.status < 400) lostContact(false);
+  });
+
   // Links that act as buttons answer Space as well as Enter.
   document.addEventListener("keydown", function (ev) {
     var el = ev.target;
