@@ -132,6 +132,11 @@ def test_stop_leaves_the_rest_pending_and_resume_finishes(local, sandbox, tmp_pa
     assert 2 <= done < 30
     page = local.get(f"/u/{uid}/progress").text
     assert f'data-testid="status-count-PENDING">{30 - done}<' in page and 'data-testid="resume-button"' in page
+    waiting = 30 - done
+    assert (f"Stopped. {waiting} rows are waiting." if waiting > 1 else "Stopped. 1 row is waiting.") in page
+    from flexybulk.web import i18n
+    assert i18n.translator("en").n("stopped", 2418) == "Stopped. 2,418 rows are waiting."  # as the counts write it
+    assert i18n.translator("da").n("stopped", 2418) == "Stoppet. 2.418 rækker venter."
     local.post(f"/u/{uid}/resume")
     _state(local, uid)
     assert sandbox.state.counts()["committed_orders"] == 30 and sandbox.state.counts()["certificates"] == 30

@@ -212,6 +212,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "finished_attention_1": ("Færdig, men 1 række kræver opmærksomhed.", "Finished, but 1 row needs attention."),
     "finished_attention": ("Færdig, men {n} rækker kræver opmærksomhed.", "Finished, but {n} rows need attention."),
     "stopped": ("Stoppet. {n} rækker venter.", "Stopped. {n} rows are waiting."),
+    "stopped_1": ("Stoppet. 1 række venter.", "Stopped. 1 row is waiting."),
     "issued_money": ("Udstedt", "Issued"),
     "download_result": ("Hent resultat-arket (XLSX)", "Download the result sheet (XLSX)"),
     "attention_title": ("Rækker der kræver opmærksomhed", "Rows that need attention"),
