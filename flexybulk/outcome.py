@@ -131,11 +131,15 @@ def after_failure(step: str, exc: ApiError, *, sales_order_id: str, commit_sent_
                     f"through, so {them} may or may not exist. Rerun (flexybulk retry on the result sheet) when "
                     "Flexybox can be reached: the same payment id is re-posted, so it cannot issue twice.")
             return Outcome(RowStatus.UNKNOWN, _join(note, text), unreachable=True, commit_reached=True)
+        # A refusal is said in the sheet's words, as for a FAILED row (the raw answer is in the audit log);
+        # its "correct it" advice is left out: the row is settled exactly as its commit was first sent.
+        why = ((describe_refusal or _PLAIN_WORDS)(step, exc, sent if sent is not None else content).lead
+               if _refused(exc) else _clause(exc))
         if step != "commit":
-            text = (f"The {step} call failed while settling a commit sent by an earlier run: {_clause(exc)}. That commit may "
+            text = (f"The {step} call failed while settling a commit sent by an earlier run: {why}. That commit may "
                     f"have gone through, so {them} may or may not exist. {_RERUN_COMMIT}")
         elif _refused(exc):
-            text = (f"The commit may have gone through, although Flexybox refused a retry of it: {_clause(exc)}. A refusal of "
+            text = (f"The commit may have gone through, although a retry of it was refused ({why}). A refusal of "
                     f"a retry does not undo an earlier attempt, so {them} may or may not exist. {_RERUN_COMMIT}")
         else:
             text = (f"The commit's outcome is unknown: {_clause(exc)}. {them[0].upper()}{them[1:]} may or may not exist. "
