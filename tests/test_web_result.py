@@ -42,6 +42,16 @@ def test_a_stopped_batch_offers_resume_alone_until_a_cell_is_fixed_then_retry_al
     assert (resume, retry) == (False, True)
     assert words == (f"Retry sends these {waiting} rows again once you confirm the figures, each with its own recorded ids, "
                      "so nothing is issued twice. 1 cell fixed for the retry.")
+    # The retry runs: the fix is in the new result sheet, so the page no longer counts it or shows it as a fix.
+    local.post(f"/u/{uid}/retry")
+    local.post(f"/u/{uid}/confirm", data={"digest": _digest(local, uid)})
+    _state(local, uid)
+    assert sandbox.state.counts()["committed_orders"] == 20
+    assert [c["Amount"] for c in sandbox.state.certificates].count(Decimal("150")) == 1
+    page = local.get(f"/u/{uid}/progress").text
+    assert "cell fixed for the retry" not in page and "cells fixed for the retry" not in page
+    assert not (local.config.data_dir / "uploads" / uid / "retry-fixes.json").exists()  # a later retry: the new sheet alone
+    assert 'data-testid="retry-button"' not in page and 'data-testid="finished"' in page
 
 
 def test_a_failed_row_offers_retry_alone(local, sandbox, tmp_path, monkeypatch):

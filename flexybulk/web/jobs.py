@@ -329,6 +329,8 @@ class Issuer:
                 self._set(upload.id, state="needs_confirmation",
                           message="Some rows are near-duplicates of earlier gift certificates and need their own confirmation.")
                 return
+            if upload.mode == "retry":
+                self.store.clear_retry_fixes(upload.id)  # the result sheet just written holds them
             fatal = self.redact(str(outcome.fatal)) if outcome.fatal else None
             self._set(upload.id, state="done", message=fatal)
             self.previews.pop(upload.id, None)

@@ -194,6 +194,14 @@ class UploadStore:
             save_fixes(upload.folder / name, [*current, fix])
             os.chmod(upload.folder / name, 0o600)
 
+    def clear_retry_fixes(self, upload_id: str) -> None:
+        """Forget the retry fixes once a retry ran: its result sheet holds them now (and the ledger's web decision
+        lists them), so the page no longer shows them as pending, nor a fix "was" its own value."""
+        with self.lock:
+            upload = self.get(upload_id)
+            if upload is not None:
+                (upload.folder / "retry-fixes.json").unlink(missing_ok=True)
+
     def interrupted_on_start(self) -> list[Upload]:
         """At server start: uploads left queued or running by a stopped server become ``interrupted``."""
         changed = []
