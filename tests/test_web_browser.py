@@ -345,3 +345,16 @@ def test_only_problem_cells_are_tab_stops_a_skip_reaches_the_first_and_enter_in_
     page.get_by_test_id("fix-suggestion").click()
     expect(page.get_by_test_id("rows-invalid")).to_have_text("0")
     assert page.locator('[data-testid="fixed-cell"]').count() == 2
+
+
+def test_a_click_anywhere_in_a_tall_cell_opens_its_editor(page, server, folder):
+    """A fresh user's find: in a row made tall by another cell's long text, only the value's own line opened it."""
+    sheet = write_sheet(folder / "klik.xlsx", [["Anna Hansen", "anna@example.com", "Gavekrot", 250, 2, "Webshop"],
+                                               ["Bo Jensen med et meget langt navn " * 4, "bo@@example.com", "Gavekort", 100, 1,
+                                                "Webshop"]])
+    _upload(page, server, sheet)
+    cell = page.locator('td[data-row="3"][data-column="Gavekorttype"]')
+    box = cell.bounding_box()
+    assert box["height"] > 40  # made tall by the long name beside it
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] - 3)  # well below the value's text
+    expect(page.locator("#editor")).to_contain_text("Fix cell C3")
