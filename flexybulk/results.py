@@ -426,9 +426,8 @@ def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledg
     # back): the Summary's counts and money stay the batch's, as `flexybulk status` says (a fresh user's find).
     from .records import row_ranges
 
-    on_sheet = set(numbers)
-    absent = [rec for n, rec in sorted(records.items())
-              if n not in on_sheet and rec.status is ISSUED and rec.content]
+    absent = [rec for n in sorted(records.keys() - set(numbers))  # a set difference: C speed on 100,000 rows
+              if (rec := records[n]).status is ISSUED and rec.content]
     for rec in absent:
         content = rec.content
         price, quantity = Decimal(content["price"]), int(content["quantity"])
