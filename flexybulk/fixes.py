@@ -193,7 +193,7 @@ def apply_fixes(source: Any, fixes: Sequence[CellFix]) -> Any:
 
     fixed_sheet = copy.copy(sheet)
     fixed_sheet.rows = rows
-    fixed_sheet.notes = [*sheet.notes, f"{len(fixes)} cell{'s' if len(fixes) != 1 else ''} fixed on the web page"]
+    fixed_sheet.notes = [*sheet.notes, fixed_note(len(fixes))]
     fixed_sheet.sha256 = fixed_identity(sheet.sha256, fixes)
     fixed = copy.copy(source)
     fixed.sheet = fixed_sheet
@@ -262,3 +262,11 @@ def _reparse(row: InputRow, fld: Field, header: str, letter: str | None, convent
 
 __all__ = ["CellFix", "FIXES_VERSION", "apply_fixes", "canonical_json", "fixed_identity", "latest", "load_fixes",
            "previous_values", "save_fixes"]
+
+
+def fixed_note(count: int) -> str:
+    """The note a fixed input carries (its validation sheet's Notes): ``"3 cells fixed on the web page"``.
+
+    The page says the same in its own words and language, so it leaves this note out.
+    """
+    return f"{count} cell{'s' if count != 1 else ''} fixed on the web page"

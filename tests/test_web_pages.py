@@ -220,12 +220,3 @@ def test_counts_plurals_and_danish_numbers(local, sandbox, tmp_path):
     result = local.get(f"/u/{one}/progress").text
     assert '<h1 id="progress-title" >Result: en.xlsx</h1>' in result and "Issued: <b data-testid=\"issued-money\">100.00 DKK</b> · 1 gift certificate<" in result
 
-
-def test_the_pages_own_note_of_fixed_cells_is_in_danish_on_the_danish_page():
-    """A fresh user's find: '10 cells fixed on the web page' stood in English under the Danish lines."""
-    from flexybulk.web.words import page_words
-
-    assert page_words("10 cells fixed on the web page", "da") == "10 celler rettet på siden"
-    assert page_words("1 cell fixed on the web page", "da") == "1 celle rettet på siden"
-    assert page_words("1250 cells fixed on the web page", "da") == "1.250 celler rettet på siden"
-    assert page_words("10 cells fixed on the web page", "en") == "10 cells fixed on the web page"

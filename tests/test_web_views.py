@@ -64,6 +64,10 @@ def test_a_fix_is_checked_again_at_once_and_changes_the_inputs_identity(local, s
     assert answer.status_code == 303 and answer.headers["location"].endswith("#row-5")
     page = local.get(f"/u/{uid}").text
     assert 'data-testid="rows-invalid">9<' in page
+    # Said once, in the page's words (a fresh user's find: the sheet's English note stood under them too).
+    assert "1 cell fixed on this page (the file itself is unchanged)." in page and "fixed on the web page" not in page
+    dansk = local.get(f"/u/{uid}", headers={"Accept-Language": "da"}).text
+    assert "1 celle rettet her på siden" in dansk and "fixed on the web page" not in dansk
     fixes = json.loads((Path(local.config.data_dir) / "uploads" / uid / "fixes.json").read_text())
     assert fixes["fixes"] == [[5, "Gavekorttype", "Gavekort"]]
     only = local.get(f"/u/{uid}?only=problems").text

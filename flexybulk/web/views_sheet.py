@@ -20,7 +20,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from .. import batches
 from ..confirmations import sheet_names
 from ..errors import FlexybulkError
-from ..fixes import CellFix, apply_fixes, canonical_json, previous_values
+from ..fixes import CellFix, apply_fixes, canonical_json, fixed_note, previous_values
 from ..model import Field
 from ..records import excluded_text
 from . import i18n
@@ -249,7 +249,7 @@ async def check_page(request: Request) -> Response:
                                "by_department": {}, "first_problem": None,
                                "checked": None, "fixes": len(upload.fixes()),
                                "editable": upload.batch_id is None and change_refused(user_of(request), upload, web.config.team) is None,
-                               "fields": MAPPABLE, "departments": [], "edit": None}
+                               "fields": MAPPABLE, "departments": [], "edit": None, "notes": []}
     try:
         source, checked, previous = checked_of(web, upload)
     except FlexybulkError as exc:
@@ -269,7 +269,9 @@ async def check_page(request: Request) -> Response:
     rows = grid_rows(source, checks[(page - 1) * size: page * size], _statuses(web, upload), checked.known, previous,
                      lang_of(request))
     first = next((c for c in checked.validation.invalid for p in c.problems if p.column in source.sheet.headers), None)
-    context.update(source=source, checked=checked, departments=_names(checked.catalogue.departments),
+    # The page says how many cells were fixed in its own words (t("fixed_cells")): not the sheet's English note too.
+    notes = [line for line in source.sheet.notes if line != fixed_note(context["fixes"])]
+    context.update(source=source, checked=checked, departments=_names(checked.catalogue.departments), notes=notes,
                    sending=checked.would_send(), by_type=checked.would_send_by(lambda o: o.type.name),
                    by_department=checked.would_send_by(lambda o: o.department.name),
                    ledger_lines=ledger_lines(checked.known, i18n.translator(lang_of(request))),

@@ -79,10 +79,4 @@ def page_words(text: str | None, lang: str = "en") -> str:
     names = {k: v[index] for k, v in CONTROLS.items()}
     for pattern, replacement in PHRASES:
         text = pattern.sub(replacement.format(**names) if "{" in replacement else replacement, text)
-    if lang == "da":  # the page's own note (flexybulk.fixes) in the page's language; library messages stay English
-        text = _FIXED_HERE.sub(lambda m: "1 celle rettet på siden" if m.group(1) == "1" else f"{int(m.group(1)):,} celler rettet på siden".replace(",", "."),
-                               text)
     return text
-
-
-_FIXED_HERE = re.compile(r"^(\d+) cells? fixed on the web page$")
