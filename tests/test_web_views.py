@@ -66,6 +66,8 @@ def test_a_fix_is_checked_again_at_once_and_changes_the_inputs_identity(local, s
     assert 'data-testid="rows-invalid">9<' in page
     # Said once, in the page's words (a fresh user's find: the sheet's English note stood under them too).
     assert "1 cell fixed on this page (the file itself is unchanged)." in page and "fixed on the web page" not in page
+    totals = re.search(r"<caption>Per gift certificate type</caption>.*?</table>", page, re.S).group(0)
+    assert re.search(r'<th scope="row">Gavekort</th><td class="num">\d+</td>', totals)
     dansk = local.get(f"/u/{uid}", headers={"Accept-Language": "da"}).text
     assert "1 celle rettet her på siden" in dansk and "fixed on the web page" not in dansk
     fixes = json.loads((Path(local.config.data_dir) / "uploads" / uid / "fixes.json").read_text())
