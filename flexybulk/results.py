@@ -310,7 +310,7 @@ def result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledge
 
 
 def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledger_path: Path) -> OutputSheet:
-    from .records import describe_content, excluded_text, problems_text
+    from .records import describe_content, excluded_text, problems_text, row_ranges
     from .journal import Step
     from .validate import DEFAULT_CURRENCY
 
@@ -346,7 +346,7 @@ def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledg
             # A commit that may have gone through is settled exactly as sent (planning.decide_rows): its money.
             doubt = rec.commit_content if rec is not None and rec.commit_may_have_happened else None
         else:
-            content = rec.content  # an ISSUED status is the ledger's: rec is there
+            content, doubt = rec.content, None  # an ISSUED status is the ledger's: rec is there
         edited = False
         if content:
             if order is None or not same_content(order, content):
@@ -424,8 +424,6 @@ def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledg
 
     # Rows the ledger issued in this batch whose lines are not on this sheet (deleted from a result sheet given
     # back): the Summary's counts and money stay the batch's, as `flexybulk status` says (a fresh user's find).
-    from .records import row_ranges
-
     absent = [rec for n in sorted(records.keys() - set(numbers))  # a set difference: C speed on 100,000 rows
               if (rec := records[n]).status is ISSUED and rec.content]
     for rec in absent:
