@@ -129,8 +129,13 @@ def _texts(col: Column, letter: str, values: list, holes: bool, styles: Styles, 
         present = list(filter(None, values)) if holes or not all(values) else values  # "" is an empty cell too
         holes = present is not values
     longest = max(map(len, present), default=0)
-    if col.kind == "status" or longest > MAX_TEXT or not plain_texts(present):
+    blob = "\x00".join(present)
+    if col.kind == "status" or longest > MAX_TEXT or not plain_texts(present, blob):
         return None
+    if col.kind == "plain" and "\n" in blob:
+        # A cell with a line break (an address typed on two lines) wraps, and its row gets the height of its
+        # lines (TablePart.chunks): not one line spilling over the rows above (a fresh user's find).
+        col.kind = "wrap"
     gaps = list(compress(range(len(values)), map(operator.not_, values))) if holes else []
     if not _few(gaps, len(values)):
         return None
@@ -151,13 +156,14 @@ def _distinct(values: list) -> set | None:
     return set(values)
 
 
-def plain_texts(texts: list[str]) -> bool:
+def plain_texts(texts: list[str], blob: str | None = None) -> bool:
     """True when every text can be written as it is: no NUL, nothing to escape or that XML cannot hold, none
     formula-like (quote prefix) or with whitespace at an end (``xml:space``). The checks of
     :func:`~flexybulk.output_cells.clean_column`, on the whole column joined."""
     if not texts:
         return True
-    blob = "\x00".join(texts)
+    if blob is None:  # the texts joined by NUL, when the caller has it already
+        blob = "\x00".join(texts)
     if blob.count("\x00") != len(texts) - 1 or "&" in blob or "<" in blob or ">" in blob:
         return False
     if blob.startswith(DANGEROUS_START) or blob[:1].isspace() or blob[-1:].isspace() or _NEEDS_CARE.search(blob):

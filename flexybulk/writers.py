@@ -146,7 +146,7 @@ class _TableWorksheet:
             styles.index(fmt)
         longest = self._lay_out(columns, numbers, styles)
         widths = []
-        for j, col in enumerate(columns):
+        for j, col in enumerate(self._part.columns):  # as laid out: a column with line breaks now wraps
             cap = WRAP_WIDTH if col.kind == "wrap" else MAX_WIDTH
             width = max(MIN_WIDTH, min(cap, longest[j] + 1))
             widths.append(width)

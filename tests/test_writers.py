@@ -365,3 +365,14 @@ def test_the_summarys_numbers_are_written_as_their_shortest_text(tmp_path):
     assert re.findall(r'<c r="B\d+"(?: s="\d+")?><v>([^<]*)</v>', xml) == amounts + ["100000"]
     got = openpyxl.load_workbook(path)["Summary"]
     assert [Decimal(repr(got.cell(r, 2).value)) for r in range(1, 6)] == [Decimal(a) for a in amounts]
+
+
+def test_an_input_cell_with_a_line_break_wraps_and_its_row_gets_the_height(tmp_path):
+    """A fresh user's find: an address typed on two lines stayed one line high and spilt over the rows above."""
+    rows = [OutputRow(n, {"Navn": f"P {n}", "Adresse": "Testvej 1\n2100 København Ø" if n == 3 else "Vej 2"},
+                      {"Status": RowStatus.ISSUED, "Row": n}) for n in range(2, 6)]
+    path = write_output(OutputSheet(["Navn", "Adresse"], ["Status", "Row"], rows), tmp_path / "lines.xlsx")
+    ws = openpyxl.load_workbook(path)["Result"]
+    assert ws["B3"].value == "Testvej 1\n2100 København Ø"  # the value exactly
+    assert ws["B3"].alignment.wrap_text and ws.row_dimensions[3].height == 30  # two lines of 15 points
+    assert ws.row_dimensions[2].height in (None, 15) and not ws["A3"].alignment.wrap_text
