@@ -41,3 +41,18 @@ def person(i: int, **overrides: Any) -> dict[str, Any]:
            "amount": "250", "quantity": 1 + i % 3, "department": "Webshop"}
     row.update(overrides)
     return row
+
+
+def refuse_customer(monkeypatch, state, email: str, message: str, field: str | None = None) -> None:
+    """Make the sandbox ``state`` refuse (400) the customer PUT of ``email``, as a vendor refuses a blocked
+    address although its syntax is fine; every other customer is saved as usual."""
+    from flexybulk.sandbox.state import Refusal
+
+    real = state.put_customer
+
+    def refusing(customer_id, body):
+        if body.get("EmailAddress") == email:
+            raise Refusal(400, message, field)
+        return real(customer_id, body)
+
+    monkeypatch.setattr(state, "put_customer", refusing)

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import openpyxl
 import pytest
 
+from builders import refuse_customer
 from clirun import flexybulk
 from conftest import REPO, shared_input
 from flexybulk.model import RowStatus
@@ -175,15 +176,8 @@ def test_same_file_twice_issues_nothing_twice_and_reissue_needs_confirmation(tmp
 def test_retry_reissues_a_corrected_failed_row_and_never_an_issued_one(tmp_path, sandbox_env, monkeypatch):
     src = shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx")
     state = sandbox_env.state
-    real_put_customer = state.put_customer
-
-    def refusing(customer_id, body):
-        # The vendor refuses this address (say, a blocked domain) although its syntax is fine.
-        if body.get("EmailAddress") == "lars@example.com":
-            raise Refusal(400, "EmailAddress is blocked", "EmailAddress")
-        return real_put_customer(customer_id, body)
-
-    monkeypatch.setattr(state, "put_customer", refusing)
+    # The vendor refuses this address (say, a blocked domain) although its syntax is fine.
+    refuse_customer(monkeypatch, state, "lars@example.com", "EmailAddress is blocked", "EmailAddress")
     run = flexybulk("issue", src, "--yes")
     assert run.code == 1
     result = tmp_path / "kampagne.result.xlsx"
@@ -378,14 +372,8 @@ def test_a_retry_of_a_result_sheet_with_issued_lines_deleted_still_counts_them(t
     """A fresh user's find: the retry's Summary and its last line counted only the lines left on the sheet."""
     src = shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx")
     state = sandbox_env.state
-    real_put_customer = state.put_customer
-
-    def refusing(customer_id, body):
-        if body.get("EmailAddress") == "lars@example.com":
-            raise Refusal(400, "EmailAddress is blocked", "EmailAddress")
-        return real_put_customer(customer_id, body)
-
-    monkeypatch.setattr(state, "put_customer", refusing)
+    # The vendor refuses this address (say, a blocked domain) although its syntax is fine.
+    refuse_customer(monkeypatch, state, "lars@example.com", "EmailAddress is blocked", "EmailAddress")
     assert flexybulk("issue", src, "--yes").code == 1
     result = tmp_path / "kampagne.result.xlsx"
     wb = openpyxl.load_workbook(result)
@@ -414,14 +402,8 @@ def test_a_sorted_result_sheets_needs_attention_says_on_which_line_each_row_now_
     people's lines in the sorted Result sheet."""
     src = shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx")
     state = sandbox_env.state
-    real_put_customer = state.put_customer
-
-    def refusing(customer_id, body):
-        if body.get("EmailAddress") == "lars@example.com":
-            raise Refusal(400, "EmailAddress is blocked", "EmailAddress")
-        return real_put_customer(customer_id, body)
-
-    monkeypatch.setattr(state, "put_customer", refusing)
+    # The vendor refuses this address (say, a blocked domain) although its syntax is fine.
+    refuse_customer(monkeypatch, state, "lars@example.com", "EmailAddress is blocked", "EmailAddress")
     assert flexybulk("issue", src, "--yes").code == 1
     result = tmp_path / "kampagne.result.xlsx"
     wb = openpyxl.load_workbook(result)

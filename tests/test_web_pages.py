@@ -11,8 +11,8 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from flexybulk.sandbox.state import Refusal
 from flexybulk.web.words import page_words
+from builders import refuse_customer
 from webtools import write_sheet
 from webviews import _copy, _digest, _issue, _state, _upload, local  # noqa: F401
 
@@ -132,14 +132,7 @@ def test_pages_show_no_command_line_advice(local, sandbox, tmp_path, monkeypatch
     page = local.get(f"/u/{_upload(local, tmp_path / 'to-ark.xlsx')}").text
     assert "choose one under Columns on this page" in page and "--sheet" not in page
     # A row Flexybox refuses: the result page says to press Retry.
-    real = sandbox.state.put_customer
-
-    def refuses(customer_id, body):
-        if body.get("EmailAddress") == "soeren@example.org":
-            raise Refusal(400, "EmailAddress: this address is blocked (sandbox test)")
-        return real(customer_id, body)
-
-    monkeypatch.setattr(sandbox.state, "put_customer", refuses)
+    refuse_customer(monkeypatch, sandbox.state, "soeren@example.org", "EmailAddress: this address is blocked (sandbox test)")
     uid = _upload(local, _copy("kampagne.xlsx", tmp_path))
     _issue(local, uid)
     page = local.get(f"/u/{uid}/progress").text
@@ -181,14 +174,7 @@ def test_fixed_cells_are_marked_and_written_back_as_the_reader_would_keep_them(l
 
 
 def test_a_fix_for_the_retry_is_shown_on_the_result_page(local, sandbox, tmp_path, monkeypatch):
-    real = sandbox.state.put_customer
-
-    def refuses(customer_id, body):
-        if body.get("EmailAddress") == "soeren@example.org":
-            raise Refusal(400, "EmailAddress: this address is blocked (sandbox test)")
-        return real(customer_id, body)
-
-    monkeypatch.setattr(sandbox.state, "put_customer", refuses)
+    refuse_customer(monkeypatch, sandbox.state, "soeren@example.org", "EmailAddress: this address is blocked (sandbox test)")
     uid = _upload(local, _copy("kampagne.xlsx", tmp_path))
     _issue(local, uid)
     local.post(f"/u/{uid}/fix", data={"row": "3", "column": "Beløb", "text": "300", "retry": "1"})

@@ -9,7 +9,7 @@ import time
 from decimal import Decimal
 
 from flexybulk.sandbox import Faults
-from flexybulk.sandbox.state import Refusal
+from builders import refuse_customer
 from webtools import write_sheet
 from webviews import _copy, _digest, _issue, _state, _upload, local  # noqa: F401
 
@@ -55,14 +55,7 @@ def test_a_stopped_batch_offers_resume_alone_until_a_cell_is_fixed_then_retry_al
 
 
 def test_a_failed_row_offers_retry_alone(local, sandbox, tmp_path, monkeypatch):
-    real = sandbox.state.put_customer
-
-    def refuses(customer_id, body):
-        if body.get("EmailAddress") == "soeren@example.org":
-            raise Refusal(400, "EmailAddress: this address is blocked (sandbox test)")
-        return real(customer_id, body)
-
-    monkeypatch.setattr(sandbox.state, "put_customer", refuses)
+    refuse_customer(monkeypatch, sandbox.state, "soeren@example.org", "EmailAddress: this address is blocked (sandbox test)")
     uid = _upload(local, _copy("kampagne.xlsx", tmp_path))
     _issue(local, uid)
     assert _actions(local.get(f"/u/{uid}/progress").text)[:2] == (False, True)

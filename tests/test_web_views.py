@@ -15,9 +15,9 @@ from starlette.testclient import TestClient
 
 from flexybulk.journal import Journal
 from flexybulk.sandbox import Faults
-from flexybulk.sandbox.state import Refusal
 from flexybulk.web.auth import Auth
 from flexybulk.web.security import Guard
+from builders import refuse_customer
 from webtools import write_sheet
 from webviews import KAMPAGNE_CERTIFICATES, KAMPAGNE_TOTAL, _app, _copy, _digest, _issue, _state, _upload, local  # noqa: F401
 
@@ -92,14 +92,7 @@ def test_skip_invalid_issues_the_valid_rows_only(local, sandbox, tmp_path):
 
 
 def test_a_failed_row_fixed_on_the_result_page_and_retried_keeps_its_ids(local, sandbox, tmp_path, monkeypatch):
-    real = sandbox.state.put_customer
-
-    def refuses_one(customer_id, body):
-        if body.get("EmailAddress") == "soeren@example.org":
-            raise Refusal(400, "EmailAddress: this address is blocked (sandbox test)")
-        return real(customer_id, body)
-
-    monkeypatch.setattr(sandbox.state, "put_customer", refuses_one)
+    refuse_customer(monkeypatch, sandbox.state, "soeren@example.org", "EmailAddress: this address is blocked (sandbox test)")
     uid = _upload(local, _copy("kampagne.xlsx", tmp_path))
     state = _issue(local, uid)
     progress = local.get(f"/u/{uid}/progress").text
