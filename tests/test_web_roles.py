@@ -6,27 +6,11 @@ from __future__ import annotations
 import re
 import time
 
-import pytest
-from starlette.testclient import TestClient
 
 from webtools import write_sheet
-from webviews import PASSWORDS, _app, _copy, _digest, _issue, _state, _upload, users_file  # noqa: F401
+from webviews import PASSWORDS, _app, _copy, _digest, _issue, _login, _state, _upload, team, users_file  # noqa: F401
 
 # users_file: anna = uploader + approver, bo = approver only, carl = uploader only.
-
-
-@pytest.fixture
-def team(tmp_path, settings, users_file):
-    app, config = _app(tmp_path, settings, team_users=users_file, approval_above="1000")
-    with TestClient(app, base_url="http://127.0.0.1:8770") as client:
-        client.config = config
-        yield client
-
-
-def _login(client: TestClient, name: str) -> None:
-    client.cookies.clear()
-    answer = client.post("/login", data={"user": name, "password": PASSWORDS[name], "next": "/"}, follow_redirects=False)
-    assert answer.status_code == 303, answer.text
 
 
 def test_an_approver_without_the_uploader_role_can_look_and_approve_but_not_upload_fix_or_issue(team, sandbox, tmp_path):

@@ -16,7 +16,7 @@ from flexybulk.target import Target
 from flexybulk.web import WebConfig, create_app
 from flexybulk.web.auth import Auth, load_users
 from webtools import write_sheet
-from webviews import KAMPAGNE_CERTIFICATES, PASSWORDS, _app, _copy, _digest, _issue, _state, _upload, users_file  # noqa: F401
+from webviews import KAMPAGNE_CERTIFICATES, PASSWORDS, _app, _copy, _digest, _issue, _login, _state, _upload, team, users_file  # noqa: F401
 
 # -- team mode ---------------------------------------------------------------------------------------
 
@@ -34,22 +34,6 @@ def test_a_users_file_with_a_plain_password_is_refused(tmp_path):
 
     with pytest.raises(ConfigError, match="argon2 password hash"):
         load_users(path)
-
-
-@pytest.fixture
-def team(tmp_path, settings, users_file):
-    app, config = _app(tmp_path, settings, team_users=users_file, approval_above="1000")
-    with TestClient(app, base_url="http://127.0.0.1:8770") as client:
-        client.config = config
-        yield client
-
-
-def _login(client: TestClient, name: str) -> None:
-    client.cookies.clear()
-    answer = client.post("/login", data={"user": name, "password": PASSWORDS[name], "next": "/"}, follow_redirects=False)
-    assert answer.status_code == 303, answer.text
-    cookie = answer.headers["set-cookie"]
-    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
 
 
 def test_without_a_login_every_page_redirects_and_every_action_answers_401(team):

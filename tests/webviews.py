@@ -89,3 +89,18 @@ def _copy(name: str, tmp_path: Path) -> Path:
     return Path(shutil.copy(SAMPLES / name, tmp_path / name))
 
 
+@pytest.fixture
+def team(tmp_path, settings, users_file):
+    app, config = _app(tmp_path, settings, team_users=users_file, approval_above="1000")
+    with TestClient(app, base_url="http://127.0.0.1:8770") as client:
+        client.config = config
+        yield client
+
+
+def _login(client: TestClient, name: str) -> None:
+    """Log ``name`` in on a team-mode client (PASSWORDS); the session cookie is HttpOnly and SameSite=strict."""
+    client.cookies.clear()
+    answer = client.post("/login", data={"user": name, "password": PASSWORDS[name], "next": "/"}, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    cookie = answer.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
