@@ -173,14 +173,19 @@ def test_same_file_twice_issues_nothing_twice_and_reissue_needs_confirmation(tmp
     assert sandbox_env.state.counts()["certificates"] == 36
 
 
-def test_retry_reissues_a_corrected_failed_row_and_never_an_issued_one(tmp_path, sandbox_env, monkeypatch):
+def _issue_with_lars_refused(tmp_path, sandbox_env, monkeypatch) -> Path:
+    """The kampagne sample issued with Lars's address refused by the vendor (sheet row 5 FAILED, the other five
+    ISSUED); returns the result sheet."""
     src = shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx")
-    state = sandbox_env.state
     # The vendor refuses this address (say, a blocked domain) although its syntax is fine.
-    refuse_customer(monkeypatch, state, "lars@example.com", "EmailAddress is blocked", "EmailAddress")
-    run = flexybulk("issue", src, "--yes")
-    assert run.code == 1
-    result = tmp_path / "kampagne.result.xlsx"
+    refuse_customer(monkeypatch, sandbox_env.state, "lars@example.com", "EmailAddress is blocked", "EmailAddress")
+    assert flexybulk("issue", src, "--yes").code == 1
+    return tmp_path / "kampagne.result.xlsx"
+
+
+def test_retry_reissues_a_corrected_failed_row_and_never_an_issued_one(tmp_path, sandbox_env, monkeypatch):
+    state = sandbox_env.state
+    result = _issue_with_lars_refused(tmp_path, sandbox_env, monkeypatch)
     got = result_rows(result)
     assert [r["Status"] for r in got] == ["ISSUED", "ISSUED", "ISSUED", "FAILED", "ISSUED", "ISSUED"]
     assert "EmailAddress is blocked" in got[3]["Error"]
@@ -370,12 +375,8 @@ def test_a_csv_result_sheet_of_any_name_is_retried_and_updated_in_place(tmp_path
 
 def test_a_retry_of_a_result_sheet_with_issued_lines_deleted_still_counts_them(tmp_path, sandbox_env, monkeypatch):
     """A fresh user's find: the retry's Summary and its last line counted only the lines left on the sheet."""
-    src = shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx")
     state = sandbox_env.state
-    # The vendor refuses this address (say, a blocked domain) although its syntax is fine.
-    refuse_customer(monkeypatch, state, "lars@example.com", "EmailAddress is blocked", "EmailAddress")
-    assert flexybulk("issue", src, "--yes").code == 1
-    result = tmp_path / "kampagne.result.xlsx"
+    result = _issue_with_lars_refused(tmp_path, sandbox_env, monkeypatch)
     wb = openpyxl.load_workbook(result)
     ws = wb["Result"]
     assert [ws.cell(r, 1).value for r in (2, 3)] and ws["B5"].value == "lars@example.com"
@@ -400,12 +401,8 @@ def test_a_sorted_result_sheets_needs_attention_says_on_which_line_each_row_now_
                                                                                       monkeypatch):
     """A fresh user's find: after sorting, 'Needs attention' gave the batch's row numbers only, which were other
     people's lines in the sorted Result sheet."""
-    src = shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx")
     state = sandbox_env.state
-    # The vendor refuses this address (say, a blocked domain) although its syntax is fine.
-    refuse_customer(monkeypatch, state, "lars@example.com", "EmailAddress is blocked", "EmailAddress")
-    assert flexybulk("issue", src, "--yes").code == 1
-    result = tmp_path / "kampagne.result.xlsx"
+    result = _issue_with_lars_refused(tmp_path, sandbox_env, monkeypatch)
     wb = openpyxl.load_workbook(result)
     ws = wb["Result"]
     lines = [[c.value for c in r] for r in ws.iter_rows(min_row=2)]
