@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from decimal import Decimal
-from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,6 +35,7 @@ from .output_sheet import (  # noqa: F401 (the shapes and columns, re-exported)
     _ATTENTION_KINDS, _KINDS, ATTENTION_HEADERS, OWN_COLUMNS, RESULT_COLUMNS, TYPED_COLUMNS, VALIDATION_COLUMNS,
     OutputRow, OutputRows, OutputSheet,
 )
+from .result_columns import result_columns, same_content, typed_amounts as _typed, who as _who  # noqa: F401 (same_content: re-exported)
 from .writers import Heading, Label, Money, gc_paused, is_dangerous, write_output  # noqa: F401 (re-exported)
 
 # The Summary's order of statuses; a status this version of RowStatus lacks is left out.
@@ -106,43 +106,6 @@ def zone_text(moment: datetime) -> str:
     minutes = int(offset.total_seconds() // 60) if offset is not None else 0
     sign = "+" if minutes >= 0 else "-"
     return f"local time, {moment.tzname()} (UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d})"
-
-
-def _typed(price: Any, quantity: Any) -> tuple[Decimal | None, Decimal | None]:
-    """AmountRead and LineTotal amounts for a price (``Decimal``) and a quantity (``int``), either possibly missing."""
-    if not isinstance(price, Decimal):
-        return None, None
-    if isinstance(quantity, int) and not isinstance(quantity, bool) and price.is_finite():
-        return price, price * quantity
-    return price, None
-
-
-# order_content's fields (flexybulk.records), price aside: compared as a tuple, without building the dict.
-_CONTENT_KEYS = ("name", "email", "type_id", "type_name", "department_id", "department_name", "quantity", "currency",
-                 "country", "phone", "address", "postal_code", "city")
-_content_values = itemgetter(*_CONTENT_KEYS)
-_order_values = attrgetter("name", "email", "type.id", "type.name", "department.id", "department.name", "quantity",
-                           "currency", "country", "phone", "address", "postal_code", "city")
-
-
-def same_content(order: Any, content: dict) -> bool:
-    """``order_content(order) == content``, without building the dict: a result sheet asks it of every ISSUED row.
-
-    ``order`` is a :class:`~flexybulk.model.Order`; ``content`` a ledger row's
-    recorded content. tests/test_results.py checks it against ``order_content``.
-    """
-    if len(content) != len(_CONTENT_KEYS) + 1:
-        return False
-    try:
-        return content["price"] == str(order.price) and _content_values(content) == _order_values(order)
-    except KeyError:
-        return False
-
-
-def _who(fields: dict[str, Any], content: dict | None = None) -> str | None:
-    source = content or fields
-    parts = [str(source[k]) for k in ("name", "email") if source.get(k)]
-    return ", ".join(parts) or None
 
 
 def _group_lines(title: str, first: str, groups: dict[tuple[str, str], list]) -> list[list[Any]]:
@@ -310,117 +273,17 @@ def result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledge
 
 
 def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledger_path: Path) -> OutputSheet:
-    from .records import describe_content, excluded_text, problems_text, row_ranges
-    from .journal import Step
-    from .validate import DEFAULT_CURRENCY
+    from .records import row_ranges
 
     checks = validation.checks
-    attention: list[Sequence[Any]] = []
-    issued: dict = {}
-    prices: dict[str, Decimal] = {}
-    moments: dict[str, datetime] = {}
-    ISSUED, INVALID, PENDING, EXCLUDED = RowStatus.ISSUED, RowStatus.INVALID, RowStatus.PENDING, RowStatus.EXCLUDED
-    PLANNED = Step.PLANNED
-    needs_attention = tuple(s for s in RowStatus if s.needs_attention)  # a tuple: compared by identity first
-    # Columns, not a dict per row (OutputRows): one append per cell.
+    ISSUED = RowStatus.ISSUED
     numbers = [c.row.number for c in checks]
-    recs = list(map(records.get, numbers))
-    statuses, errors, amounts, totals, currencies, customers, orders, payments, certificates, moments_at = (
-        [] for _ in range(10))
-    add_status, add_error, add_amount, add_total = statuses.append, errors.append, amounts.append, totals.append
-    add_currency = currencies.append
-    add_customer, add_order, add_payment = customers.append, orders.append, payments.append
-    add_certificates, add_moment = certificates.append, moments_at.append
-    for c, rec in zip(checks, recs):
-        order = c.order
-        if rec is None:
-            status, error = PENDING, None
-        else:
-            status, error = rec.status, rec.error
-        if status is not ISSUED:
-            if c.excluded:
-                status, error = EXCLUDED, excluded_text(c.excluded)
-            elif order is None:
-                status, error = INVALID, problems_text(c.problems)
-            content = None
-            # A commit that may have gone through is settled exactly as sent (planning.decide_rows): its money.
-            doubt = rec.commit_content if rec is not None and rec.commit_may_have_happened else None
-        else:
-            content, doubt = rec.content, None  # an ISSUED status is the ledger's: rec is there
-        edited = False
-        if content:
-            if order is None or not same_content(order, content):
-                # The line was edited after the issue (or a rerun used an older copy): say what was really issued.
-                note = (f"Issued as: {describe_content(content)}. The values on this line differ and were not applied: "
-                        "an issued row is never sent again.")
-                error = f"{error} {note}" if error and note not in error else note
-                edited = True
-            text = content["price"]
-            price = prices.get(text)
-            if price is None:
-                price = prices[text] = Decimal(text)
-            quantity, currency = int(content["quantity"]), content["currency"]
-            total = price * quantity
-            key = (content["type_name"], content["department_name"], currency)
-            entry = issued.get(key)  # _add, inline: once per row
-            if entry is None:
-                entry = issued[key] = [0, 0, Decimal(0)]
-            entry[0] += 1
-            entry[1] += quantity
-            entry[2] += total
-            add_amount(price)
-            add_total(total if price.is_finite() else None)
-        elif doubt:
-            price, quantity, currency = Decimal(doubt["price"]), int(doubt["quantity"]), doubt["currency"]
-            add_amount(price)
-            add_total(price * quantity if price.is_finite() else None)
-        elif order is not None:
-            price, currency = order.price, order.currency
-            add_amount(price)
-            add_total(price * order.quantity)
-        else:
-            fields = c.row.fields
-            currency = str(fields.get("currency") or DEFAULT_CURRENCY).upper()
-            amount, line_total = _typed(fields.get("amount"), fields.get("quantity"))
-            add_amount(amount)
-            add_total(line_total)
-        add_currency(currency)
-        add_status(status)
-        add_error(error)
-        if status in needs_attention or edited:
-            attention.append([c.row.number, status, _who(c.row.fields, rec.content if rec else None),
-                              TO_DO.get(status.value, ""), error])
-        if rec is None:
-            add_customer(None)
-            add_order(None)
-            add_payment(None)
-            add_certificates(None)
-            add_moment(None)
-            continue
-        # Ids are shown for every row that has them in use; only a row never sent and now invalid has none to show.
-        if (status is INVALID or status is EXCLUDED) and rec.step == PLANNED:
-            add_customer(None)
-            add_order(None)
-            add_payment(None)
-        else:
-            add_customer(rec.customer_id)
-            add_order(rec.sales_order_id)
-            add_payment(rec.payment_id)
-        add_certificates(", ".join(rec.certificate_numbers) if rec.certificate_numbers else None)
-        moment = rec.issued_at
-        if moment:
-            issued_at = moments.get(moment)
-            if issued_at is None:  # rows issued in the same second share one
-                issued_at = moments[moment] = datetime.fromisoformat(moment).astimezone()
-            add_moment(issued_at)
-        else:
-            add_moment(None)
+    made = result_columns(checks, list(map(records.get, numbers)), TO_DO)
+    attention, issued, statuses = made.attention, made.issued, made.columns["Status"]
     # The writers take only the input's own headers from the inputs, so the rows' dicts need no copy.
-    rows = OutputRows(numbers, [c.row.original for c in checks], {
-        "Status": statuses, "Error": errors, "AmountRead": amounts, "LineTotal": totals, "CustomerId": customers,
-        "SalesOrderId": orders, "ExternalPaymentId": payments, "GiftCertificateNumbers": certificates,
-        "IssuedAt": moments_at, "BatchId": [batch.id] * len(numbers), "Row": numbers},
-        {"AmountRead": currencies, "LineTotal": currencies})
+    rows = OutputRows(numbers, [c.row.original for c in checks],
+                      {**made.columns, "BatchId": [batch.id] * len(numbers), "Row": numbers},
+                      {"AmountRead": made.currencies, "LineTotal": made.currencies})
 
     # Rows the ledger issued in this batch whose lines are not on this sheet (deleted from a result sheet given
     # back): the Summary's counts and money stay the batch's, as `flexybulk status` says (a fresh user's find).
