@@ -439,6 +439,12 @@ def _text_parts(texts: list[str], letter: str, numbers: list[str], kind: str, st
     return [f'<c r="{letter}', numbers, list(map(tails.__getitem__, texts))]
 
 
+def text_ends(texts: list[str], kind: str, styles: Styles) -> list[str]:
+    """What follows ``<c r="A7`` in each text's cell (its look, the inline string, the end), as :func:`_text_parts` makes it."""
+    rest = _text_parts(texts, "", [""] * len(texts), kind, styles)[2:]
+    return rest[0] if len(rest) == 1 else joined(rest)  # one piece: a text per row already (each with its look)
+
+
 def _text_cells(texts: list[str], letter: str, numbers: list[str], kind: str, styles: Styles,
                 short: bool = False) -> list[str]:
     """:func:`_text_parts` as whole cells."""

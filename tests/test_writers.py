@@ -146,6 +146,9 @@ def _random_sheet(seed: int):
         "status": lambda: rng.choice(list(RowStatus)),
         "bool": lambda: rng.random() < 0.5,
         "mixed": lambda: rng.choice(["x", 12, Decimal("1.5"), 2.5, "", True, date(2020, 1, 1), Money(Decimal(1), "EUR")]),
+        # A phone number typed as a number on some rows, as text on others (and the odd value no cell holds).
+        "phone": lambda: (rng.choice([10**15, "=1", "Søren & Co", 1e-7, "line\nbreak"]) if rng.random() < 0.004
+                          else rng.choice([rng.randrange(10**7, 10**8), "12 34 56 78", "", 2.5, Decimal("0.5"), 12345678])),
     }
     n = rng.choice([1, 7, 511, 1300])
     columns = [(f"C{j} {kind}", kind, rng.choice([0, 0, 0.001, 0.03, 0.3, 1.0]), rng.choice(["plain", "wrap", "status", "int"]))
@@ -188,6 +191,45 @@ def test_whole_column_layouts_give_the_cells_chunk_by_chunk_rendering_gives(tmp_
             for name in ("xl/worksheets/sheet1.xml", "xl/styles.xml"):
                 assert a.read(name) == b.read(name), (seed, name)
     assert laid_out >= 60  # the layouts were used, not only the fallback
+
+
+def test_a_column_of_text_and_numbers_is_laid_out_whole_and_gives_the_same_cells(tmp_path, monkeypatch):
+    """A phone column typed as numbers on some rows and text on others (the benchmark's sheets have one)."""
+    import random
+
+    from flexybulk import output_cells, output_layout, writers
+
+    monkeypatch.setattr(writers, "_CHUNK_ROWS", 256)
+    rng = random.Random(7)
+    real = output_layout._text_and_numbers
+    laid_out = []
+    monkeypatch.setattr(output_layout, "_text_and_numbers",
+                        lambda col, *a: (real(col, *a), laid_out.append(col.layout is not None))[0])
+    for kind in ("plain", "int"):
+        for holes in (0, 0.01):
+            for odd in (None, "=1", 10**15, 1e-7, " a&b\x01"):
+                values = [None if rng.random() < holes else "" if rng.random() < 0.01 else
+                          rng.choice([rng.randrange(10**7, 10**8), "12 34 56 78", "+45 12 34 56 78", "Østergade 1", 2.5,
+                                     Decimal("-0.5")])
+                          for _ in range(900)]
+                if odd is not None:
+                    values[rng.randrange(900)] = odd
+                rows = [OutputRow(2 + i, {"Telefon": v}, {"Status": RowStatus.ISSUED}) for i, v in enumerate(values)]
+                sheet = OutputSheet(["Telefon"], ["Status"], rows)
+                sheet.kinds = {"Telefon": kind, "Status": "status"}
+                write_output(sheet, tmp_path / "layouts.xlsx")
+                with monkeypatch.context() as m:
+                    m.setattr(output_layout, "prepare", lambda col, letter, styles: output_cells.column_width(col, styles))
+                    write_output(sheet, tmp_path / "chunks.xlsx")
+                with zipfile.ZipFile(tmp_path / "chunks.xlsx") as a, zipfile.ZipFile(tmp_path / "layouts.xlsx") as b:
+                    for name in ("xl/worksheets/sheet1.xml", "xl/styles.xml"):
+                        assert a.read(name) == b.read(name), (kind, holes, odd, name)
+    # Laid out whole unless a number no cell holds is there (text that needs care is laid out with its look).
+    assert laid_out == [True, True, False, False, True] * 4
+    ws = openpyxl.load_workbook(tmp_path / "layouts.xlsx")["Result"]
+    got = [ws.cell(2 + i, 1).value for i in range(900)]
+    assert got == [None if v in ("", None) else float(v) if isinstance(v, Decimal) else v.replace("\x01", "\ufffd")
+                   if isinstance(v, str) else v for v in values]
 
 
 def test_a_plain_text_column_is_written_as_it_is_and_any_other_is_cleaned(tmp_path):
