@@ -57,8 +57,9 @@ def prepare(col: Column, letter: str, styles: Styles) -> int:
     """
     values = col.values
     distinct = _distinct(values)
-    # A column of text only is known by joining it (the join refuses anything else), not by a type per cell.
-    blob = _joined_texts(values) if distinct is None and col.currencies is None else None
+    # A column of text only is known by joining it (the join refuses anything else), not by a type per cell;
+    # not a status column (RowStatus is a str too, and has a layout of its own).
+    blob = _joined_texts(values) if distinct is None and col.currencies is None and col.kind != "status" else None
     kinds = {str} if blob is not None else set(map(type, values if distinct is None else distinct))
     holes = _NONE in kinds
     kinds.discard(_NONE)

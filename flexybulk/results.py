@@ -25,6 +25,7 @@ here); :mod:`flexybulk.writers` writes them; ``write_output`` and
 
 from __future__ import annotations
 
+import operator
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -324,7 +325,7 @@ def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledg
     summary += _status_lines(counts, _RESULT_STATUSES)
     summary += money_lines("Issued", issued)
     attention_headers = ATTENTION_HEADERS
-    if any(b <= a for a, b in zip(numbers, numbers[1:])):
+    if not all(map(operator.lt, numbers, numbers[1:])):  # C speed on 100,000 rows
         # A result sheet given back sorted is written in its own order (writers._table_columns): "Row" stays the
         # batch's row (the Result sheet's Row column, the messages' row), "Line" says where it stands now.
         line = {n: sheet.header_row + 1 + i for i, n in enumerate(numbers)}

@@ -28,6 +28,7 @@ import contextlib
 import csv
 import gc
 import io
+import operator
 import os
 import tempfile
 from datetime import date, datetime
@@ -222,7 +223,7 @@ def _table_columns(sheet: "OutputSheet") -> tuple[list[Column], list[int], list[
         else:
             values = None  # taken from the rows part by part (flexybulk.output_layout.TablePart)
         columns.append(Column(h, values, kinds.get(h, "plain"), currencies=currencies.get(h)))
-    if any(b <= a for a, b in zip(numbers, numbers[1:])) or (numbers and numbers[0] <= sheet.header_row):
+    if not all(map(operator.lt, numbers, numbers[1:])) or (numbers and numbers[0] <= sheet.header_row):
         # A sorted result sheet given back is written line after line in its own order.
         numbers = list(range(sheet.header_row + 1, sheet.header_row + 1 + len(numbers)))
     return columns, numbers, inputs

@@ -193,6 +193,43 @@ def test_whole_column_layouts_give_the_cells_chunk_by_chunk_rendering_gives(tmp_
     assert laid_out >= 60  # the layouts were used, not only the fallback
 
 
+def test_a_result_sheets_columns_are_laid_out_whole(tmp_path, monkeypatch):
+    """Every column of a finished batch's result sheet but Error (mostly empty) is laid out whole, not chunk by chunk
+    (the speed of issue #13 rests on it; a status column once fell back because RowStatus is a str too)."""
+    from datetime import datetime, timezone
+
+    from flexybulk import output_layout
+    from flexybulk.writers import Money
+
+    real = output_layout.prepare
+    layouts = {}
+
+    def recording(col, letter, styles):
+        width = real(col, letter, styles)
+        layouts.setdefault(col.header, col.layout and col.layout[0])
+        return width
+
+    monkeypatch.setattr(output_layout, "prepare", recording)
+    moment = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)
+    rows = []
+    for i in range(2000):
+        bad = i % 400 == 7
+        rows.append(OutputRow(2 + i, {"Navn": f"Søren {i}", "Telefon": 12345678 if i % 3 else f"+45 12 34 {i}",
+                                      "Beløb": Decimal("250.00")},
+                              {"Status": RowStatus.INVALID if bad else RowStatus.ISSUED,
+                               "Error": "E-mail: not an address" if bad else None,
+                               "AmountRead": Money(Decimal("250.00"), "DKK"),
+                               "CustomerId": None if bad else f"c-{i}", "IssuedAt": None if bad else moment,
+                               "GiftCertificateNumbers": None if bad else f"{100 + i}", "Row": 2 + i}))
+    sheet = OutputSheet(["Navn", "Telefon", "Beløb"],
+                        ["Status", "Error", "GiftCertificateNumbers", "IssuedAt", "CustomerId", "Row"], rows,
+                        typed_columns=["AmountRead"])
+    write_output(sheet, tmp_path / "r.xlsx")
+    assert layouts == {"Navn": "dense", "Telefon": "dense", "Beløb": "dense", "AmountRead": "dense", "Status": "dense",
+                       "Error": None, "GiftCertificateNumbers": "holey", "IssuedAt": "holey", "CustomerId": "holey",
+                       "Row": "dense"}
+
+
 def test_a_column_of_text_and_numbers_is_laid_out_whole_and_gives_the_same_cells(tmp_path, monkeypatch):
     """A phone column typed as numbers on some rows and text on others (the benchmark's sheets have one)."""
     import random
