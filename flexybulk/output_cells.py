@@ -221,6 +221,11 @@ class Column:
     # Amounts kept apart from their currencies (results.OutputRows): values are Decimal or None, a cell is
     # Money(value, currencies[i]). flexybulk.output_layout makes the Money when it renders chunk by chunk.
     currencies: list | None = None
+    # Learnt by output_layout.look_at before the column is laid out: its distinct texts when they repeat a lot,
+    # and its values joined by NUL when every one is text.
+    seen: bool = False
+    distinct: set | None = None
+    joined: str | None = None
 
 
 _NONE = type(None)

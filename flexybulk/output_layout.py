@@ -56,10 +56,9 @@ def prepare(col: Column, letter: str, styles: Styles) -> int:
     a format when first used, and the frame is written before the rows).
     """
     values = col.values
-    distinct = _distinct(values)
-    # A column of text only is known by joining it (the join refuses anything else), not by a type per cell;
-    # not a status column (RowStatus is a str too, and has a layout of its own).
-    blob = _joined_texts(values) if distinct is None and col.currencies is None and col.kind != "status" else None
+    if not col.seen:
+        look_at(col)
+    distinct, blob = col.distinct, col.joined
     kinds = {str} if blob is not None else set(map(type, values if distinct is None else distinct))
     holes = _NONE in kinds
     kinds.discard(_NONE)
@@ -136,6 +135,33 @@ def _spread(texts: list, where: list[int], rows: int) -> list:
     return out
 
 
+def look_at(col: Column) -> None:
+    """What the column's layout and its rendering chunk by chunk both need to know first: its distinct texts
+    (when they repeat a lot), its values joined (when every one is text), and whether it wraps.
+
+    A text with a line break (an address typed on two lines) in a plain column makes the column wrap, and
+    its rows get the height of their lines (TablePart.chunks), whatever else the column holds: not one line
+    spilling over the rows above (a fresh user's find, twice: first in clean columns, then beside a cell
+    with an ``&``, which sent the column down the chunk-by-chunk path before it was marked).
+    """
+    values = col.values
+    col.seen = True
+    col.distinct = _distinct(values)
+    # A column of text only is known by joining it (the join refuses anything else), not by a type per cell;
+    # not a status column (RowStatus is a str too, and has a layout of its own).
+    if col.distinct is None and col.currencies is None and col.kind != "status":
+        col.joined = _joined_texts(values)
+    if col.kind != "plain" or col.currencies is not None:
+        return
+    if col.joined is not None:
+        texts = col.joined
+    else:
+        present = values if col.distinct is None else list(col.distinct)
+        texts = "".join(compress(present, map(operator.is_, map(type, present), repeat(str))))
+    if "\n" in texts:
+        col.kind = "wrap"
+
+
 def _joined_texts(values: list) -> str | None:
     """``values`` joined by NUL when every one is text (and there is one), else ``None``."""
     if not values:
@@ -160,10 +186,6 @@ def _texts(col: Column, letter: str, values: list, holes: bool, styles: Styles, 
         blob = "\x00".join(present)
     if col.kind == "status" or longest > MAX_TEXT or not plain_texts(present, blob):
         return None
-    if col.kind == "plain" and "\n" in blob:
-        # A cell with a line break (an address typed on two lines) wraps, and its row gets the height of its
-        # lines (TablePart.chunks): not one line spilling over the rows above (a fresh user's find).
-        col.kind = "wrap"
     gaps = list(compress(range(len(values)), map(operator.not_, values))) if holes else []
     if not _few(gaps, len(values)):
         return None
@@ -252,7 +274,7 @@ def _text_and_numbers(col: Column, letter: str, values: list, styles: Styles) ->
     """Text and numbers mixed: each present cell's markup after its row number (what output_cells makes per type).
 
     Formula-like text keeps its quote prefix (a ``+45 12 34 56 78`` beside ``12345678``)."""
-    if col.kind not in ("plain", "int"):
+    if col.kind not in ("plain", "int", "wrap"):
         return None
     rows = range(len(values))
     is_text = list(map(operator.is_, map(type, values), repeat(str)))
@@ -328,6 +350,7 @@ class TablePart:
                 col = Column(c.header, c.values[start:stop], c.kind,
                              currencies=None if c.currencies is None else c.currencies[start:stop])
             self.columns.append(col)
+            look_at(col)
             widths.append(prepare(col, column_letter(j), styles))
         self.prepared = True
         return widths

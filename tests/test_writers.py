@@ -455,3 +455,22 @@ def test_an_input_cell_with_a_line_break_wraps_and_its_row_gets_the_height(tmp_p
     assert ws["B3"].value == "Testvej 1\n2100 København Ø"  # the value exactly
     assert ws["B3"].alignment.wrap_text and ws.row_dimensions[3].height == 30  # two lines of 15 points
     assert ws.row_dimensions[2].height in (None, 15) and not ws["A3"].alignment.wrap_text
+
+
+@pytest.mark.parametrize("beside", ["Bag & Ved 3", "=1+1", " Vej 4", 12345678, None])
+def test_a_line_break_wraps_whatever_else_its_column_holds(tmp_path, beside):
+    """A second fresh user's find: beside an ``&`` (or formula-like text, a space at an end) the column took the
+    chunk-by-chunk path before it was marked as wrapping, and the two-line address overprinted the row above.
+    Numbers beside it (a phone column typed both ways) too."""
+    values = ["Vej 2", "Vestergade 5\n2. th.", beside, "Vej 5"] * 3
+    rows = [OutputRow(2 + i, {"Navn": f"P {i}", "Adresse": v}, {"Status": RowStatus.ISSUED, "Row": 2 + i})
+            for i, v in enumerate(values)]
+    path = write_output(OutputSheet(["Navn", "Adresse"], ["Status", "Row"], rows), tmp_path / "lines.xlsx")
+    ws = openpyxl.load_workbook(path)["Result"]
+    for i, v in enumerate(values):
+        assert ws.cell(2 + i, 2).value == (v if v != "" else None)
+    for r in (3, 7, 11):
+        assert ws.cell(r, 2).alignment.wrap_text and ws.row_dimensions[r].height == 30, r
+    assert ws.row_dimensions[2].height in (None, 15) and not ws["A3"].alignment.wrap_text
+    if isinstance(beside, str) and beside.startswith("="):
+        assert ws["B4"].quotePrefix and ws["B4"].alignment.wrap_text  # still text, never a formula
