@@ -221,11 +221,14 @@ class Column:
     # Amounts kept apart from their currencies (results.OutputRows): values are Decimal or None, a cell is
     # Money(value, currencies[i]). flexybulk.output_layout makes the Money when it renders chunk by chunk.
     currencies: list | None = None
-    # Learnt by output_layout.look_at before the column is laid out: its distinct texts when they repeat a lot,
-    # and its values joined by NUL when every one is text.
+    # Learnt by output_layout.look_at before the column is laid out: the classes of its values, its distinct
+    # texts when they repeat a lot, and its texts joined by NUL: every value, when every one is text, or the
+    # non-empty ones (``present``) of a text column with gaps.
     seen: bool = False
+    kinds: set | None = None
     distinct: set | None = None
     joined: str | None = None
+    present: list | None = None
 
 
 _NONE = type(None)

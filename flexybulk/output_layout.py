@@ -58,8 +58,8 @@ def prepare(col: Column, letter: str, styles: Styles) -> int:
     values = col.values
     if not col.seen:
         look_at(col)
-    distinct, blob = col.distinct, col.joined
-    kinds = {str} if blob is not None else set(map(type, values if distinct is None else distinct))
+    distinct = col.distinct
+    kinds = set(col.kinds)
     holes = _NONE in kinds
     kinds.discard(_NONE)
     col.layout = None
@@ -72,7 +72,7 @@ def prepare(col: Column, letter: str, styles: Styles) -> int:
             if shaped is None:
                 return column_width(col, styles)
     elif kinds == {str}:
-        shaped = _texts(col, letter, values, holes, styles, distinct, blob)
+        shaped = _texts(col, letter, values, holes, styles, distinct)
     elif kinds == {RowStatus} and not holes and col.kind == "status":
         status = {s: styles.index(f) for s, f in styles.status.items()}
         ends = {s: f'"{_style(status.get(s.value, 0))} t="inlineStr"><is><t>{s.value}</t></is></c>' for s in set(values)}
@@ -146,17 +146,21 @@ def look_at(col: Column) -> None:
     """
     values = col.values
     col.seen = True
-    col.distinct = _distinct(values)
+    col.distinct = distinct = _distinct(values)
     # A column of text only is known by joining it (the join refuses anything else), not by a type per cell;
     # not a status column (RowStatus is a str too, and has a layout of its own).
-    if col.distinct is None and col.currencies is None and col.kind != "status":
+    if distinct is None and col.currencies is None and col.kind != "status":
         col.joined = _joined_texts(values)
-    if col.kind != "plain" or col.currencies is not None:
+    col.kinds = {str} if col.joined is not None else set(map(type, values if distinct is None else distinct))
+    if col.kind != "plain" or col.currencies is not None or str not in col.kinds:
         return
     if col.joined is not None:
         texts = col.joined
+    elif distinct is None and col.kinds == {str, _NONE}:  # text with gaps: joined as _texts would join it
+        col.present = list(filter(None, values))
+        texts = col.joined = "\x00".join(col.present)
     else:
-        present = values if col.distinct is None else list(col.distinct)
+        present = values if distinct is None else list(distinct)
         texts = "".join(compress(present, map(operator.is_, map(type, present), repeat(str))))
     if "\n" in texts:
         col.kind = "wrap"
@@ -172,17 +176,21 @@ def _joined_texts(values: list) -> str | None:
         return None
 
 
-def _texts(col: Column, letter: str, values: list, holes: bool, styles: Styles, distinct: set | None,
-           blob: str | None = None) -> int | None:
-    """Text: ``blob``, when given, is ``values`` joined by NUL (every value a text)."""
+def _texts(col: Column, letter: str, values: list, holes: bool, styles: Styles, distinct: set | None) -> int | None:
+    """Text, with gaps or not; what :func:`look_at` joined already is not joined again."""
+    blob = col.joined
     if distinct is not None:  # each distinct text looked at once
         present = [t for t in distinct if t]
         holes = holes or "" in distinct
+    elif col.present is not None:  # text with gaps, the non-empty texts joined by look_at
+        present, holes = col.present, True
     else:
         present = list(filter(None, values)) if holes or not all(values) else values  # "" is an empty cell too
         holes = present is not values
+        if present is not values:
+            blob = None
     longest = max(map(len, present), default=0)
-    if blob is None or present is not values:
+    if blob is None:
         blob = "\x00".join(present)
     if col.kind == "status" or longest > MAX_TEXT or not plain_texts(present, blob):
         return None
