@@ -225,6 +225,7 @@ class Column:
     # texts when they repeat a lot, and its texts joined by NUL: every value, when every one is text, or the
     # non-empty ones (``present``) of a text column with gaps.
     seen: bool = False
+    numbers_only: bool = False  # a wrap column of lists of numbers (output_cells.row_heights counts their lines)
     kinds: set | None = None
     distinct: set | None = None
     joined: str | None = None
@@ -459,15 +460,21 @@ def _text_cells(texts: list[str], letter: str, numbers: list[str], kind: str, st
     return joined(_text_parts(texts, letter, numbers, kind, styles, short))
 
 
-def row_heights(wrapped: list[tuple[list, int]]) -> dict[int, str]:
+def row_heights(wrapped: list[tuple]) -> dict[int, str]:
     """Row index -> the ``<row>`` attributes giving it room for its wrapped text (rows that need more than one line).
 
-    Neither Excel nor LibreOffice grows a row for wrapped text when it opens
-    a file, so the height is set: lines estimated from the text's length at
-    the column's width (words wrap a little earlier: 90%), 15 points a line.
+    ``wrapped``: ``(values, width)`` per wrap column, or ``(values, width,
+    True)`` for a column of number lists (certificate numbers). Neither Excel
+    nor LibreOffice grows a row for wrapped text when it opens a file, so the
+    height is set, 15 points a line: lines estimated from the text's length
+    at the column's width (words wrap a little earlier: 90%); a list of
+    numbers of one length (``17961675080000005, 17961675080000006``) is
+    counted exactly, numbers per line, as digits are as wide as the width's
+    unit (a row of three certificate numbers had a blank second line: a
+    fresh user's find).
     """
     lines: dict[int, int] = {}
-    for values, width in wrapped:
+    for values, width, *numbers_only in wrapped:
         fits = max(1, int(width * 0.9))
         # The texts that may need more than one line, found at C speed: longer than a line, or with a line break.
         texts = list(compress(range(len(values)), map(operator.is_, map(type, values), repeat(str))))
@@ -475,12 +482,28 @@ def row_heights(wrapped: list[tuple[list, int]]) -> dict[int, str]:
         tall = set(compress(texts, map(operator.gt, map(len, found), repeat(fits))))
         if "\n" in "".join(found):
             tall.update(compress(texts, map(operator.contains, found, repeat("\n"))))
+        listed = bool(numbers_only and numbers_only[0])
         for i in tall:
             v = values[i]
-            n = sum(-(-len(part) // fits) or 1 for part in v.split("\n"))
+            n = _listed_lines(v, width) if listed else None
+            if n is None:
+                n = sum(-(-len(part) // fits) or 1 for part in v.split("\n"))
             if n > lines.get(i, 1):
                 lines[i] = n
     return {i: f' ht="{min(409, 15 * n)}" customHeight="1"' for i, n in lines.items()}
+
+
+NUMBER_LIST = b"0123456789, "  # the characters of a list of numbers (", " between them)
+
+
+def _listed_lines(text: str, width: int) -> int | None:
+    """Lines a list of numbers of one length takes at ``width`` digits a line (``None``: not such a list)."""
+    count = text.count(", ") + 1
+    digits = text.find(",") if count > 1 else len(text)
+    if digits < 1 or digits > width or len(text) != count * (digits + 2) - 2:
+        return None
+    per_line = (width + 2) // (digits + 2)  # n numbers take n * digits + 2 * (n - 1) characters
+    return -(-count // per_line)
 
 
 def column_letter(index: int) -> str:

@@ -42,7 +42,7 @@ from typing import Iterator
 from .model import RowStatus
 from .output_cells import (
     _AMOUNT, _CURRENCY, _LETTER, _NEEDS_CARE, _NONE, DANGEROUS_START, FILTER_BUTTON, MAX_TEXT, Column, Money, Pieces,
-    Styles, cell_parts, column_letter, column_width, excel_serial, has_illegal, row_heights, text_ends,
+    NUMBER_LIST, Styles, cell_parts, column_letter, column_width, excel_serial, has_illegal, row_heights, text_ends,
 )
 
 HOLES = 8  # a column with more than one empty cell in this many is rendered chunk by chunk (only its cells)
@@ -152,6 +152,14 @@ def look_at(col: Column) -> None:
     if distinct is None and col.currencies is None and col.kind != "status":
         col.joined = _joined_texts(values)
     col.kinds = {str} if col.joined is not None else set(map(type, values if distinct is None else distinct))
+    if col.kind == "wrap" and distinct is None and col.kinds <= {str, _NONE}:
+        # A wrap column of number lists (certificate numbers): its rows' lines are counted exactly (row_heights).
+        texts = col.joined if col.joined is not None else "".join(filter(None, values))
+        try:
+            raw = texts.encode("ascii")
+        except UnicodeEncodeError:
+            raw = b"x"
+        col.numbers_only = bool(raw) and not raw.translate(None, NUMBER_LIST + b"\x00")  # NUL: the joiner
     if col.kind != "plain" or col.currencies is not None or str not in col.kinds:
         return
     if col.joined is not None:
@@ -367,9 +375,11 @@ class TablePart:
         """The part's rows as UTF-8 XML, ``rows`` rows a piece; ``widths`` are the table's (rows' heights follow them)."""
         letters = [column_letter(j) for j in range(len(self.columns))]
         wrapped = [(col, width - 1) for col, width in zip(self.columns, widths) if col.kind == "wrap"]
+        listed = [col.numbers_only for col, _ in wrapped]
         for start in range(0, len(self.numbers), rows):
             part = list(map(str, self.numbers[start:start + rows]))  # each row number made text once, not per cell
-            heights = row_heights([(col.values[start:start + rows], width) for col, width in wrapped])
+            heights = row_heights([(col.values[start:start + rows], width, numbers)
+                                   for (col, width), numbers in zip(wrapped, listed)])
             pieces: list = ['<row r="', part]
             if heights:
                 pieces += ['"', [heights.get(i, "") for i in range(len(part))], ">"]

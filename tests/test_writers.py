@@ -474,3 +474,22 @@ def test_a_line_break_wraps_whatever_else_its_column_holds(tmp_path, beside):
     assert ws.row_dimensions[2].height in (None, 15) and not ws["A3"].alignment.wrap_text
     if isinstance(beside, str) and beside.startswith("="):
         assert ws["B4"].quotePrefix and ws["B4"].alignment.wrap_text  # still text, never a formula
+
+
+def test_certificate_numbers_get_the_lines_they_take(tmp_path):
+    """A fresh user's find: three 17-digit certificate numbers fit one line of the 60-wide column, but the row was
+    two lines high. A list of numbers of one length is counted exactly; any other text keeps the estimate."""
+    def numbers(count, digits=17):
+        return ", ".join(str(10 ** (digits - 1) + k) for k in range(count))
+
+    texts = [numbers(1), numbers(3), numbers(4), numbers(10), numbers(7, 12), "1, 22, 333, " * 8 + "4444"]
+    rows = [OutputRow(2 + i, {"Navn": f"P {i}"}, {"Status": RowStatus.ISSUED, "GiftCertificateNumbers": t, "Row": 2 + i})
+            for i, t in enumerate(texts)]
+    path = write_output(OutputSheet(["Navn"], ["Status", "GiftCertificateNumbers", "Row"], rows), tmp_path / "c.xlsx")
+    ws = openpyxl.load_workbook(path)["Result"]
+    assert round(ws.column_dimensions["C"].width) == 61  # 60 characters and XlsxWriter's padding
+    assert [ws.cell(2 + i, 3).value for i in range(len(texts))] == texts
+    heights = [ws.row_dimensions[2 + i].height for i in range(len(texts))]
+    # 1 and 3 numbers: one line; 4: two (three a line); 10: four; seven of 12 digits: four a line, two lines;
+    # numbers of mixed lengths: the estimate (102 characters at 53 a line: two lines).
+    assert heights == [None, None, 30, 60, 30, 30]
