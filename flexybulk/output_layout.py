@@ -136,8 +136,9 @@ def _spread(texts: list, where: list[int], rows: int) -> list:
 
 
 def look_at(col: Column) -> None:
-    """What the column's layout and its rendering chunk by chunk both need to know first: its distinct texts
-    (when they repeat a lot), its values joined (when every one is text), and whether it wraps.
+    """What the column's layout and its rendering chunk by chunk both need to know first: the classes of its
+    values, its distinct texts (when they repeat a lot), its texts joined, whether it wraps, and whether a wrap
+    column holds only lists of numbers (certificate numbers: their rows' lines are counted exactly).
 
     A text with a line break (an address typed on two lines) in a plain column makes the column wrap, and
     its rows get the height of their lines (TablePart.chunks), whatever else the column holds: not one line
@@ -309,8 +310,8 @@ def _text_and_numbers(col: Column, letter: str, values: list, styles: Styles) ->
     deque(map(ends.__setitem__, where_text, text_ends(texts, col.kind, styles)), maxlen=0)
     deque(map(ends.__setitem__, where_number, map(f'"{s}><v>%s</v></c>'.__mod__, numbers)), maxlen=0)
     _lay_out(col, letter, [ends], gaps)
-    # The width as output_cells.column_width gives it: the longest value's text (an empty one counts as "None").
-    longest = max(max(map(len, texts), default=0), max(map(len, numbers), default=0), 4 if gaps else 0)
+    # The width as output_cells.column_width gives it: the longest value's text.
+    longest = max(max(map(len, texts), default=0), max(map(len, numbers), default=0))
     return longest + longest // 3 if col.kind == "int" else longest
 
 
@@ -375,11 +376,9 @@ class TablePart:
         """The part's rows as UTF-8 XML, ``rows`` rows a piece; ``widths`` are the table's (rows' heights follow them)."""
         letters = [column_letter(j) for j in range(len(self.columns))]
         wrapped = [(col, width - 1) for col, width in zip(self.columns, widths) if col.kind == "wrap"]
-        listed = [col.numbers_only for col, _ in wrapped]
         for start in range(0, len(self.numbers), rows):
             part = list(map(str, self.numbers[start:start + rows]))  # each row number made text once, not per cell
-            heights = row_heights([(col.values[start:start + rows], width, numbers)
-                                   for (col, width), numbers in zip(wrapped, listed)])
+            heights = row_heights([(col.values[start:start + rows], width, col.numbers_only) for col, width in wrapped])
             pieces: list = ['<row r="', part]
             if heights:
                 pieces += ['"', [heights.get(i, "") for i in range(len(part))], ">"]
