@@ -18,7 +18,7 @@ from ..errors import ExitCode
 from ..model import RowStatus
 from .base import cli, echo, plural, progress_bar
 from .options import LEDGER_OPTION, api_options, connected, issue_options, parse_max_total, read_options, read_request
-from .render import confirmation_question, show_input, show_known, show_outcome, show_plan, show_validation, show_warnings
+from .render import confirmation_question, show_input, show_known, show_outcome, show_plan, show_validation
 
 
 def _validation_bar(rows: int, quiet: bool) -> Any:
@@ -144,8 +144,8 @@ def _issue_command(file: str, kw: dict, *, command: str) -> int:
                 return ExitCode.ROWS_FAILED
             if not quiet:
                 show_plan(prepared)
-            else:
-                show_warnings(prepared.validation)
+            else:  # --quiet still names every problem: the invalid rows --skip-invalid leaves out (a fresh user's find)
+                show_validation(prepared.validation, quiet=True)
             reissue_confirmed = False
             if prepared.reissue:
                 for r in prepared.reissue:
