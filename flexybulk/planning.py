@@ -22,7 +22,7 @@ from typing import Any
 from .errors import JournalError
 from .journal import BatchRecord, Journal, NewRow, RowRecord, near_key, new_id
 from .model import RowStatus
-from .records import describe_line, excluded_text, order_content, problems_text
+from .records import describe_content, describe_line, excluded_text, order_content, problems_text, same_content
 from .validate import RowCheck, Validation
 
 
@@ -69,6 +69,16 @@ class DerivedIds:
 
 
 _SENT = ("send", "reissue", "near")  # the actions whose rows a run sends
+
+
+ALREADY_ISSUED = "Already issued in this batch."
+"""A ``"done"`` row's message when its line still says what was issued."""
+
+
+def edited_issued_text(content: dict) -> str:
+    """A ``"done"`` row's message when its line was edited after the issue: what was really issued (never sent again)."""
+    return (f"Already issued in this batch as: {describe_content(content)}. The values on its line differ and are "
+            "not applied: an issued row is never sent again.")
 
 
 @dataclass
@@ -211,7 +221,9 @@ def plan_batch(journal: Journal, validation: Validation, *, input_path: str, tar
     for c in validation.checks:
         rec = records[c.row.number]
         if rec.status == RowStatus.ISSUED:
-            decided[rec.row_number] = PlannedRow(rec.row_number, "done", "Already issued in this batch.")
+            edited = bool(rec.content) and (c.order is None or not same_content(c.order, rec.content))
+            decided[rec.row_number] = PlannedRow(rec.row_number, "done", edited_issued_text(rec.content) if edited
+                                                 else ALREADY_ISSUED)
         elif c.row.excluded is not None and rec.commit_may_have_happened and rec.content:
             candidates.append(rec)  # hidden while its commit was in doubt: settled with its recorded ids, never left open
         elif c.row.excluded is not None:

@@ -8,6 +8,7 @@ recorded content keeps the price as text (``"250.00"``).
 from __future__ import annotations
 
 from decimal import Decimal
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from .journal import RowRecord, Step
@@ -53,6 +54,28 @@ def content_fingerprint(content: dict) -> str:
     """:func:`~flexybulk.validate.fingerprint` of a recorded order content."""
     return fingerprint(content["email"], content["type_id"], content["department_id"], Decimal(content["price"]),
                        int(content["quantity"]), content["currency"])
+
+
+# order_content's fields (flexybulk.records), price aside: compared as a tuple, without building the dict.
+_CONTENT_KEYS = ("name", "email", "type_id", "type_name", "department_id", "department_name", "quantity", "currency",
+                 "country", "phone", "address", "postal_code", "city")
+_content_values = itemgetter(*_CONTENT_KEYS)
+_order_values = attrgetter("name", "email", "type.id", "type.name", "department.id", "department.name", "quantity",
+                           "currency", "country", "phone", "address", "postal_code", "city")
+_CONTENT_SIZE = len(_CONTENT_KEYS) + 1  # and the price
+
+def same_content(order: Any, content: dict) -> bool:
+    """``order_content(order) == content``, without building the dict: a result sheet asks it of every ISSUED row.
+
+    ``order`` is a :class:`~flexybulk.model.Order`; ``content`` a ledger row's
+    recorded content. tests/test_results.py checks it against ``order_content``.
+    """
+    if len(content) != _CONTENT_SIZE:
+        return False
+    try:
+        return content["price"] == str(order.price) and _content_values(content) == _order_values(order)
+    except KeyError:
+        return False
 
 
 def describe_content(content: dict) -> str:

@@ -12,39 +12,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from operator import attrgetter, itemgetter
 from typing import Any, Sequence
 
 from .journal import Step
 from .model import RowStatus
-from .records import describe_content, excluded_text, problems_text
+from .records import describe_content, excluded_text, problems_text, same_content  # noqa: F401 (re-exported)
 from .validate import DEFAULT_CURRENCY
-
-# order_content's fields (flexybulk.records), price aside: compared as a tuple, without building the dict.
-_CONTENT_KEYS = ("name", "email", "type_id", "type_name", "department_id", "department_name", "quantity", "currency",
-                 "country", "phone", "address", "postal_code", "city")
-_content_values = itemgetter(*_CONTENT_KEYS)
-_order_values = attrgetter("name", "email", "type.id", "type.name", "department.id", "department.name", "quantity",
-                           "currency", "country", "phone", "address", "postal_code", "city")
-_CONTENT_SIZE = len(_CONTENT_KEYS) + 1  # and the price
 
 COLUMNS = ("Status", "Error", "AmountRead", "LineTotal", "CustomerId", "SalesOrderId", "ExternalPaymentId",
            "GiftCertificateNumbers", "IssuedAt")
 """The columns :func:`result_columns` fills (besides ``currencies``, the currency of each row's amounts)."""
-
-
-def same_content(order: Any, content: dict) -> bool:
-    """``order_content(order) == content``, without building the dict: a result sheet asks it of every ISSUED row.
-
-    ``order`` is a :class:`~flexybulk.model.Order`; ``content`` a ledger row's
-    recorded content. tests/test_results.py checks it against ``order_content``.
-    """
-    if len(content) != _CONTENT_SIZE:
-        return False
-    try:
-        return content["price"] == str(order.price) and _content_values(content) == _order_values(order)
-    except KeyError:
-        return False
 
 
 class ResultColumns:

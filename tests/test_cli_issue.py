@@ -327,6 +327,10 @@ def test_an_edited_issued_line_says_what_was_really_issued(tmp_path, sandbox_env
     _edit_result(result, lambda ws, col: ws.__setitem__(f"{col['Beløb']}5", 999))
     run = flexybulk("retry", result, "--yes")
     assert run.code == 0, run.output
+    # Said before anything runs, not only in the sheet (a fresh user's find: the console gave the edited total).
+    assert ("  row 5: Already issued in this batch as: Lars Eksempel, lars@example.com, 3 × 199.95 DKK Gavekort, "
+            "Webshop. The values on its line differ and are not applied: an issued row is never sent again.\n") in run.stdout
+    assert run.stdout.count("Already issued in this batch as:") == 1
     got = result_rows(result)
     assert got[3]["Status"] == "ISSUED" and got[3]["Beløb"] == 999
     assert got[3]["Error"].startswith("Issued as: Lars Eksempel, lars@example.com, 3 × 199.95 DKK Gavekort, Webshop.")

@@ -85,6 +85,14 @@ class Prepared:
         return self.plan.count("done") if self.plan else 0
 
     @property
+    def issued_edited(self) -> list[PlannedRow]:
+        """Rows this batch issued whose lines were edited since (the edits are not applied; each message says
+        what was really issued)."""
+        from ..planning import ALREADY_ISSUED
+
+        return [r for r in self.plan.rows if r.action == "done" and r.message != ALREADY_ISSUED] if self.plan else []
+
+    @property
     def skipped(self) -> list[PlannedRow]:
         """Rows an earlier batch issued, not issued again."""
         return [r for r in self.plan.rows if r.action == "skip"] if self.plan else []

@@ -109,6 +109,8 @@ def show_plan(prepared: Prepared) -> None:
     echo(f"Batch {plan.batch.id}" + (" (resumed)" if plan.resumed else ""))
     if prepared.already_issued:
         echo(f"Already issued in this batch: {plural(prepared.already_issued, 'row')} (skipped).")
+    for r in prepared.issued_edited:  # the totals above are the sheet's; these lines' edits are not sent
+        echo(f"  row {r.row_number}: {r.message}")
     for r in plan.duplicates:
         if r.action == "skip":
             echo(f"  row {r.row_number}: {r.message}")
