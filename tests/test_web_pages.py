@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -80,6 +81,30 @@ def test_a_file_already_issued_says_so_and_its_totals_are_what_an_issue_would_se
 
 
 # -- finding 6: the page's own words ------------------------------------------------------------------------
+
+
+def test_an_issued_line_edited_since_is_named_on_the_confirmation(local, sandbox, tmp_path):
+    """As the command line says it before anything runs: what was really issued, and that the edits are not sent."""
+    rows = [["Anna", "anna@example.com", "Gavekort", 250, 2, "Webshop"], ["Bo", "bo@example.com", "Gavekort", 300, 1, "Aarhus"]]
+    first = _upload(local, write_sheet(tmp_path / "en.xlsx", rows))
+    _issue(local, first)
+    result = tmp_path / "en.result.xlsx"
+    result.write_bytes(local.get(f"/u/{first}/result.xlsx").content)
+    wb = openpyxl.load_workbook(result)
+    ws = wb["Result"]
+    ws.cell(3, [c.value for c in ws[1]].index("Beløb") + 1).value = 999  # Bo's amount, after the issue
+    wb.save(result)
+    back = _upload(local, result)
+    page = local.get(f"/u/{back}/confirm").text
+    for _ in range(400):
+        if 'data-testid="preparing"' not in page:
+            break
+        time.sleep(0.05)
+        page = local.get(f"/u/{back}/confirm").text
+    box = page.split('data-testid="issued-edited"')[1].split("</details>")[0]
+    assert "Issued, but the line was edited since (the edits are not sent): 1" in box
+    assert "Row 3: Already issued in this batch as: Bo, bo@example.com, 1 × 300.00 DKK Gavekort, Aarhus." in html.unescape(box)
+    assert 'data-testid="confirm-rows">0<' in page and sandbox.state.counts()["committed_orders"] == 2  # nothing more to send
 
 
 @pytest.mark.parametrize("library, page", [

@@ -139,6 +139,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "real_flexybox": ("den rigtige Flexybox på {host}", "the real Flexybox at {host}"),
     "to_send": ("Rækker der sendes", "Rows to send"),
     "already_issued": ("Allerede udstedt i denne batch (sendes ikke igen)", "Already issued in this batch (not sent again)"),
+    "issued_edited": ("Udstedt, men linjen er ændret siden (ændringerne sendes ikke)",
+                      "Issued, but the line was edited since (the edits are not sent)"),
     "skipped_earlier": ("Udstedt af en tidligere batch — sendes ikke igen", "Issued by an earlier batch — not sent again"),
     "near_title": ("{n} rækker ligner gavekort, som samme e-mail allerede har fået (samme type, andet beløb eller antal)",
                    "{n} rows look like gift certificates the same email already received (same type, other amount or quantity)"),

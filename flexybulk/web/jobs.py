@@ -57,6 +57,7 @@ class Preview:
     by_type: dict[str, Any] = field(default_factory=dict)
     by_department: dict[str, Any] = field(default_factory=dict)
     already_issued: int = 0
+    issued_edited: list[tuple[int, str]] = field(default_factory=list)
     skipped: list[tuple[int, str]] = field(default_factory=list)
     near: list[tuple[int, str]] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
@@ -368,6 +369,7 @@ def _preview_of(key: str, prepared: batches.Prepared) -> Preview:
         p.by_type.setdefault(order.type.name, Totals()).add(order)
         p.by_department.setdefault(order.department.name, Totals()).add(order)
     p.already_issued = prepared.already_issued
+    p.issued_edited = [(r.row_number, r.message or "") for r in prepared.issued_edited]
     p.skipped = [(r.row_number, r.message or "") for r in prepared.skipped]
     p.near = [(r.row_number, r.message or "") for r in prepared.near]
     p.settling = [(r.row_number, r.message or "") for r in prepared.settling]
