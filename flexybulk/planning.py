@@ -394,8 +394,13 @@ def preview(journal: Journal, validation: Validation, *, target: str,
             continue
         rec = records.get(c.row.number)
         if rec is not None and rec.status == RowStatus.ISSUED:
-            found[c.row.number] = PlannedRow(c.row.number, "done", f"Already issued on {_day(rec)} in batch {batch.id} "
-                                             "(this file): an issue would skip it.", rec)
+            said = f"Already issued on {_day(rec)} in batch {batch.id} (this file)"
+            if rec.content and not same_content(c.order, rec.content):  # the line edited since: say what was issued
+                said += (f" as: {describe_content(rec.content)}. The values on its line differ and would not be "
+                         "applied: an issue skips it.")
+            else:
+                said += ": an issue would skip it."
+            found[c.row.number] = PlannedRow(c.row.number, "done", said, rec)
             continue
         if rec is not None and rec.commit_may_have_happened and rec.commit_content is not None:
             found[c.row.number] = PlannedRow(c.row.number, "send", "Its commit may already have gone through: an issue "

@@ -95,6 +95,10 @@ def test_an_issued_line_edited_since_is_named_on_the_confirmation(local, sandbox
     ws.cell(3, [c.value for c in ws[1]].index("Beløb") + 1).value = 999  # Bo's amount, after the issue
     wb.save(result)
     back = _upload(local, result)
+    check = html.unescape(local.get(f"/u/{back}").text)  # the check page says it of the row too
+    assert "(this file) as: Bo, bo@example.com, 1 × 300.00 DKK Gavekort, Aarhus. The values on its line differ and " \
+           "would not be applied: an issue skips it." in check
+    assert "(this file): an issue would skip it." in check  # Anna's line, unchanged
     page = local.get(f"/u/{back}/confirm").text
     for _ in range(400):
         if 'data-testid="preparing"' not in page:
