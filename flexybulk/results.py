@@ -66,6 +66,20 @@ TO_DO = {
 """What a person does about a row in "Needs attention", by its status's value."""
 TO_DO_VALIDATION = "Correct the cells named in Details in the input file, then validate again."
 
+# The same, for a result sheet of a batch issued on the web page: its people press buttons, they run no commands.
+MEANING_WEB = {**MEANING,
+               "UNKNOWN": "The last call's outcome is not known. Retry on the web page's result page settles it safely.",
+               "PENDING": "Not finished (interrupted, or held back). Resume or Retry on the web page's result page "
+                          "finishes it."}
+TO_DO_WEB = {**TO_DO,
+             "INVALID": "Correct the cells named in Details on the web page's result page, then press Retry.",
+             "FAILED": "If Details names a value (a misspelt email, a wrong type), correct it on the web page's result "
+                       "page; then press Retry. It reuses the row's ids, so nothing is issued twice.",
+             "UNKNOWN": "Press Retry on the web page's result page: it settles the row with its recorded ids and "
+                        "cannot issue twice. Do not issue it by hand.",
+             "PENDING": "Press Resume or Retry on the web page's result page to finish the row (same ids, nothing "
+                        "issued twice)."}
+
 
 def default_output_path(input_path: Path, kind: str) -> Path:
     """``kampagne.xlsx`` -> ``kampagne.result.xlsx`` (``kind`` = ``"result"`` or ``"validation"``).
@@ -129,10 +143,10 @@ def _add(groups: dict, key: tuple, rows: int, quantity: int, total: Decimal) -> 
     entry[2] += total
 
 
-def _status_lines(counts: dict, statuses: Sequence[RowStatus]) -> list[list[Any]]:
+def _status_lines(counts: dict, statuses: Sequence[RowStatus], meaning: dict[str, str] = MEANING) -> list[list[Any]]:
     lines: list[list[Any]] = [[], [Heading("Rows per status")], [Label("Status"), Label("Rows", right=True),
                                                                Label("What it means")]]
-    lines += [[s, counts.get(s, 0), MEANING.get(s.value, "")] for s in statuses]
+    lines += [[s, counts.get(s, 0), meaning.get(s.value, "")] for s in statuses]
     lines.append([Label("All rows"), sum(counts.values())])
     return lines
 
@@ -252,7 +266,8 @@ def _validation_sheet(validation: Any, notes: dict[int, str]) -> OutputSheet:
                        typed_columns=TYPED_COLUMNS, attention=attention)
 
 
-def result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledger_path: Path) -> OutputSheet:
+def result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledger_path: Path, *,
+                 face: str = "cli") -> OutputSheet:
     """The result sheet of a batch: every input row with its status, error, ids and certificate numbers.
 
     Args:
@@ -260,6 +275,8 @@ def result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledge
         batch: the ledger's :class:`~flexybulk.journal.BatchRecord`.
         records: input row number -> :class:`~flexybulk.journal.RowRecord` (the ledger's word on each row).
         ledger_path: the ledger file (named in the Summary).
+        face: ``"cli"`` or ``"web"``: whose words say what to do (commands, or the web page's buttons),
+            and, for the web, the input file by the name it was uploaded under, not the server's path.
 
     An invalid row that was never issued is INVALID; an ISSUED row whose
     line differs from what was committed says what was really issued.
@@ -270,16 +287,16 @@ def result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledge
     ISSUED rows, per currency, type and department.
     """
     with gc_paused():  # a hundred thousand rows' objects, no cycles
-        return _result_sheet(sheet, validation, batch, records, ledger_path)
+        return _result_sheet(sheet, validation, batch, records, ledger_path, face == "web")
 
 
-def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledger_path: Path) -> OutputSheet:
+def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledger_path: Path, web: bool) -> OutputSheet:
     from .records import row_ranges
 
     checks = validation.checks
     ISSUED = RowStatus.ISSUED
     numbers = [c.row.number for c in checks]
-    made = result_columns(checks, list(map(records.get, numbers)), TO_DO)
+    made = result_columns(checks, list(map(records.get, numbers)), TO_DO_WEB if web else TO_DO)
     attention, issued, statuses = made.attention, made.issued, made.columns["Status"]
     # The writers take only the input's own headers from the inputs, so the rows' dicts need no copy.
     rows = OutputRows(numbers, [c.row.original for c in checks],
@@ -300,7 +317,7 @@ def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledg
         [Heading("Result sheet")],
         [Label("Batch"), batch.id],
         [Label("Target"), batch.target],
-        [Label("Input file"), batch.input_path],
+        [Label("Input file"), *((Path(batch.input_path).name, "uploaded on the web page") if web else (batch.input_path,))],
         [Label("Sheet"), batch.sheet_name],
         [Label("SHA-256 of the input file"), batch.input_sha256],
         # What adoption checks a line's ids against (issue #11): derived ids can be recomputed from these.
@@ -322,7 +339,7 @@ def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledg
                         "were deleted from the sheet given back; counted below, their ids are in the ledger"])
     counts = {st: statuses.count(st) for st in _RESULT_STATUSES}
     counts[ISSUED] = counts.get(ISSUED, 0) + len(absent)
-    summary += _status_lines(counts, _RESULT_STATUSES)
+    summary += _status_lines(counts, _RESULT_STATUSES, MEANING_WEB if web else MEANING)
     summary += money_lines("Issued", issued)
     attention_headers = ATTENTION_HEADERS
     if not all(map(operator.lt, numbers, numbers[1:])):  # C speed on 100,000 rows

@@ -83,6 +83,27 @@ def test_a_file_already_issued_says_so_and_its_totals_are_what_an_issue_would_se
 # -- finding 6: the page's own words ------------------------------------------------------------------------
 
 
+def test_a_web_batchs_result_sheet_speaks_of_the_web_page_not_of_commands(local, sandbox, tmp_path):
+    """A coordinator on the web page runs no commands: the Summary and "Needs attention" name its buttons, and the
+    input file by the name it was uploaded under (not the server's path)."""
+    rows = [["Anna", "anna@example.com", "Gavekort", 250, 2, "Webshop"], ["Bo", "bo@@example.com", "Gavekort", 300, 1, "Aarhus"]]
+    uid = _upload(local, write_sheet(tmp_path / "en.xlsx", rows))
+    local.post(f"/u/{uid}/options", data={"skip_invalid": "1"}, follow_redirects=False)
+    _issue(local, uid)
+    result = tmp_path / "web.result.xlsx"
+    result.write_bytes(local.get(f"/u/{uid}/result.xlsx").content)
+    wb = openpyxl.load_workbook(result)
+    summary = {r[0]: r[1:] for r in wb["Summary"].iter_rows(values_only=True) if r and r[0]}
+    assert summary["Input file"][:2] == ("en.xlsx", "uploaded on the web page")
+    assert summary["PENDING"][1] == ("Not finished (interrupted, or held back). Resume or Retry on the web page's "
+                                     "result page finishes it.")
+    attention = list(wb["Needs attention"].iter_rows(values_only=True))
+    assert [(a[0], a[1], a[3]) for a in attention[1:]] == [
+        (3, "INVALID", "Correct the cells named in Details on the web page's result page, then press Retry.")]
+    words = " ".join(str(v) for ws in wb for row in ws.iter_rows(values_only=True) for v in row if v)
+    assert "flexybulk retry" not in words and "/uploads/" not in words
+
+
 def test_an_issued_line_edited_since_is_named_on_the_confirmation(local, sandbox, tmp_path):
     """As the command line says it before anything runs: what was really issued, and that the edits are not sent."""
     rows = [["Anna", "anna@example.com", "Gavekort", 250, 2, "Webshop"], ["Bo", "bo@example.com", "Gavekort", 300, 1, "Aarhus"]]

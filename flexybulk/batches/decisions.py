@@ -55,6 +55,7 @@ class Prepared:
         options: the run's options as recorded in the ledger and audit log.
         adopted: the ledger did not know the result sheet's batch, and it was rebuilt from the
             sheet (:mod:`flexybulk.adoption`) before planning.
+        face: ``"cli"`` or ``"web"``: the result sheet's words on what to do follow it.
     """
 
     command: str
@@ -68,6 +69,7 @@ class Prepared:
     totals: Totals = field(default_factory=Totals)
     options: dict = field(default_factory=dict)
     adopted: bool = False
+    face: str = "cli"
 
     @property
     def blocked(self) -> bool:

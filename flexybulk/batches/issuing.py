@@ -94,7 +94,7 @@ class Issuing:
                 skip_invalid: bool = False, allow_reissue: bool = False, payment_type: str = "Mastercard",
                 workers: int = 4, rate: float | None = None, first: int | None = None,
                 max_total: dict[str | None, Decimal] | None = None, web_user: str | None = None,
-                progress: Callable[[int], None] | None = None) -> Prepared:
+                face: str = "cli", progress: Callable[[int], None] | None = None) -> Prepared:
         """Validate ``source`` against the live catalogue and plan its batch in the ledger.
 
         Spending guards (issue #11): ``first`` sends only the first N rows
@@ -135,7 +135,7 @@ class Issuing:
             self._refuse_a_lost_batch(source)
         expected = None if allow_reissue else (batch.id if batch else None)
         out = self._result_path(source, Path(output) if output else None, expected)
-        prepared = Prepared(command, source, validation, self.target, out, adopted=adopted)
+        prepared = Prepared(command, source, validation, self.target, out, adopted=adopted, face=face)
 
         # Rows the ledger already issued are never re-sent, so edits to them cannot block a rerun.
         issued_rows = {n for n, r in known.items() if r.status == RowStatus.ISSUED}
@@ -300,7 +300,8 @@ def write_result(prepared: Prepared, records: dict[int, RowRecord], ledger_path:
     Raises:
         InputFileError: the file cannot be written.
     """
-    sheet = result_sheet(prepared.input.sheet, prepared.validation, prepared.batch, records, ledger_path)
+    sheet = result_sheet(prepared.input.sheet, prepared.validation, prepared.batch, records, ledger_path,
+                         face=prepared.face)
     return write_output(sheet, prepared.output)
 
 

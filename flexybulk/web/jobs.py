@@ -273,7 +273,7 @@ class Issuer:
     def _prepare(self, session: batches.Issuing, upload: Upload, user: str | None = None) -> batches.Prepared:
         return session.prepare(self.input_of(upload), self.read_request(upload),
                                command="retry" if upload.mode == "retry" else "issue",
-                               skip_invalid=upload.skip_invalid, web_user=user or upload.user)
+                               skip_invalid=upload.skip_invalid, web_user=user or upload.user, face="web")
 
     def _do(self, work: Work) -> None:
         upload = self.store.get(work.upload_id)
