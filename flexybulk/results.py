@@ -70,7 +70,9 @@ TO_DO_VALIDATION = "Correct the cells named in Details in the input file, then v
 MEANING_WEB = {**MEANING,
                "UNKNOWN": "The last call's outcome is not known. Retry on the web page's result page settles it safely.",
                "PENDING": "Not finished (interrupted, or held back). Resume or Retry on the web page's result page "
-                          "finishes it."}
+                          "finishes it.",
+               "SKIPPED": "Not sent on purpose (issued by an earlier batch, or invalid with \"Issue only the valid "
+                          "rows\" ticked)."}
 TO_DO_WEB = {**TO_DO,
              "INVALID": "Correct the cells named in Details on the web page's result page, then press Retry.",
              "FAILED": "If Details names a value (a misspelt email, a wrong type), correct it on the web page's result "

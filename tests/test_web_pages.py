@@ -101,7 +101,7 @@ def test_a_web_batchs_result_sheet_speaks_of_the_web_page_not_of_commands(local,
     assert [(a[0], a[1], a[3]) for a in attention[1:]] == [
         (3, "INVALID", "Correct the cells named in Details on the web page's result page, then press Retry.")]
     words = " ".join(str(v) for ws in wb for row in ws.iter_rows(values_only=True) for v in row if v)
-    assert "flexybulk retry" not in words and "/uploads/" not in words
+    assert "flexybulk retry" not in words and "/uploads/" not in words and "--" not in words
 
 
 def test_an_issued_line_edited_since_is_named_on_the_confirmation(local, sandbox, tmp_path):
