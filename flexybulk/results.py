@@ -300,6 +300,14 @@ def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledg
     numbers = [c.row.number for c in checks]
     made = result_columns(checks, list(map(records.get, numbers)), TO_DO_WEB if web else TO_DO)
     attention, issued, statuses = made.attention, made.issued, made.columns["Status"]
+    if web:  # the library's messages in the page's words (press Retry, not flexybulk retry), each distinct one once
+        from .wording import sheet_words
+
+        errors = made.columns["Error"]
+        said = {text: sheet_words(text) for text in set(errors) if text}
+        made.columns["Error"] = list(map(said.get, errors, errors))
+        for line in attention:
+            line[4] = said.get(line[4], line[4])
     # The writers take only the input's own headers from the inputs, so the rows' dicts need no copy.
     rows = OutputRows(numbers, [c.row.original for c in checks],
                       {**made.columns, "BatchId": [batch.id] * len(numbers), "Row": numbers},

@@ -12,6 +12,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from flexybulk.results import TO_DO_WEB
 from flexybulk.web.words import page_words
 from builders import refuse_customer
 from webtools import write_sheet
@@ -83,10 +84,12 @@ def test_a_file_already_issued_says_so_and_its_totals_are_what_an_issue_would_se
 # -- finding 6: the page's own words ------------------------------------------------------------------------
 
 
-def test_a_web_batchs_result_sheet_speaks_of_the_web_page_not_of_commands(local, sandbox, tmp_path):
-    """A coordinator on the web page runs no commands: the Summary and "Needs attention" name its buttons, and the
-    input file by the name it was uploaded under (not the server's path)."""
-    rows = [["Anna", "anna@example.com", "Gavekort", 250, 2, "Webshop"], ["Bo", "bo@@example.com", "Gavekort", 300, 1, "Aarhus"]]
+def test_a_web_batchs_result_sheet_speaks_of_the_web_page_not_of_commands(local, sandbox, tmp_path, monkeypatch):
+    """A coordinator on the web page runs no commands: the Summary, "Needs attention" and the library's messages
+    name its buttons, and the input file by the name it was uploaded under (not the server's path)."""
+    refuse_customer(monkeypatch, sandbox.state, "carl@example.com", "EmailAddress: this address is blocked (sandbox test)")
+    rows = [["Anna", "anna@example.com", "Gavekort", 250, 2, "Webshop"], ["Bo", "bo@@example.com", "Gavekort", 300, 1, "Aarhus"],
+            ["Carl", "carl@example.com", "Gavekort", 100, 1, "Aarhus"]]
     uid = _upload(local, write_sheet(tmp_path / "en.xlsx", rows))
     local.post(f"/u/{uid}/options", data={"skip_invalid": "1"}, follow_redirects=False)
     _issue(local, uid)
@@ -99,7 +102,12 @@ def test_a_web_batchs_result_sheet_speaks_of_the_web_page_not_of_commands(local,
                                      "result page finishes it.")
     attention = list(wb["Needs attention"].iter_rows(values_only=True))
     assert [(a[0], a[1], a[3]) for a in attention[1:]] == [
-        (3, "INVALID", "Correct the cells named in Details on the web page's result page, then press Retry.")]
+        (3, "INVALID", "Correct the cells named in Details on the web page's result page, then press Retry."),
+        (4, "FAILED", TO_DO_WEB["FAILED"])]
+    failed = [r for r in wb["Result"].iter_rows(values_only=True) if r[0] == "Carl"][0]
+    assert failed[[c.value for c in wb["Result"][1]].index("Error")] == (  # the library's words, the page's way
+        "Flexybox refused the customer: EmailAddress: this address is blocked (sandbox test). Nothing was issued for this "
+        "row. Correct the row on the web page's result page and press Retry.")
     words = " ".join(str(v) for ws in wb for row in ws.iter_rows(values_only=True) for v in row if v)
     assert "flexybulk retry" not in words and "/uploads/" not in words and "--" not in words
 
