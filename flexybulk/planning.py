@@ -71,7 +71,7 @@ class DerivedIds:
 _SENT = ("send", "reissue", "near")  # the actions whose rows a run sends
 
 
-ALREADY_ISSUED = "Already issued in this batch."
+_ALREADY_ISSUED = "Already issued in this batch."
 """A ``"done"`` row's message when its line still says what was issued."""
 
 
@@ -100,6 +100,7 @@ class PlannedRow:
     message: str | None = None
     earlier: RowRecord | None = None
     adopt: bool = False
+    edited: bool = False  # a "done" row whose line was edited since its issue (the edits are never applied)
 
 
 @dataclass
@@ -223,7 +224,7 @@ def plan_batch(journal: Journal, validation: Validation, *, input_path: str, tar
         if rec.status == RowStatus.ISSUED:
             edited = bool(rec.content) and (c.order is None or not same_content(c.order, rec.content))
             decided[rec.row_number] = PlannedRow(rec.row_number, "done", edited_issued_text(rec.content) if edited
-                                                 else ALREADY_ISSUED)
+                                                 else _ALREADY_ISSUED, edited=edited)
         elif c.row.excluded is not None and rec.commit_may_have_happened and rec.content:
             candidates.append(rec)  # hidden while its commit was in doubt: settled with its recorded ids, never left open
         elif c.row.excluded is not None:
@@ -395,12 +396,13 @@ def preview(journal: Journal, validation: Validation, *, target: str,
         rec = records.get(c.row.number)
         if rec is not None and rec.status == RowStatus.ISSUED:
             said = f"Already issued on {_day(rec)} in batch {batch.id} (this file)"
-            if rec.content and not same_content(c.order, rec.content):  # the line edited since: say what was issued
+            edited = bool(rec.content) and not same_content(c.order, rec.content)
+            if edited:  # the line edited since: say what was issued
                 said += (f" as: {describe_content(rec.content)}. The values on its line differ and would not be "
                          "applied: an issue skips it.")
             else:
                 said += ": an issue would skip it."
-            found[c.row.number] = PlannedRow(c.row.number, "done", said, rec)
+            found[c.row.number] = PlannedRow(c.row.number, "done", said, rec, edited=edited)
             continue
         if rec is not None and rec.commit_may_have_happened and rec.commit_content is not None:
             found[c.row.number] = PlannedRow(c.row.number, "send", "Its commit may already have gone through: an issue "

@@ -90,9 +90,7 @@ class Prepared:
     def issued_edited(self) -> list[PlannedRow]:
         """Rows this batch issued whose lines were edited since (the edits are not applied; each message says
         what was really issued)."""
-        from ..planning import ALREADY_ISSUED
-
-        return [r for r in self.plan.rows if r.action == "done" and r.message != ALREADY_ISSUED] if self.plan else []
+        return [r for r in self.plan.rows if r.edited] if self.plan else []
 
     @property
     def skipped(self) -> list[PlannedRow]:
