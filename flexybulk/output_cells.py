@@ -460,11 +460,11 @@ def _text_cells(texts: list[str], letter: str, numbers: list[str], kind: str, st
     return joined(_text_parts(texts, letter, numbers, kind, styles, short))
 
 
-def row_heights(wrapped: list[tuple]) -> dict[int, str]:
+def row_heights(wrapped: list[tuple[list, int, bool]]) -> dict[int, str]:
     """Row index -> the ``<row>`` attributes giving it room for its wrapped text (rows that need more than one line).
 
-    ``wrapped``: ``(values, width)`` per wrap column, or ``(values, width,
-    True)`` for a column of number lists (certificate numbers). Neither Excel
+    ``wrapped``: ``(values, width, numbers_only)`` per wrap column,
+    ``numbers_only`` for a column of number lists (certificate numbers). Neither Excel
     nor LibreOffice grows a row for wrapped text when it opens a file, so the
     height is set, 15 points a line: lines estimated from the text's length
     at the column's width (words wrap a little earlier: 90%); a list of
@@ -474,7 +474,7 @@ def row_heights(wrapped: list[tuple]) -> dict[int, str]:
     fresh user's find).
     """
     lines: dict[int, int] = {}
-    for values, width, *numbers_only in wrapped:
+    for values, width, listed in wrapped:
         fits = max(1, int(width * 0.9))
         # The texts that may need more than one line, found at C speed: longer than a line, or with a line break.
         texts = list(compress(range(len(values)), map(operator.is_, map(type, values), repeat(str))))
@@ -482,7 +482,6 @@ def row_heights(wrapped: list[tuple]) -> dict[int, str]:
         tall = set(compress(texts, map(operator.gt, map(len, found), repeat(fits))))
         if "\n" in "".join(found):
             tall.update(compress(texts, map(operator.contains, found, repeat("\n"))))
-        listed = bool(numbers_only and numbers_only[0])
         for i in tall:
             v = values[i]
             n = _listed_lines(v, width) if listed else None
@@ -498,12 +497,14 @@ NUMBER_LIST = b"0123456789, "  # the characters of a list of numbers (", " betwe
 
 def _listed_lines(text: str, width: int) -> int | None:
     """Lines a list of numbers of one length takes at ``width`` digits a line (``None``: not such a list)."""
-    count = text.count(", ") + 1
-    digits = text.find(",") if count > 1 else len(text)
-    if digits < 1 or digits > width or len(text) != count * (digits + 2) - 2:
+    lengths = set(map(len, text.split(", ")))
+    if len(lengths) != 1:  # numbers of other lengths (or no list): the estimate
+        return None
+    digits = lengths.pop()
+    if digits < 1 or digits > width:
         return None
     per_line = (width + 2) // (digits + 2)  # n numbers take n * digits + 2 * (n - 1) characters
-    return -(-count // per_line)
+    return -(-(text.count(", ") + 1) // per_line)
 
 
 def column_letter(index: int) -> str:

@@ -482,7 +482,9 @@ def test_certificate_numbers_get_the_lines_they_take(tmp_path):
     def numbers(count, digits=17):
         return ", ".join(str(10 ** (digits - 1) + k) for k in range(count))
 
-    texts = [numbers(1), numbers(3), numbers(4), numbers(10), numbers(7, 12), "1, 22, 333, " * 8 + "4444"]
+    # The last: lengths that add up as six of 17 would (two lines), yet 17 + 30 + 30 digits do not fit one: three.
+    texts = [numbers(1), numbers(3), numbers(4), numbers(10), numbers(7, 12), "1, 22, 333, " * 8 + "4444",
+             ", ".join("7" * n for n in (17, 30, 30, 4, 4, 17))]
     rows = [OutputRow(2 + i, {"Navn": f"P {i}"}, {"Status": RowStatus.ISSUED, "GiftCertificateNumbers": t, "Row": 2 + i})
             for i, t in enumerate(texts)]
     path = write_output(OutputSheet(["Navn"], ["Status", "GiftCertificateNumbers", "Row"], rows), tmp_path / "c.xlsx")
@@ -491,5 +493,5 @@ def test_certificate_numbers_get_the_lines_they_take(tmp_path):
     assert [ws.cell(2 + i, 3).value for i in range(len(texts))] == texts
     heights = [ws.row_dimensions[2 + i].height for i in range(len(texts))]
     # 1 and 3 numbers: one line; 4: two (three a line); 10: four; seven of 12 digits: four a line, two lines;
-    # numbers of mixed lengths: the estimate (102 characters at 53 a line: two lines).
-    assert heights == [None, None, 30, 60, 30, 30]
+    # numbers of mixed lengths: the estimate (102 characters at 53 a line: two lines; 112 characters: three).
+    assert heights == [None, None, 30, 60, 30, 30, 45]
