@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from .journal import Step
 from .model import RowStatus
-from .records import describe_content, excluded_text, problems_text, same_content  # noqa: F401 (re-exported)
+from .records import describe_content, excluded_text, problems_text, same_content
 from .validate import DEFAULT_CURRENCY
 
 COLUMNS = ("Status", "Error", "AmountRead", "LineTotal", "CustomerId", "SalesOrderId", "ExternalPaymentId",

@@ -36,7 +36,8 @@ from .output_sheet import (  # noqa: F401 (the shapes and columns, re-exported)
     _ATTENTION_KINDS, _KINDS, ATTENTION_HEADERS, OWN_COLUMNS, RESULT_COLUMNS, TYPED_COLUMNS, VALIDATION_COLUMNS,
     OutputRow, OutputRows, OutputSheet,
 )
-from .result_columns import result_columns, same_content, typed_amounts as _typed, who as _who  # noqa: F401 (same_content: re-exported)
+from .records import same_content  # noqa: F401 (re-exported: what a result sheet compares each ISSUED line with)
+from .result_columns import result_columns, typed_amounts as _typed, who as _who
 from .writers import Heading, Label, Money, gc_paused, is_dangerous, write_output  # noqa: F401 (re-exported)
 
 # The Summary's order of statuses; a status this version of RowStatus lacks is left out.

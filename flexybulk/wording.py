@@ -2,7 +2,7 @@
 
 In the library, not in :mod:`flexybulk.web`, because a batch issued on the web page gets a result
 sheet in these words too (:func:`flexybulk.results.result_sheet` with ``face="web"``); the pages use
-it through :mod:`flexybulk.web.words`.
+it from here.
 
 The library's messages name what to do on the command line ("run flexybulk
 retry on it", "choose one with --sheet", "--allow-reissue"); the command

@@ -13,7 +13,7 @@ import openpyxl
 import pytest
 
 from flexybulk.results import TO_DO_WEB
-from flexybulk.web.words import page_words
+from flexybulk.wording import page_words
 from builders import refuse_customer
 from webtools import write_sheet
 from webviews import _copy, _digest, _issue, _state, _upload, local  # noqa: F401

@@ -41,7 +41,7 @@ from .auth import SESSION_COOKIE, Auth, LoginLocked, User
 from .jobs import Issuer
 from .security import LOOPBACK_HOSTS, BodyTooLarge, Guard, too_large
 from .store import Upload, UploadStore
-from .words import page_words
+from ..wording import page_words
 
 log = logging.getLogger("flexybulk.web")
 HERE = Path(__file__).parent

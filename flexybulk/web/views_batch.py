@@ -25,7 +25,7 @@ from ..model import RowStatus
 from . import i18n
 from .app import change_refused, deny, is_htmx, lang_of, refuse_change, render, user_of, web_of
 from .jobs import Preview, Work
-from .words import page_words
+from ..wording import page_words
 from .views_sheet import XLSX, _as_retry, _editor_context, _upload_or_404, changeable_upload, forget, grid_rows, not_found
 
 # Every status a batch's row can have (the validation sheet's VALID is not one); a status the library adds

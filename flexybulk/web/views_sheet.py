@@ -26,7 +26,7 @@ from ..records import excluded_text
 from . import i18n
 from .app import Web, change_refused, deny, is_htmx, lang_of, refuse_change, render, user_of, web_of
 from .store import Upload
-from .words import page_words
+from ..wording import page_words
 
 SUGGESTION = re.compile(r"Did you mean '(.+?)'\?")
 CHECK_SECONDS = 30  # a check is redone after this: the catalogue and the ledger may have changed meanwhile
@@ -195,7 +195,7 @@ def grid_rows(source: Any, checks: list, statuses: dict[int, str], known: dict |
     labels rows already issued, near-duplicates and rows finishing an earlier batch's row.
     ``previous`` (``(row, column)`` -> ``(value before, text typed)``, :func:`~flexybulk.fixes.previous_values`)
     marks the cells fixed on the page: they show the text typed and what the cell held before.
-    Every library message is in the page's words (:func:`~flexybulk.web.words.page_words`, in ``lang``).
+    Every library message is in the page's words (:func:`~flexybulk.wording.page_words`, in ``lang``).
     """
     words = lambda text: page_words(text, lang)  # noqa: E731
     known, previous = known or {}, previous or {}
