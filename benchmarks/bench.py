@@ -20,7 +20,7 @@
    ``pandas.read_excel(path, engine="calamine")`` each run in a child process;
    seconds exclude imports; peak memory is the child's maximum RSS as the
    kernel reports it to the parent (``os.wait4``). The same child then writes
-   the validation sheet (``validation_sheet`` + ``write_output``, XLSX: what
+   the validation sheet (``write_validation_sheet``, XLSX: what
    ``flexybulk validate`` does next; issue #13: read + validate + write <= 3x
    the bare read) and, timed alone, a result sheet of the same rows with every
    valid row ISSUED (ledger records built in memory; target <= 1x the read).
@@ -458,13 +458,14 @@ seen = []
 validation = validate(sheet, catalogue, progress=seen.append)
 t2 = time.perf_counter()
 # What flexybulk validate does next: write the validation sheet (XLSX, beside a temp copy's name).
-from flexybulk.results import result_sheet, validation_sheet, write_output
+from flexybulk.results import write_result_sheet, write_validation_sheet
 import os, tempfile
 out = tempfile.mkdtemp(prefix="flexybulk-bench-out-")
-write_output(validation_sheet(validation), os.path.join(out, "kampagne.validation.xlsx"))
+write_validation_sheet(os.path.join(out, "kampagne.validation.xlsx"), validation)
 t3 = time.perf_counter()
 # A result sheet of the same rows, every valid row ISSUED (ledger records built in memory, as the ledger
-# returns them): result_sheet + write_output, timed alone.
+# returns them): write_result_sheet (result_sheet + write_output under one GC pause, as the CLI and the web
+# page write it), timed alone.
 from datetime import datetime, timezone
 from flexybulk.records import order_content
 from flexybulk.journal import BatchRecord, RowRecord, Step
@@ -486,8 +487,8 @@ for k, c in enumerate(validation.checks):
         certificate_numbers=[str(100000000000 + 10 * k + q) for q in range(c.order.quantity)],
         error=None, settles=None, created_at=now, updated_at=now, issued_at=now)
 t4 = time.perf_counter()
-write_output(result_sheet(sheet, validation, batch, records, os.path.join(out, "ledger.sqlite3")),
-             os.path.join(out, "kampagne.result.xlsx"))
+write_result_sheet(os.path.join(out, "kampagne.result.xlsx"), sheet, validation, batch, records,
+                   os.path.join(out, "ledger.sqlite3"))
 t5 = time.perf_counter()
 sizes = {{name: os.path.getsize(os.path.join(out, name)) for name in os.listdir(out)}}
 import shutil

@@ -293,6 +293,32 @@ def result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledge
         return _result_sheet(sheet, validation, batch, records, ledger_path, face == "web")
 
 
+def write_result_sheet(path: Path, sheet: Sheet, validation: Any, batch: Any, records: dict, ledger_path: Path, *,
+                       face: str = "cli") -> Path:
+    """:func:`result_sheet` written to ``path`` by :func:`write_output`; returns the path written.
+
+    Both under one pause of the cyclic GC, the sheet dropped before it runs
+    again: otherwise a collection between the two walks the hundred thousand
+    rows just made, and one after walks what the write made (measured on the
+    benchmark's 100,000 rows: 0.02 s and 0.06 s of 1.4 s).
+
+    Raises:
+        InputFileError: the file cannot be written.
+    """
+    with gc_paused():
+        return write_output(result_sheet(sheet, validation, batch, records, ledger_path, face=face), path)
+
+
+def write_validation_sheet(path: Path, validation: Any, *, notes: dict[int, str] | None = None) -> Path:
+    """:func:`validation_sheet` written to ``path`` by :func:`write_output`, as :func:`write_result_sheet` does.
+
+    Raises:
+        InputFileError: the file cannot be written.
+    """
+    with gc_paused():
+        return write_output(validation_sheet(validation, notes=notes), path)
+
+
 def _result_sheet(sheet: Sheet, validation: Any, batch: Any, records: dict, ledger_path: Path, web: bool) -> OutputSheet:
     from .records import row_ranges
 

@@ -14,7 +14,7 @@ from ..model import Catalogue, Order, Sheet
 from ..planning import PlannedRow
 from ..records import order_from_content
 from ..result_input import looks_like_own_sheet
-from ..results import default_output_path, validation_sheet, write_output
+from ..results import default_output_path, write_validation_sheet
 from ..target import Target
 from ..validate import Totals, Validation
 from .inputs import Input, ReadRequest, validate_input
@@ -139,4 +139,4 @@ def write_validation(validation: Validation, out: Path | None = None, *, notes: 
         if not looks_like_own_sheet(path, "Validation"):
             raise ConfigError(f"{path} exists and is not a flexybulk validation sheet, so it is not overwritten. "
                               "Choose another --output, or move that file away.")
-    return write_output(validation_sheet(validation, notes=notes), path)
+    return write_validation_sheet(path, validation, notes=notes)

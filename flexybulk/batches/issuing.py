@@ -18,7 +18,7 @@ from ..planning import plan_batch
 from ..records import order_from_content
 from ..refusals import RefusalWords
 from ..result_input import check_moved_values, check_result_lines, existing_result
-from ..results import default_output_path, numbered_path, result_sheet, write_output
+from ..results import default_output_path, numbered_path, write_result_sheet
 from ..target import Target
 from ..validate import Totals
 from .decisions import Decision, Outcome, Prepared, RowOutcome
@@ -300,9 +300,8 @@ def write_result(prepared: Prepared, records: dict[int, RowRecord], ledger_path:
     Raises:
         InputFileError: the file cannot be written.
     """
-    sheet = result_sheet(prepared.input.sheet, prepared.validation, prepared.batch, records, ledger_path,
-                         face=prepared.face)
-    return write_output(sheet, prepared.output)
+    return write_result_sheet(prepared.output, prepared.input.sheet, prepared.validation, prepared.batch, records,
+                              ledger_path, face=prepared.face)
 
 
 def over_limit(totals: Totals, limits: dict[str | None, Decimal]) -> str | None:
