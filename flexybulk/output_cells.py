@@ -226,6 +226,7 @@ class Column:
     # non-empty ones (``present``) of a text column with gaps.
     seen: bool = False
     numbers_only: bool = False  # a wrap column of lists of numbers (output_cells.row_heights counts their lines)
+    digits: int = 0  # ... and the one length of every number in it, when they all have one (0: not known)
     kinds: set | None = None
     distinct: set | None = None
     joined: str | None = None
@@ -460,11 +461,13 @@ def _text_cells(texts: list[str], letter: str, numbers: list[str], kind: str, st
     return joined(_text_parts(texts, letter, numbers, kind, styles, short))
 
 
-def row_heights(wrapped: list[tuple[list, int, bool]]) -> dict[int, str]:
+def row_heights(wrapped: list[tuple[list, int, bool, int]]) -> dict[int, str]:
     """Row index -> the ``<row>`` attributes giving it room for its wrapped text (rows that need more than one line).
 
-    ``wrapped``: ``(values, width, numbers_only)`` per wrap column,
-    ``numbers_only`` for a column of number lists (certificate numbers). Neither Excel
+    ``wrapped``: ``(values, width, numbers_only, digits)`` per wrap column,
+    ``numbers_only`` for a column of number lists (certificate numbers),
+    ``digits`` the one length of every number in the whole column (0: not
+    one, or not known). Neither Excel
     nor LibreOffice grows a row for wrapped text when it opens a file, so the
     height is set, 15 points a line: lines estimated from the text's length
     at the column's width (words wrap a little earlier: 90%); a list of
@@ -474,12 +477,22 @@ def row_heights(wrapped: list[tuple[list, int, bool]]) -> dict[int, str]:
     fresh user's find).
     """
     lines: dict[int, int] = {}
-    for values, width, listed in wrapped:
+    for values, width, listed, digits in wrapped:
         fits = max(1, int(width * 0.9))
         # The texts that may need more than one line, found at C speed: longer than a line, or with a line break.
         texts = list(compress(range(len(values)), map(operator.is_, map(type, values), repeat(str))))
         found = list(map(values.__getitem__, texts))
-        tall = set(compress(texts, map(operator.gt, map(len, found), repeat(fits))))
+        tall = list(compress(texts, map(operator.gt, map(len, found), repeat(fits))))
+        if listed and 0 < digits <= width:
+            # Every number of the column has one length: a row's lines from its count of numbers, at C speed
+            # (the loop below took 0.06 s of a 100,000-row result sheet for its certificate numbers).
+            per_line = (width + 2) // (digits + 2)
+            counts = map(operator.add, map(str.count, map(values.__getitem__, tall), repeat(", ")), repeat(per_line))
+            for i, n in zip(tall, map(operator.floordiv, counts, repeat(per_line))):
+                if n > lines.get(i, 1):
+                    lines[i] = n
+            continue
+        tall = set(tall)
         if "\n" in "".join(found):
             tall.update(compress(texts, map(operator.contains, found, repeat("\n"))))
         for i in tall:

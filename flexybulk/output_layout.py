@@ -155,12 +155,16 @@ def look_at(col: Column) -> None:
     col.kinds = {str} if col.joined is not None else set(map(type, values if distinct is None else distinct))
     if col.kind == "wrap" and distinct is None and col.kinds <= {str, _NONE}:
         # A wrap column of number lists (certificate numbers): its rows' lines are counted exactly (row_heights).
-        texts = col.joined if col.joined is not None else "".join(filter(None, values))
+        present = values if col.joined is not None else list(filter(None, values))
+        texts = col.joined if col.joined is not None else "\x00".join(present)
         try:
             raw = texts.encode("ascii")
         except UnicodeEncodeError:
             raw = b"x"
         col.numbers_only = bool(raw) and not raw.translate(None, NUMBER_LIST + b"\x00")  # NUL: the joiner
+        if col.numbers_only and texts.count("\x00") == len(present) - 1:  # no NUL of its own in any text
+            lengths = set(map(len, texts.replace("\x00", ", ").split(", ")))
+            col.digits = lengths.pop() if len(lengths) == 1 else 0
     if col.kind != "plain" or col.currencies is not None or str not in col.kinds:
         return
     if col.joined is not None:
@@ -378,7 +382,8 @@ class TablePart:
         wrapped = [(col, width - 1) for col, width in zip(self.columns, widths) if col.kind == "wrap"]
         for start in range(0, len(self.numbers), rows):
             part = list(map(str, self.numbers[start:start + rows]))  # each row number made text once, not per cell
-            heights = row_heights([(col.values[start:start + rows], width, col.numbers_only) for col, width in wrapped])
+            heights = row_heights([(col.values[start:start + rows], width, col.numbers_only, col.digits)
+                                   for col, width in wrapped])
             pieces: list = ['<row r="', part]
             if heights:
                 pieces += ['"', [heights.get(i, "") for i in range(len(part))], ">"]

@@ -497,6 +497,35 @@ def test_certificate_numbers_get_the_lines_they_take(tmp_path):
     assert heights == [None, None, 30, 60, 30, 30, 45]
 
 
+
+def test_a_column_whose_numbers_all_have_one_length_counts_each_rows_lines_exactly(tmp_path):
+    # The whole column's numbers of one length (a batch's certificate numbers): counted at C speed from the
+    # number of numbers per row; the same heights as counting each row's list on its own.
+    from flexybulk.output_cells import Column
+    from flexybulk.output_layout import look_at
+
+    def numbers(count, digits):
+        return ", ".join(str(10 ** (digits - 1) + k) for k in range(count))
+
+    for digits, counts, expected in ((17, [1, 3, 4, 10, None, 6], [None, None, 30, 60, None, 30]),
+                                     (12, [7, 4, 5, None, 13], [30, None, 30, None, 60])):
+        texts = [None if n is None else numbers(n, digits) for n in counts]
+        col = Column("GiftCertificateNumbers", texts, "wrap")
+        look_at(col)
+        assert col.numbers_only and col.digits == digits
+        rows = [OutputRow(2 + i, {"Navn": f"P {i}"}, {"Status": RowStatus.ISSUED, "GiftCertificateNumbers": t,
+                                                        "Row": 2 + i}) for i, t in enumerate(texts)]
+        path = write_output(OutputSheet(["Navn"], ["Status", "GiftCertificateNumbers", "Row"], rows),
+                            tmp_path / f"c{digits}.xlsx")
+        ws = openpyxl.load_workbook(path)["Result"]
+        width = round(ws.column_dimensions["C"].width) - 1
+        per_line = (width + 2) // (digits + 2)
+        assert [ws.cell(2 + i, 3).value for i in range(len(texts))] == texts
+        assert [ws.row_dimensions[2 + i].height for i in range(len(texts))] == expected, (width, per_line)
+    mixed = Column("GiftCertificateNumbers", [numbers(2, 12), numbers(2, 17)], "wrap")
+    look_at(mixed)
+    assert mixed.numbers_only and mixed.digits == 0
+
 def test_a_written_table_lets_go_of_its_layout_and_the_gc_is_as_it_was(tmp_path, monkeypatch):
     # The laid-out table is freed as soon as its rows are written, not when the GC finds XlsxWriter's workbook
     # cycle (0.06 s of a 100,000-row write); the GC is switched back on only if it was on.
