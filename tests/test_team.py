@@ -749,3 +749,15 @@ def test_the_dry_run_of_a_result_sheet_counts_an_in_doubt_row_as_it_will_be_sent
     run = flexybulk("validate", result)
     assert "An issue would send now: 6 rows, 18 gift certificates, 10,399.85 DKK." in run.stdout, run.output
     assert "row 2: Its commit may already have gone through: an issue settles it exactly as first sent" in run.stdout
+
+
+def test_status_and_history_of_a_named_ledger_that_does_not_exist_are_a_usage_error(tmp_path, sandbox_env):
+    # The README's exit codes: 2 for a named ledger that does not exist (a fresh user's find: status said 0).
+    src = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    missing = tmp_path / "nope.sqlite3"
+    for args in (("status", src, "--ledger", missing), ("history", "--ledger", missing)):
+        run = flexybulk(*args)
+        assert run.code == 2, run.output
+        assert f"The ledger {missing} (named by --ledger or FLEXYBULK_LEDGER) does not exist" in run.stderr
+        assert "Traceback" not in run.output
+    assert not missing.exists()

@@ -19,7 +19,14 @@ from .render import show_history, show_status
 
 
 def _ledger(ledger: str | None, sandbox: bool) -> Path:
-    return Path(ledger).expanduser() if ledger else default_ledger(sandbox=sandbox)
+    if not ledger:
+        return default_ledger(sandbox=sandbox)
+    path = Path(ledger).expanduser()
+    if not path.exists():
+        # A named ledger that is not there is a mistyped name more often than an empty one (README: exit 2).
+        raise ConfigError(f"The ledger {path} (named by --ledger or FLEXYBULK_LEDGER) does not exist, so it has "
+                          "nothing to show. Check the name; without --ledger the default ledger is read.")
+    return path
 
 
 @cli.command()
