@@ -73,9 +73,14 @@ class RowProblem:
     value: str | None = None
     column_letter: str | None = None
 
-    def cell_text(self) -> str:
-        """``"row 5, column 'Beløb' (F)"``-style location, without the file."""
-        where = f"row {self.row}"
+    def cell_text(self, line: int | None = None) -> str:
+        """``"row 5, column 'Beløb' (F)"``-style location, without the file.
+
+        ``line``: where the row is in the sheet read when that is not its row
+        number (a sorted or trimmed result sheet given back: ``"row 4 (input
+        row 5), ..."``, so the person finds the line they must correct).
+        """
+        where = f"row {self.row}" if line is None or line == self.row else f"row {line} (input row {self.row})"
         if self.column is not None:
             where += f", column '{self.column}'"
             if self.column_letter:
@@ -140,6 +145,9 @@ class Sheet:
             name, ``"utf-8"``, ``"cp1252"``, ``"mac-roman"``), else ``None``.
         decode_doubt: a sentence saying the text looks wrongly decoded and naming
             ``--encoding``, or ``None``; messages about unmatched headers add it.
+        lines: input row number -> line in this sheet, for a result or
+            validation sheet given back whose rows were renumbered to the input
+            rows their ``Row`` column names (empty otherwise); messages name both.
     """
 
     path: Path
@@ -157,6 +165,7 @@ class Sheet:
     list_end: list[str] = field(default_factory=list)
     encoding: str | None = None
     decode_doubt: str | None = None
+    lines: dict[int, int] = field(default_factory=dict)
 
     def where(self) -> str:
         """``"kampagne.xlsx, sheet 'kampagne'"`` (or just the file name for CSV)."""
@@ -182,7 +191,7 @@ class Sheet:
 
     def describe(self, problem: RowProblem) -> str:
         """The full one-line message for a problem: file, sheet, row, column, message."""
-        return f"{self.where()}, {problem.cell_text()}: {problem.message}"
+        return f"{self.where()}, {problem.cell_text(self.lines.get(problem.row))}: {problem.message}"
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,11 @@ def _renumber(sheet: Sheet, batch_column: str | None) -> dict[int, int]:
             raise InputFileError(f"{sheet.where()}: rows {lines[number]} and {r.number} both say they are input row {number}. "
                                  "Delete the copied line.")
         lines[number] = r.number
+        for problem in r.problems:  # found while reading its cells, on this line: the row's own number now
+            if problem.row == r.number:
+                problem.row = number
         r.number = number
+    sheet.lines = lines  # messages name the line too, where it is not the row's number
     return lines
 
 
