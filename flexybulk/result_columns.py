@@ -69,8 +69,8 @@ def result_columns(checks: Sequence[Any], recs: Sequence[Any], to_do: dict[str, 
         order = c.order
         if rec is None:
             status, error = PENDING, None
-        else:
-            status, error = rec.status, rec.error
+        else:  # written after the run: a row still at its commit is one whose answer never came (UNKNOWN)
+            status, error = rec.known_status, rec.error
         if status is not ISSUED:
             if c.excluded:
                 status, error = EXCLUDED, excluded_text(c.excluded)

@@ -69,8 +69,19 @@ def test_issue_crash_then_retry_issues_every_certificate_once(target, kampagne, 
     assert steps[:2] == [(RowStatus.ISSUED, Step.COMMITTED)] * 2
     assert steps[2] == (RowStatus.PENDING, Step.COMMIT)  # may have happened: settle with the same payment id
 
+    # Shown as UNKNOWN, not PENDING (none can exist yet), once no run holds the ledger (a fresh user's find).
+    assert batches.batch_status(kampagne, target.ledger_default).counts == {"ISSUED": 2, "UNKNOWN": 1, "PENDING": 3}
+    with Journal(target.ledger_default) as journal:
+        with journal.issuing_lock("a run in progress"):
+            assert batches.batch_progress(target.ledger_default, batch.id).counts["PENDING"] == 4  # in flight
     result = kampagne.with_name("kampagne.result.xlsx")
     assert result.exists()  # written on the way out, as after Ctrl-C
+    import openpyxl
+
+    sheet = openpyxl.load_workbook(result)["Result"]
+    status_col = [c.value for c in sheet[1]].index("Status") + 1
+    assert [sheet.cell(r, status_col).value for r in range(2, 2 + KAMPAGNE_ROWS)] == [
+        "ISSUED", "ISSUED", "UNKNOWN", "PENDING", "PENDING", "PENDING"]
     again = batches.read_input(result, request, command="retry")
     assert again.batch_id == batch.id
     with batches.issuing(target, None, "retry kampagne.result.xlsx") as session:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import FlexybulkError
@@ -70,7 +70,20 @@ def batch_status(path: Path | str, ledger: Path, *, target: str | None = None) -
             wanted = canonical_target(target) if target else None
             candidates = [b for b in journal.batches() if b.input_sha256 == digest and (wanted is None or b.target == wanted)]
             batch = candidates[-1] if candidates else None
-        return BatchStatus(journal.path, batch, journal.rows(batch.id) if batch else [])
+        return BatchStatus(journal.path, batch, _as_known(journal, journal.rows(batch.id)) if batch else [])
+
+
+def _as_known(journal: Journal, rows: list[RowRecord]) -> list[RowRecord]:
+    """``rows``, those cut off while committing shown as UNKNOWN when no run is working on the ledger.
+
+    (:attr:`~flexybulk.journal.RowRecord.known_status`: a process killed
+    between sending a commit and recording its answer). While a run holds
+    the ledger such a row is simply in flight and keeps its status. Planning and reruns go by
+    the step (``commit_may_have_happened``), not by this.
+    """
+    if all(r.known_status is r.status for r in rows) or journal.issuing_now():
+        return rows
+    return [r if r.known_status is r.status else replace(r, status=r.known_status) for r in rows]
 
 
 def list_batches(ledger: Path) -> list[BatchStatus]:
@@ -82,7 +95,7 @@ def list_batches(ledger: Path) -> list[BatchStatus]:
     if not Path(ledger).exists():
         return []
     with Journal(ledger, create=False) as journal:
-        return [BatchStatus(journal.path, b, journal.rows(b.id)) for b in reversed(journal.batches())]
+        return [BatchStatus(journal.path, b, _as_known(journal, journal.rows(b.id))) for b in reversed(journal.batches())]
 
 
 def batch_progress(ledger: Path, batch_id: str) -> BatchStatus:
@@ -99,4 +112,4 @@ def batch_progress(ledger: Path, batch_id: str) -> BatchStatus:
     """
     with Journal(ledger, create=False) as journal:
         batch = journal.get_batch(batch_id)
-        return BatchStatus(journal.path, batch, journal.rows(batch_id) if batch else [])
+        return BatchStatus(journal.path, batch, _as_known(journal, journal.rows(batch_id)) if batch else [])

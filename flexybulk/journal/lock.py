@@ -65,6 +65,25 @@ class _IssuingLock:
             lock.release()
             self._unflock()
 
+    def issuing_now(self) -> bool:
+        """True when a process (this one included) holds the ledger's issuing lock: a run is planning or issuing.
+
+        Asked of the ``.lock`` file, never of the database file: closing a
+        descriptor of that would drop the POSIX locks SQLite holds on it
+        (see :meth:`_flock`). A moment's answer: a run may start just after.
+        """
+        import filelock
+
+        lock = filelock.FileLock(os.path.realpath(self.path) + ".lock", timeout=0)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            return True
+        except OSError:  # a folder it cannot write to: no run can hold the lock there either
+            return False
+        lock.release()
+        return False
+
     def _flock(self) -> None:
         """Take ``flock(LOCK_EX | LOCK_NB)`` on the database file; raises ``BlockingIOError`` when another holds it.
 

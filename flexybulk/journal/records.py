@@ -118,6 +118,19 @@ class RowRecord:
         """
         return self.step == Step.COMMIT and self.status != RowStatus.ISSUED
 
+    @property
+    def known_status(self) -> RowStatus:
+        """The status to show once no run is working on the row: UNKNOWN for a PENDING row cut off at its commit.
+
+        The commit step is on disk before the commit is sent and the outcome
+        after the answer; a run killed in between leaves the row PENDING at
+        the commit step, yet its certificates may or may not exist, which the
+        README calls UNKNOWN (PENDING: none can exist yet; a fresh user's find).
+        """
+        if self.status is RowStatus.PENDING and self.step == Step.COMMIT:
+            return RowStatus.UNKNOWN
+        return self.status
+
 
 @dataclass
 class NewRow:
