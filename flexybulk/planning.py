@@ -81,6 +81,13 @@ def edited_issued_text(content: dict) -> str:
             "not applied: an issued row is never sent again.")
 
 
+def edited_skipped_text(content: dict) -> str:
+    """A ``"skip"`` row's message when the line of a row an earlier batch issued was edited since (not sent)."""
+    return (f"Issued by an earlier batch as: {describe_content(content)}, so this line was skipped. Its values "
+            "differ now and are not applied: a skipped row is not issued from this line. To give this person "
+            "another gift certificate, put it on a new sheet (or use --allow-reissue).")
+
+
 @dataclass
 class PlannedRow:
     """What the plan decided for one input row.
@@ -100,7 +107,7 @@ class PlannedRow:
     message: str | None = None
     earlier: RowRecord | None = None
     adopt: bool = False
-    edited: bool = False  # a "done" row whose line was edited since its issue (the edits are never applied)
+    edited: bool = False  # a "done" or "skip" row whose line was edited since its issue (the edits are never applied)
 
 
 @dataclass
@@ -225,6 +232,10 @@ def plan_batch(journal: Journal, validation: Validation, *, input_path: str, tar
             edited = bool(rec.content) and (c.order is None or not same_content(c.order, rec.content))
             decided[rec.row_number] = PlannedRow(rec.row_number, "done", edited_issued_text(rec.content) if edited
                                                  else _ALREADY_ISSUED, edited=edited)
+        elif rec.status == RowStatus.SKIPPED and rec.content and (c.order is None or not same_content(c.order, rec.content)):
+            # Skipped as issued by an earlier batch, then edited: the same person's certificate exists, so the
+            # edit is not a new row to issue (a fresh user's find: the near-duplicate question alone stopped it).
+            decided[rec.row_number] = PlannedRow(rec.row_number, "skip", edited_skipped_text(rec.content), edited=True)
         elif c.row.excluded is not None and rec.commit_may_have_happened and rec.content:
             candidates.append(rec)  # hidden while its commit was in doubt: settled with its recorded ids, never left open
         elif c.row.excluded is not None:
@@ -271,8 +282,8 @@ def _update_batch(journal: Journal, batch: BatchRecord, validation: Validation) 
         if rec is None:
             missing.append(_new_row(c, ids, customer_ids))
             continue
-        if rec.status == RowStatus.ISSUED:
-            continue  # an issued row is never re-sent, whatever was edited (issue #3)
+        if rec.status in (RowStatus.ISSUED, RowStatus.SKIPPED):
+            continue  # an issued row is never re-sent, whatever was edited (issue #3); nor one an earlier batch issued
         if c.row.excluded is not None:
             text = excluded_text(c.row.excluded)
             if rec.commit_may_have_happened:
