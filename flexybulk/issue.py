@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable
 
+from .answers import says_already_committed
 from .client import FlexyboxClient, certificate_numbers
 from .errors import ApiError, ConflictError, FlexybulkError, JournalError
 from .journal import Journal, RowRecord, Step
@@ -53,6 +54,8 @@ class RunReport:
     fatal: FlexybulkError | None = None
     already: set[int] = field(default_factory=set)
     """Rows that Flexybox already held committed under their ids (issued by another ledger): nothing new was issued."""
+    earlier: set[int] = field(default_factory=set)
+    """Rows whose commit by an earlier run had gone through, as Flexybox answered: settled, nothing new was issued."""
 
 
 class BatchRunner:
@@ -95,6 +98,7 @@ class BatchRunner:
         self._unreachable = 0
         self._unreachable_lock = threading.Lock()
         self._already: set[int] = set()
+        self._earlier: set[int] = set()
 
     def stop(self) -> None:
         """Stop taking new rows; rows in flight finish."""
@@ -166,6 +170,7 @@ class BatchRunner:
             fut.result()  # re-raises a worker's surprise, after the rows in flight finished
         report.fatal = self._fatal
         report.already = set(self._already)
+        report.earlier = set(self._earlier)
         if self._stop.is_set() and self._fatal is None:
             report.interrupted = True
         return report
@@ -188,6 +193,8 @@ class BatchRunner:
         status = outcome.status
         if outcome.already:
             self._already.add(rec.row_number)
+        if outcome.earlier:
+            self._earlier.add(rec.row_number)
         if outcome.fatal is not None:  # a rejected token: take no more rows
             self._fatal = outcome.fatal
             self._stop.set()
@@ -308,6 +315,8 @@ class BatchRunner:
                                     note=note, content=None if c == rec.content else c, sent=c,
                                     describe_refusal=self.describe_refusal)
             outcome.already = already and outcome.status == RowStatus.ISSUED
+            # Flexybox said an earlier commit of ours went through: the certificates are that run's, not this one's.
+            outcome.earlier = sent_before and outcome.status == RowStatus.ISSUED and says_already_committed(exc)
             return outcome
 
 

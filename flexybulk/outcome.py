@@ -56,6 +56,8 @@ class Outcome:
         fatal: the rejected token that must stop the whole run, if that is what ended the row.
         already: Flexybox held the order committed before this run, under the row's ids (another
             ledger or laptop issued the same file): nothing new was issued.
+        earlier: set by the runner when Flexybox answered that an earlier run's commit of the row went
+            through (a rerun settling it): nothing new was issued.
     """
 
     status: RowStatus
@@ -66,6 +68,7 @@ class Outcome:
     commit_reached: bool = False
     fatal: AuthError | None = None
     already: bool = False  # Flexybox held the order committed before this run (another ledger issued it)
+    earlier: bool = False  # Flexybox answered that an earlier run's commit of this row went through
 
 
 def _refused(exc: ApiError) -> bool:

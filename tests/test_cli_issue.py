@@ -421,3 +421,60 @@ def test_a_sorted_result_sheets_needs_attention_says_on_which_line_each_row_now_
     assert attention[0][:3] == ["Row", "Line", "Status"], attention
     assert [a[:3] for a in attention[1:]] == [[5, 4, "FAILED"]]  # input row 5, now on line 4 of 7
     assert book["Result"]["B4"].value == "lars@example.com" and book["Result"].cell(4, 1).value == lines[2][0]
+
+
+def test_problems_on_a_sorted_result_sheet_name_the_line_and_the_input_row(tmp_path, sandbox_env):
+    """A fresh user's find: on a result sheet with lines swapped and one deleted, a problem found while reading a
+    cell named the sheet's line and one found by the checks named the Row column: two rows called 'row 9'."""
+    src = Path(shutil.copy(SAMPLES / "fejl.xlsx", tmp_path / "fejl.xlsx"))
+    assert flexybulk("issue", src, "--yes", "--skip-invalid").code == 1
+    result = tmp_path / "fejl.result.xlsx"
+    wb = openpyxl.load_workbook(result)
+    ws = wb["Result"]
+    lines = [[c.value for c in r] for r in ws.iter_rows(min_row=2)]
+    lines[0], lines[11] = lines[11], lines[0]  # the first and last lines swapped
+    del lines[3]  # input row 5 deleted
+    ws.delete_rows(2, ws.max_row)
+    for values in lines:
+        ws.append(values)
+    wb.save(result)
+    run = flexybulk("retry", result, "--yes")
+    assert run.code == 1
+    where = "fejl.result.xlsx, sheet 'Result', "
+    said = [line.strip() for line in run.output.splitlines() if line.strip().startswith(where)]
+    assert [s[len(where):].split(":")[0] for s in said] == [
+        "row 3, column 'Navn' (A)", "row 4, column 'E-mail' (B)", "row 5 (input row 6), column 'Afdeling' (H)",
+        "row 6 (input row 7), column 'Beløb' (I)", "row 7 (input row 8), column 'Beløb' (I)",
+        "row 8 (input row 9), column 'Antal' (J)", "row 9 (input row 10), column 'Antal' (J)",
+        "row 10 (input row 11), column 'Beløb' (I)", "row 11 (input row 12), column 'Telefon' (C)"]
+    assert "'2,5' is not a whole number" in said[6] and "0 is not a positive whole number" in said[5]
+
+
+def test_an_edited_skipped_line_is_not_issued_from_its_result_sheet(tmp_path, sandbox_env):
+    """A fresh user's find: a line SKIPPED as issued by an earlier batch, its amount then edited on the result
+    sheet, became a row to issue (only the near-duplicate question stopped a second card)."""
+    state = sandbox_env.state
+    first = Path(shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx"))
+    assert flexybulk("issue", first, "--yes").code == 0
+    wb = openpyxl.load_workbook(first)
+    wb.active.append(["Ny Modtager", "ny@example.com", None, None, None, None, "Gavekort", "Webshop", 100, 1])
+    second = tmp_path / "kampagne2.xlsx"
+    wb.save(second)
+    run = flexybulk("issue", second, "--yes")
+    assert run.code == 0 and "Issued by an earlier batch: 6 rows (skipped)" in run.output
+    before = state.counts()
+    result = tmp_path / "kampagne2.result.xlsx"
+    book = openpyxl.load_workbook(result)
+    ws = book["Result"]
+    header = [c.value for c in ws[1]]
+    assert ws.cell(2, header.index("Status") + 1).value == "SKIPPED"
+    ws.cell(2, header.index("Beløb") + 1).value = 9999  # Mette's 500 edited
+    book.save(result)
+    run = flexybulk("retry", result, "--yes")
+    assert state.counts() == before  # nothing sent
+    assert run.code == 0, run.output
+    assert ("row 2: Issued by an earlier batch as: Mette Frederiksen-Test, mette@example.com, 1 × 500.00 DKK "
+            "Julegavekort, København, so this line was skipped.") in run.output
+    again = openpyxl.load_workbook(result)["Result"]
+    assert again.cell(2, header.index("Status") + 1).value == "SKIPPED"
+    assert "are not applied" in again.cell(2, header.index("Error") + 1).value

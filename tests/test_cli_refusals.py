@@ -166,3 +166,24 @@ def test_lost_commit_answers_refused_409_on_retry_never_fail_and_a_corrected_cop
     assert state.counts()["committed_orders"] == 101
     second = result_rows(tmp_path / "hundrede-rettet.result.xlsx")
     assert "FAILED" not in {r["Status"] for r in second}
+
+
+def test_a_retry_that_finds_its_earlier_commits_went_through_says_it_issued_nothing_now(tmp_path, sandbox_env):
+    """A fresh user's find: every commit answer lost, so all rows UNKNOWN; the retry's commits were answered
+    "already committed" (409), and it said "Issued now: 6 rows" though the earlier run had issued them."""
+    src = shutil.copy(SAMPLES / "kampagne.xlsx", tmp_path / "kampagne.xlsx")
+    sandbox_env.faults = Faults(drop_rate=1.0, only=COMMITS, commit_409_on_repeat=True)
+    run = flexybulk("issue", src, "--yes", "--max-attempts", "1")
+    assert run.code == 1
+    assert [r["Status"] for r in result_rows(tmp_path / "kampagne.result.xlsx")] == ["UNKNOWN"] * 6
+    state = sandbox_env.state
+    assert state.counts() == {"customers": 6, "orders": 6, "committed_orders": 6, "certificates": 18}
+    sandbox_env.faults = Faults(commit_409_on_repeat=True)
+    run = flexybulk("retry", tmp_path / "kampagne.result.xlsx", "--yes")
+    assert run.code == 0, run.output
+    assert "Issued now: nothing." in run.output
+    assert ("Settled: 6 rows, 18 gift certificates, 10,399.85 DKK, issued by an earlier run whose commit had gone "
+            "through (Flexybox said so); nothing new was issued for them.") in run.output
+    assert "Issued in this batch in all: 6 rows, 18 gift certificates, 10,399.85 DKK." in run.output
+    assert state.counts() == {"customers": 6, "orders": 6, "committed_orders": 6, "certificates": 18}
+    assert [r["Status"] for r in result_rows(tmp_path / "kampagne.result.xlsx")] == ["ISSUED"] * 6

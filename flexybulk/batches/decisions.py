@@ -143,6 +143,8 @@ class Outcome:
         sent: row number -> status, for the rows this run sent.
         already: rows that Flexybox already held committed under their ids (another ledger or laptop
             issued this file): ISSUED, or SKIPPED when committed with other values; nothing new was issued.
+        earlier: rows settled now whose commit by an earlier run had gone through (Flexybox answered
+            "already committed"): ISSUED, but by that run; nothing new was issued now.
         declined: the person did not confirm; nothing was sent.
         interrupted: stopped (Ctrl-C, SIGTERM, a stop button) before every row was sent.
         fatal: the error that stopped the run at once (a refused token, Flexybox unreachable).
@@ -153,6 +155,7 @@ class Outcome:
     records: dict[int, RowRecord] = field(default_factory=dict)
     sent: dict[int, RowStatus] = field(default_factory=dict)
     already: set[int] = field(default_factory=set)
+    earlier: set[int] = field(default_factory=set)
     declined: bool = False
     interrupted: bool = False
     fatal: FlexybulkError | None = None
@@ -168,9 +171,15 @@ class Outcome:
 
     @property
     def issued_now(self) -> Totals:
-        """What this run issued (rows Flexybox already had are not counted: nothing new was issued for them)."""
-        return issued_totals(self.records[n] for n, st in self.sent.items()
-                             if st == RowStatus.ISSUED and n in self.records and n not in self.already)
+        """What this run issued (rows Flexybox already had, from another ledger or an earlier run's commit, are
+        not counted: nothing new was issued for them)."""
+        return issued_totals(self.records[n] for n, st in self.sent.items() if st == RowStatus.ISSUED
+                             and n in self.records and n not in self.already and n not in self.earlier)
+
+    @property
+    def settled_earlier(self) -> Totals:
+        """What rows settled now had been issued by an earlier run's commit (Flexybox said so)."""
+        return issued_totals(self.records[n] for n in sorted(self.earlier) if n in self.records)
 
     @property
     def issued_in_all(self) -> Totals:

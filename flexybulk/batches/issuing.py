@@ -282,7 +282,7 @@ class Issuing:
         try:
             report = runner.run(plan)
             outcome.sent, outcome.interrupted, outcome.fatal = report.outcomes, report.interrupted, report.fatal
-            outcome.already = report.already
+            outcome.already, outcome.earlier = report.already, report.earlier
         finally:
             self.client.on_call = None
             outcome.records = {r.row_number: r for r in journal.rows(plan.batch.id)}

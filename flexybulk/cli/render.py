@@ -112,7 +112,7 @@ def show_plan(prepared: Prepared) -> None:
     for r in prepared.issued_edited:  # the totals above are the sheet's; these lines' edits are not sent
         echo(f"  row {r.row_number}: {r.message}")
     for r in plan.duplicates:
-        if r.action == "skip":
+        if r.action == "skip" and not r.edited:  # an edited one was said above
             echo(f"  row {r.row_number}: {r.message}")
     if prepared.skipped:
         echo(f"Issued by an earlier batch: {plural(len(prepared.skipped), 'row')} (skipped).")
@@ -181,6 +181,9 @@ def show_outcome(outcome: Outcome, *, quiet: bool = False) -> int:
     if unnumbered:
         echo(f"Issued without certificate numbers: {plural(len(unnumbered), 'row')} (Flexybox's answer listed none); "
              "look them up in Flexybox under the sales order ids in the result sheet.")
+    if outcome.earlier:
+        echo(f"Settled: {_issued(outcome.settled_earlier)}, issued by an earlier run whose commit had gone through "
+             "(Flexybox said so); nothing new was issued for them.")
     if outcome.already:
         echo(f"Already issued in Flexybox by another ledger or laptop (same file, same ids): {plural(len(outcome.already), 'row')}; "
              "nothing new was issued for them.")
