@@ -431,8 +431,8 @@ def test_when_every_engine_fails_the_message_names_the_file_and_what_to_do(tmp_p
     with pytest.raises(InputFileError) as err:
         read_sheet(path)
     assert str(err.value) == (
-        "'liste.xlsx' is damaged or not a readable XLSX file (ValueError: nope; ValueError: nope) — "
-        "open it in Excel or LibreOffice and save it again as .xlsx"
+        "'liste.xlsx' is damaged or not a readable XLSX file — open it in Excel or LibreOffice and save it again "
+        "as .xlsx. (The readers said: ValueError: nope; ValueError: nope.)"
     )
 
 
@@ -495,3 +495,40 @@ def test_an_error_text_in_a_csv_is_a_cell_problem_not_a_name_or_an_address(tmp_p
     ]
     assert "name" not in rows[0].fields and "address" not in rows[1].fields and rows[0].original["Navn"] == "#N/A"
     assert rows[2].fields["name"] == "Vej #3" and rows[2].fields["address"] == "#3"  # a # alone is text
+
+
+def test_merged_data_cells_are_a_problem_on_each_covered_row_not_a_value_copied_down(tmp_path):
+    """A fresh user's find: Beløb E2:E4 merged holding 250 was read as 250 on three rows (750.00 DKK), with no word;
+    a name merged over the email column read as a bad email address. The header's merged cells still fill (P12)."""
+    from clirun import flexybulk
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Modtagere"
+    ws.append(["Gavekort julen", None, None, None, None, None])
+    ws.append(["Navn", "E-mail", "Gavekorttype", "Afdeling", "Beløb", "Antal"])
+    ws.append(["Anna Hansen", "anna@example.com", "Gavekort", "Webshop", 250, 1])
+    ws.append(["Bo Jensen", "bo@example.com", "Gavekort", None, None, 1])
+    ws.append(["Cai Berg", "cai@example.com", "Gavekort", "Aarhus", None, 1])
+    ws.append(["Dina Test", None, "Gavekort", "Aarhus", 100, 1])
+    for span in ("A1:F1", "E3:E5", "D3:D4", "A6:B6"):
+        ws.merge_cells(span)
+    path = tmp_path / "merged.xlsx"
+    wb.save(path)
+    sheet = read_sheet(path, ReadOptions())
+    assert sheet.header_row == 2 and [r.number for r in sheet.rows] == [3, 4, 5, 6]
+    got = [(p.row, p.column, p.column_letter, p.message) for r in sheet.rows for p in r.problems]
+    said = "Unmerge the cells and write the value on each row."
+    assert got == [
+        (4, "Afdeling", "D", f"the cell is part of the merged cells D3:D4, whose value is in D3 only. {said}"),
+        (4, "Beløb", "E", f"the cell is part of the merged cells E3:E5, whose value is in E3 only. {said}"),
+        (5, "Beløb", "E", f"the cell is part of the merged cells E3:E5, whose value is in E3 only. {said}"),
+        (6, "E-mail", "B", f"the cell is part of the merged cells A6:B6, whose value is in A6 only. {said}"),
+    ]
+    assert [r.fields.get("amount") for r in sheet.rows] == [Decimal("250"), None, None, Decimal("100")]
+    assert sheet.rows[1].original["Afdeling"] is None and sheet.rows[3].original["E-mail"] is None
+    run = flexybulk("validate", path, "--sandbox")
+    assert "Valid rows: 1 of 4" in run.output and "total: 250.00 DKK" in run.output
+    assert "merged.xlsx, sheet 'Modtagere', row 4, column 'Afdeling' (D): the cell is part of the merged cells D3:D4" \
+        in run.output
+    assert "the department is missing" not in run.output and "not a valid email" not in run.output

@@ -58,6 +58,14 @@ def _build_sheet(
     header_cells = grid.rows[header_index]
     body = grid.rows[header_index + 1 :]
     filled = grid.filled or set()
+    if filled:
+        # The header search copied merged ranges' values over their span in its area; below the header a merged
+        # range is not a value for each row (an amount merged over three rows is not three amounts): emptied
+        # again, and each covered cell is named as a problem below (_flag_merged_cells).
+        for i, j in filled:
+            if i > header_index:
+                grid.rows[i][j] = ""
+        filled = {(i, j) for i, j in filled if i <= header_index}
 
     # Data rows: keep the real row numbers, drop fully empty rows (pitfalls P10).
     # A first cell with a value settles it without a call; only the others get the full check.
@@ -205,6 +213,8 @@ def _build_sheet(
     hidden_by_formulas = _rows_only_formulas(issues, columns, numbers, first_data, grid.first_col, ctx.list_stop)
     if hidden_by_formulas:
         result_rows = sorted(result_rows + hidden_by_formulas, key=lambda r: r.number)
+    if grid.merged:
+        _flag_merged_cells(result_rows, grid, header_row_number, columns)
     _apply_marks(result_rows, marks, columns, grid.first_col, ctx)
     _keep_earlier_exclusions(result_rows, headers, ctx)
 
@@ -224,6 +234,41 @@ def _build_sheet(
         encoding=ctx.encoding,
         decode_doubt=ctx.decode_doubt,
     )
+
+
+def _flag_merged_cells(rows: list[InputRow], grid: _Grid, header_row: int, columns: list[_Column]) -> None:
+    """A problem on every empty recipient cell that a merged range covers below the header (its value is in the
+    range's first cell only).
+
+    Spreadsheet programs keep a merged range's value in its top-left cell;
+    the other cells are empty. Copying it down would give every covered row
+    the amount or department silently (a fresh user's find: an amount merged
+    over three rows was read as three amounts); leaving them empty said "the
+    amount is missing" or, across columns, "not a valid email address" without
+    the cause. ``grid.merged``: ``((first row, first column), (last row, last
+    column))``, 0-based sheet coordinates.
+    """
+    by_number = {r.number: r for r in rows}
+    by_column = {grid.first_col + c.index: c for c in columns if c.field is not None}
+    found: list[tuple[int, int, RowProblem]] = []
+    for (r0, c0), (r1, c1) in grid.merged:
+        if r1 + 1 <= header_row:
+            continue
+        first = f"{column_letter(c0)}{r0 + 1}"
+        span = f"{first}:{column_letter(c1)}{r1 + 1}"
+        for r in range(max(r0, header_row), r1 + 1):  # 0-based r: sheet row r + 1, below the header
+            row = by_number.get(r + 1)
+            if row is None or row.excluded is not None:
+                continue
+            for c in range(c0, c1 + 1):
+                col = by_column.get(c)
+                if (r, c) == (r0, c0) or col is None or row.original.get(col.header) not in (None, ""):
+                    continue
+                found.append((r, c, RowProblem(
+                    r + 1, col.header, f"the cell is part of the merged cells {span}, whose value is in {first} only. "
+                    "Unmerge the cells and write the value on each row.", None, col.letter)))
+    for r, _, problem in sorted(found, key=lambda f: f[:2]):  # in row and column order, as the other problems
+        by_number[r + 1].problems.append(problem)
 
 
 _SEPARATOR_NAMES = {";": "';'", ",": "','", "\t": "a tab"}

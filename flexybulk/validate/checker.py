@@ -134,7 +134,7 @@ class _RowChecker:
             if department is None:
                 why = self.default_department_error or "unknown department"
                 problems.append(RowProblem(row.number, "--department", why[0].upper() + why[1:], self.default_department))
-        else:
+        elif not any(p.column == header[_DEPARTMENT] for p in problems):  # said already (a merged cell)
             problems.append(self.problem(row, Field.DEPARTMENT, "the department is missing. Fill in the department's name or id, or give one for all rows with --department."))
 
         price = get(_AMOUNT)
