@@ -182,9 +182,11 @@ def _read_workbook(data: bytes, ctx: _Context, overrides: dict[str, Field], zf: 
     else:
         if xlsx is not None:
             xlsx.scan()
+        # What to do first; the readers' own words last, for whoever looks into it (a fresh user read them as
+        # jargon in the middle of the sentence).
         raise InputFileError(
-            f"{name} is damaged or not a readable {ctx.format.upper()} file ({'; '.join(errors) or 'no reader'}) — "
-            "open it in Excel or LibreOffice and save it again as .xlsx"
+            f"{name} is damaged or not a readable {ctx.format.upper()} file — open it in Excel or LibreOffice and "
+            f"save it again as .xlsx. (The readers said: {'; '.join(errors) or 'no reader'}.)"
         )
     ctx.sheet_name = sheet_name
     if zf is not None and (xlsx is None or xlsx.sheet_name != sheet_name):
