@@ -109,3 +109,23 @@ def test_the_servers_last_line_when_no_batch_was_running(tmp_path, settings):
     with TestClient(app, base_url="http://127.0.0.1:8770") as client:
         assert client.get("/").status_code == 200
     assert shutdown_summary(app) == "Stopped: no batch was running; nothing was left unfinished."
+
+
+def test_retry_help_counts_only_the_rows_it_can_send(local, sandbox, tmp_path):
+    """A fresh user's find: after issuing only the valid rows, the page said "Retry sends these 10 rows again" though
+    every one was INVALID and nothing fixed. Fixing one row's cell makes that row sendable."""
+    uid = _upload(local, _copy("fejl.xlsx", tmp_path))
+    deadline = time.monotonic() + 20
+    while "nothing can be issued yet" not in local.get(f"/u/{uid}/confirm").text:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    local.post(f"/u/{uid}/options", data={"skip_invalid": "1"})
+    assert _issue(local, uid)["state"] == "done"
+    page = local.get(f"/u/{uid}/progress").text
+    assert 'data-testid="status-count-INVALID">10<' in page
+    assert _actions(page) == (False, True, "Fix the cells of the invalid rows below (click a cell), then press Retry: "
+                                           "rows that are still invalid are not sent.")
+    local.post(f"/u/{uid}/fix", data={"row": "7", "column": "Beløb", "text": "100", "retry": "1"})  # was -100
+    assert _actions(local.get(f"/u/{uid}/progress").text)[2] == (
+        "Retry sends this row again once you confirm the figures, with its own recorded ids, so nothing is issued "
+        "twice. 9 invalid rows are not sent until you fix them. 1 cell fixed for the retry.")

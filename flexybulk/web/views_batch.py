@@ -218,6 +218,9 @@ async def progress_page(request: Request) -> Response:
         except FlexybulkError:
             edit = None
     total = sum(counts.values())
+    # Retry sends the rows that can go now; an INVALID row goes only once a cell of it is fixed (a fresh user's
+    # find: the page said it sends six rows when all six were invalid and nothing was fixed).
+    unfixed = sum(1 for r in attention if r["status"] == "INVALID" and not any(c["fixed"] for c in r["cells"]))
     context = {
         "upload": upload, "work": work, "place": web.issuer.place(upload.id), "ledger_status": status, "counts": counts,
         "statuses": STATUSES, "total": total, "attention": attention, "attention_problem": problem, "edit": edit,
@@ -225,6 +228,7 @@ async def progress_page(request: Request) -> Response:
         "live": upload.state in ("queued", "running"), "action": next_action(upload, counts),
         "can_change": change_refused(user_of(request), upload, web.config.team) is None,
         "headers": [c["header"] for c in attention[0]["cells"]] if attention else [],
+        "sendable": len(attention) - unfixed, "unfixed": unfixed,
     }
     name = "_progress_body.html" if is_htmx(request) and request.query_params.get("fragment") else "progress.html"
     return render(request, name, **context)
