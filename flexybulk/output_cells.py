@@ -114,8 +114,11 @@ class Styles:
         self.quote = wb.add_format({"quote_prefix": True})
         self.wrap = wb.add_format({"text_wrap": True})
         self.wrap_quote = wb.add_format({"text_wrap": True, "quote_prefix": True})
-        self.datetime = wb.add_format({"num_format": DATETIME_FORMAT})
+        # On the left, as text is: right-aligned, IssuedAt ran into the CustomerId beside it (a fresh user's find).
+        self.datetime = wb.add_format({"num_format": DATETIME_FORMAT, "align": "left"})
         self.date = wb.add_format({"num_format": DATE_FORMAT})
+        self.indented = wb.add_format({"indent": 1})  # the Summary's text after a number
+        self.bold_indented = wb.add_format({"bold": True, "indent": 1})
         self.number = wb.add_format({"num_format": "#,##0"})
         self.status = {s: wb.add_format({"bg_color": fill, "font_color": font})
                        for s, (fill, font) in STATUS_COLOURS.items()}

@@ -237,7 +237,18 @@ def _write_summary(ws: Any, rows: Iterable[Sequence[Any]], styles: Styles) -> No
     widths: dict[int, int] = {}
     for r, line in enumerate(rows):
         for c, value in enumerate(line):
-            width = _write_cell(ws, r, c, value, styles)
+            # A text right after a (right-aligned) number starts a space in, not against it ("6The gift ...")
+            # (a fresh user's find, in the PDF; date-times sit on the left: Styles.datetime).
+            after_number = c > 0 and isinstance(line[c - 1], (int, float, Decimal, Money)) and not isinstance(line[c - 1], bool)
+            if isinstance(value, str) and not isinstance(value, (RowStatus,)) and after_number:
+                text = ILLEGAL.sub("\ufffd", value)[:MAX_TEXT]
+                ws.write_string(r, c, text, styles.quote if is_dangerous(text) else styles.indented)
+                width = len(text) + 1
+            elif isinstance(value, Label) and not value.right and c > 0 and isinstance(line[c - 1], Label) and line[c - 1].right:
+                ws.write_string(r, c, value.text, styles.bold_indented)  # a column name after one over numbers
+                width = len(value.text) + 1
+            else:
+                width = _write_cell(ws, r, c, value, styles)
             if c < len(line) - 1 or not isinstance(value, str):  # the last text may run over the empty cells
                 widths[c] = max(widths.get(c, 0), width)
     for c, width in widths.items():
@@ -306,8 +317,12 @@ def _write_xlsx(sheet: "OutputSheet", fh: Any) -> None:
 
     # The frame: everything but the big tables' rows, small enough to build in memory.
     frame = io.BytesIO()
+    # Every cell at the top of its row: in a row made tall by wrapped certificate numbers, the name and the
+    # status beside them line up with the first line, not the last (Excel's default is the bottom).
     wb = xlsxwriter.Workbook(frame, {"in_memory": True, "strings_to_numbers": False,
-                                     "strings_to_formulas": False, "strings_to_urls": False})
+                                     "strings_to_formulas": False, "strings_to_urls": False,
+                                     "default_format_properties": {"font_name": "Calibri", "font_size": 11,
+                                                                   "valign": "top"}})
     styles = Styles(wb)
     table_class = _table_worksheet_class()
     main = wb.add_worksheet(sheet.sheet_name[:31], worksheet_class=table_class)

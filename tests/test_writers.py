@@ -556,3 +556,30 @@ def test_a_written_table_lets_go_of_its_layout_and_the_gc_is_as_it_was(tmp_path,
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_the_summarys_text_after_a_number_starts_a_space_in_and_its_date_time_sits_left(tmp_path):
+    # A fresh user's find in the PDF: "6The gift certificates exist..." and a right-aligned Written at.
+    from datetime import datetime as _dt
+
+    from flexybulk.results import Label
+
+    rows = [OutputRow(2, {"Text": "a"}, {"Status": RowStatus.ISSUED, "Row": 2})]
+    sheet = OutputSheet(["Text"], ["Status", "Row"], rows)
+    sheet.summary = [[Label("Written at"), _dt(2026, 12, 2, 9, 30)], [Label("Status"), Label("Rows", right=True),
+                     Label("What it means")], [RowStatus.ISSUED, 6, "The gift certificates exist."]]
+    ws = openpyxl.load_workbook(write_output(sheet, tmp_path / "s.xlsx"))["Summary"]
+    assert ws["B1"].alignment.horizontal == "left" and ws["B1"].number_format.startswith("yyyy")
+    assert ws["C2"].alignment.indent == 1 and ws["C2"].font.bold
+    assert ws["B3"].value == 6 and ws["C3"].value == "The gift certificates exist." and ws["C3"].alignment.indent == 1
+
+
+def test_every_cell_sits_at_the_top_of_its_row(tmp_path):
+    # A row made tall by wrapped certificate numbers showed the name and status on its last line (Excel's bottom).
+    numbers = ", ".join(str(17961765510000000 + k) for k in range(10))
+    rows = [OutputRow(2, {"Text": "Julie"}, {"Status": RowStatus.ISSUED, "GiftCertificateNumbers": numbers, "Row": 2})]
+    path = write_output(OutputSheet(["Text"], ["Status", "GiftCertificateNumbers", "Row"], rows), tmp_path / "t.xlsx")
+    ws = openpyxl.load_workbook(path)["Result"]
+    assert ws.row_dimensions[2].height == 60
+    assert [ws.cell(2, c).alignment.vertical for c in range(1, 5)] == ["top"] * 4
+    assert ws["A1"].alignment.vertical == "top"
