@@ -65,6 +65,8 @@ class RowProblem:
         message: plain words saying what is wrong and what to do.
         value: the offending cell text, if any.
         column_letter: the spreadsheet column letter (``"F"``), if known.
+        alone: the row's other faults follow from this one (a CSV line with
+            another separator, all read into one column): the checks add none.
     """
 
     row: int
@@ -72,6 +74,7 @@ class RowProblem:
     message: str
     value: str | None = None
     column_letter: str | None = None
+    alone: bool = False
 
     def cell_text(self, line: int | None = None) -> str:
         """``"row 5, column 'Beløb' (F)"``-style location, without the file.

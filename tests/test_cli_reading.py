@@ -181,6 +181,9 @@ def test_a_line_that_uses_another_separator_says_so(tmp_path, sandbox_env):
     assert run.code == 1
     assert ("liste.csv, row 3: row 3 seems to separate its values with ',', not ';' like the rest of the file, so the "
             "whole line is read into column A (Navn) — separate the values with ';' as in the other rows") in run.stderr
+    # One cause, said once: not also "the email address is missing" and so on (a fresh user's find).
+    assert "1 invalid row, 1 problem:" in run.output and "liste.csv, row 3" in run.stderr
+    assert [line for line in run.output.splitlines() if "row 3" in line and "separate its values" not in line] == []
     assert nothing_sent(sandbox_env)
     run = flexybulk("issue", src, "--yes", "--skip-invalid")
     assert issued(sandbox_env) == (2, 2, Decimal("750"))

@@ -319,7 +319,8 @@ def _flag_other_separators(rows: list[InputRow], found: dict[int, str], numbers:
             row.problems.insert(0, RowProblem(
                 row.number, None,
                 f"row {row.number} seems to separate its values with {theirs}, not {ours} like the rest of the file, "
-                f"so the whole line is read into {into} — separate the values with {ours} as in the other rows"))
+                f"so the whole line is read into {into} — separate the values with {ours} as in the other rows",
+                alone=True))
 
 
 def _flag_dos_cells(rows: list[InputRow], columns: list[_Column]) -> None:

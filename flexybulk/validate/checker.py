@@ -90,6 +90,10 @@ class _RowChecker:
     def check(self, row: InputRow, cleaned_email: str | None = None) -> RowCheck:
         if row.excluded is not None:
             return RowCheck(row, None)  # left out by the person: not judged (issue #12)
+        if row.problems and row.problems[0].alone:
+            # One cause said once: a line read whole into one column is not also "name missing, email missing, ..."
+            # (a fresh user's find: five problems for one misplaced separator).
+            return RowCheck(row, None, list(row.problems))
         problems = list(row.problems)
         get = row.fields.get
         header = self._header
