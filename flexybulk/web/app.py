@@ -39,7 +39,7 @@ from ..validate import DEFAULT_CURRENCY, format_money
 from . import i18n
 from .auth import SESSION_COOKIE, Auth, LoginLocked, User
 from .jobs import Issuer
-from .security import LOOPBACK_HOSTS, BodyTooLarge, Guard, too_large
+from .security import FORM_ROOM, LOOPBACK_HOSTS, BodyTooLarge, Guard, too_large
 from .store import Upload, UploadStore
 from ..wording import page_words
 
@@ -355,5 +355,5 @@ def create_app(config: WebConfig, target: Target, auth: Auth) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={BodyTooLarge: too_large})
     app.state.web = web
     # The guard's limit is the upload limit plus room for the form around the file.
-    return Guard(app, auth=auth, max_body=config.max_file_size + 64 * 1024,  # type: ignore[return-value]
+    return Guard(app, auth=auth, max_body=config.max_file_size + FORM_ROOM,  # type: ignore[return-value]
                  allowed_hosts=config.allowed_hosts)

@@ -64,7 +64,15 @@ class BodyTooLarge(Exception):
 
     @property
     def text(self) -> str:
-        return f"Refused: the upload is larger than the limit of {self.limit:,} bytes."
+        return f"Refused: the file is larger than the limit of {megabytes(self.limit - FORM_ROOM)}. Split it into smaller files."
+
+
+FORM_ROOM = 64 * 1024  # bytes a request body may hold beyond the file: the form around it
+
+
+def megabytes(n: int) -> str:
+    """``52428800`` -> ``"50.0 MB"``: sizes in the words the upload page uses (MiB, one decimal)."""
+    return f"{n / (1024 * 1024):,.1f} MB"
 
 
 async def too_large(request: Any, exc: Exception) -> Any:
@@ -179,8 +187,9 @@ class Guard:
                 return
             if declared > self.max_body:
                 # Answered before reading a byte of the body (issue #14: "size-limited before they are read").
-                await _plain(send, 413, f"Refused: the upload is {declared:,} bytes; the limit is {self.max_body:,} bytes.",
-                             close=True)
+                # In the page's own words and units (a fresh user's find: bytes here, "50 MB" everywhere else).
+                await _plain(send, 413, f"Refused: the file is too large: {megabytes(declared)}. The limit is "
+                             f"{megabytes(self.max_body - FORM_ROOM)}. Split it into smaller files.", close=True)
                 return
         user = self.auth.user_of(headers, _cookies(headers))
         scope.setdefault("state", {})["user"] = user
