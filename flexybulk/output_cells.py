@@ -160,6 +160,25 @@ def number_text(value: Any) -> str | None:
     return None
 
 
+# Characters past Latin-1 (our own messages' "—", a "’" pasted from Word) written as XML character references:
+# one such character makes Python hold a whole chunk of rows two or four bytes a character while it joins and
+# encodes it (measured: 0.2 ms of a 512-row chunk's 1.1 ms). Every reader decodes them to the same text.
+_WIDE = re.compile(r"[^\x00-\xff]")
+
+
+def _wide(text: str) -> bool:
+    """True when ``text`` holds a character past Latin-1 (a C pass: Latin-1 text encodes, wider text does not)."""
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _char_ref(match: re.Match) -> str:
+    return f"&#{ord(match.group())};"
+
+
 def _xml_text(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -207,6 +226,8 @@ def clean_column(texts: list[str], short: bool = False) -> tuple[list[str], bool
         blob, changed = _ILLEGAL_BUT_NUL.sub("\ufffd", blob), True
     if "&" in blob or "<" in blob or ">" in blob:
         blob, changed = _xml_text(blob), True
+    if not blob.isascii() and _wide(blob):
+        blob, changed = _WIDE.sub(_char_ref, blob), True
     return (blob.split("\x00") if changed else texts), care  # unchanged: the same strings, not copies
 
 

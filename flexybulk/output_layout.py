@@ -41,7 +41,7 @@ from typing import Iterator
 
 from .model import RowStatus
 from .output_cells import (
-    _AMOUNT, _CURRENCY, _LETTER, _NEEDS_CARE, _NONE, DANGEROUS_START, FILTER_BUTTON, MAX_TEXT, Column, Money, Pieces,
+    _AMOUNT, _CURRENCY, _LETTER, _NEEDS_CARE, _NONE, _WIDE, _char_ref, _wide, DANGEROUS_START, FILTER_BUTTON, MAX_TEXT, Column, Money, Pieces,
     NUMBER_LIST, Styles, cell_parts, column_letter, column_width, excel_serial, has_illegal, row_heights, text_ends,
 )
 
@@ -210,6 +210,9 @@ def _texts(col: Column, letter: str, values: list, holes: bool, styles: Styles, 
     gaps = list(compress(range(len(values)), map(operator.not_, values))) if holes else []
     if not _few(gaps, len(values)):
         return None
+    if not blob.isascii() and _wide(blob):  # as clean_column writes them: characters past Latin-1 as references
+        wide = dict(zip(present, _WIDE.sub(_char_ref, blob).split("\x00")))
+        values = list(map(wide.get, values, values))
     s = _style(styles.index(styles.wrap)) if col.kind == "wrap" else ""
     _lay_out(col, letter, [f'"{s} t="inlineStr"><is><t>', values, "</t></is></c>"], gaps)
     return longest
