@@ -308,17 +308,30 @@ def _text_and_numbers(col: Column, letter: str, values: list, styles: Styles) ->
     where_text, texts = list(compress(where_text, full)), list(compress(texts, full))
     is_number = list(map(operator.and_, map(operator.not_, is_text), map(operator.is_not, values, repeat(None))))
     where_number = list(compress(rows, is_number))
-    numbers = list(map(str, compress(values, is_number)))  # a float's str is its repr, as output_cells writes it
     gaps = sorted(set(rows).difference(where_text, where_number)) if len(where_text) + len(where_number) < len(values) else []
-    if max(map(len, numbers), default=0) > 15 or _LETTER.search("".join(numbers)) or not _few(gaps, len(values)):
-        return None  # a number no cell holds (NaN, an exponent, past 15 digits): chunk by chunk
+    if not _few(gaps, len(values)):
+        return None
     s = _style(styles.index(styles.number)) if col.kind == "int" else ""
+    if col.kinds <= {str, int, _NONE}:
+        # Whole numbers only (phone numbers typed as numbers): "%d" of each, no text made first and no look for
+        # letters; at most 15 characters, as below (measured: 0.08 -> 0.06 s for the benchmark's phone column).
+        numbers = list(compress(values, is_number))
+        if numbers and not (-(10**14) < min(numbers) and max(numbers) < 10**15):
+            return None  # past a double's 15 digits: chunk by chunk
+        ends_of_numbers = map(f'"{s}><v>%d</v></c>'.__mod__, numbers)
+        widest = max(len(str(min(numbers))), len(str(max(numbers)))) if numbers else 0
+    else:
+        numbers = list(map(str, compress(values, is_number)))  # a float's str is its repr, as output_cells writes it
+        if max(map(len, numbers), default=0) > 15 or _LETTER.search("".join(numbers)):
+            return None  # a number no cell holds (NaN, an exponent, past 15 digits): chunk by chunk
+        ends_of_numbers = map(f'"{s}><v>%s</v></c>'.__mod__, numbers)
+        widest = max(map(len, numbers), default=0)
     ends: list = [""] * len(values)
     deque(map(ends.__setitem__, where_text, text_ends(texts, col.kind, styles)), maxlen=0)
-    deque(map(ends.__setitem__, where_number, map(f'"{s}><v>%s</v></c>'.__mod__, numbers)), maxlen=0)
+    deque(map(ends.__setitem__, where_number, ends_of_numbers), maxlen=0)
     _lay_out(col, letter, [ends], gaps)
     # The width as output_cells.column_width gives it: the longest value's text.
-    longest = max(max(map(len, texts), default=0), max(map(len, numbers), default=0))
+    longest = max(max(map(len, texts), default=0), widest)
     return longest + longest // 3 if col.kind == "int" else longest
 
 

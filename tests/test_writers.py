@@ -242,12 +242,14 @@ def test_a_column_of_text_and_numbers_is_laid_out_whole_and_gives_the_same_cells
     laid_out = []
     monkeypatch.setattr(output_layout, "_text_and_numbers",
                         lambda col, *a: (real(col, *a), laid_out.append(col.layout is not None))[0])
+    mixed = [lambda: rng.randrange(10**7, 10**8), lambda: "12 34 56 78", lambda: "+45 12 34 56 78",
+             lambda: "Østergade 1", lambda: 2.5, lambda: Decimal("-0.5")]
+    whole = mixed[:4] + [lambda: -rng.randrange(10**5)]  # whole numbers only: "%d" of each, its own path
     for kind in ("plain", "int"):
         for holes in (0, 0.01):
-            for odd in (None, "=1", 10**15, 1e-7, " a&b\x01"):
-                values = [None if rng.random() < holes else "" if rng.random() < 0.01 else
-                          rng.choice([rng.randrange(10**7, 10**8), "12 34 56 78", "+45 12 34 56 78", "Østergade 1", 2.5,
-                                     Decimal("-0.5")])
+            for choices, odd in [(mixed, o) for o in (None, "=1", 10**15, 1e-7, " a&b\x01")] + [
+                    (whole, o) for o in (None, 10**15, 10**15 - 1, -(10**14), -(10**14) + 1, "—")]:
+                values = [None if rng.random() < holes else "" if rng.random() < 0.01 else rng.choice(choices)()
                           for _ in range(900)]
                 if odd is not None:
                     values[rng.randrange(900)] = odd
@@ -262,7 +264,7 @@ def test_a_column_of_text_and_numbers_is_laid_out_whole_and_gives_the_same_cells
                     for name in ("xl/worksheets/sheet1.xml", "xl/styles.xml"):
                         assert a.read(name) == b.read(name), (kind, holes, odd, name)
     # Laid out whole unless a number no cell holds is there (text that needs care is laid out with its look).
-    assert laid_out == [True, True, False, False, True] * 4
+    assert laid_out == [True, True, False, False, True, True, False, True, False, True, True] * 4
     ws = openpyxl.load_workbook(tmp_path / "layouts.xlsx")["Result"]
     got = [ws.cell(2 + i, 1).value for i in range(900)]
     assert got == [None if v in ("", None) else float(v) if isinstance(v, Decimal) else v.replace("\x01", "\ufffd")
