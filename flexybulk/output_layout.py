@@ -284,6 +284,19 @@ def _money(col: Column, letter: str, values: list, holes: bool, styles: Styles) 
 
 def _numbers(col: Column, letter: str, values: list, holes: bool, styles: Styles) -> int | None:
     present, where, gaps = _present(values, holes)
+    if col.kinds <= {int, _NONE} and present and -(10**14) < min(present) and max(present) < 10**15:
+        # Whole numbers of at most 15 characters (a postal code, a quantity, a row number): their texts need no
+        # look for letters, the widest is the least's or the greatest's, and a few distinct ones are made once.
+        distinct = set(present)
+        texts = (list(map({n: str(n) for n in distinct}.__getitem__, present)) if len(distinct) * 8 <= len(present)
+                 else list(map(str, present)))
+        longest = max(len(str(min(present))), len(str(max(present))))
+        shown = longest + longest // 3 if col.kind == "int" else longest
+        if not _few(gaps, len(values)):
+            return shown
+        s = _style(styles.index(styles.number)) if col.kind == "int" else ""
+        _lay_out(col, letter, [f'"{s}><v>', _spread(texts, where, len(values)) if holes else texts, "</v></c>"], gaps)
+        return shown
     texts = list(map(str, present))  # a float's str is its repr: the shortest text that reads back the same
     longest = max(map(len, texts), default=0)
     shown = longest + longest // 3 if col.kind == "int" else longest
