@@ -317,3 +317,29 @@ def test_amounts_beyond_the_decimal_context_are_row_problems(catalogue, amount, 
     assert [c.valid for c in v.checks] == [True, False]
     assert [p.message for p in v.checks[1].problems] == [message]
     assert [p.row for p in v.checks[1].problems] == [3]
+
+
+def test_an_amount_written_in_kroner_on_a_row_of_another_currency_is_a_problem(catalogue, tmp_path):
+    """A fresh user's find: '100 DKK' with Valuta EUR was issued as 100 EUR; Valuta XXX (no currency) was accepted."""
+    import openpyxl
+
+    from flexybulk.reading import read_sheet
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Navn", "E-mail", "Gavekorttype", "Afdeling", "Beløb", "Antal", "Valuta"])
+    cells = [("100 DKK", "EUR"), ("250 kr", "EUR"), ("250 kr", "SEK"), ("kr. 99", "DKK"), ("300,00", "EUR"), (100, "XXX")]
+    for i, (amount, currency) in enumerate(cells):
+        ws.append([f"Person {i}", f"p{i}@example.com", "Gavekort", "Webshop", amount, 1, currency])
+    wb.save(tmp_path / "valuta.xlsx")
+    sheet = read_sheet(tmp_path / "valuta.xlsx")
+    v = validate(sheet, catalogue)
+    assert [c.order is not None for c in v.checks] == [False, False, True, True, True, False]
+    assert [(c.order.price, c.order.currency) for c in v.checks if c.order] == [
+        (Decimal("250"), "SEK"), (Decimal("99"), "DKK"), (Decimal("300.00"), "EUR")]
+    said = [p.message for c in v.checks for p in c.problems]
+    assert said == [
+        "'100 DKK' is written in DKK, but Valuta says EUR. Write the amount without the currency, or correct the currency.",
+        "'250 kr' is written in kr, but Valuta says EUR. Write the amount without the currency, or correct the currency.",
+        "'XXX' is ISO 4217's code for no currency, a test, a metal or a unit of account, not money to pay in. Write a "
+        "currency such as DKK, EUR or SEK."]

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from .. import emails as _emails
 from ..model import Catalogue, CatalogueItem, Field, InputRow, Order, RowProblem, Sheet
-from .rules import (_FIELD_LABELS, DEFAULT_COUNTRY, DEFAULT_CURRENCY, DEFAULT_QUANTITY, MAX_AMOUNT, MAX_LENGTHS, MAX_QUANTITY, _TWO_PLACES,
+from .rules import (NOT_MONEY, amount_currency_conflict, _FIELD_LABELS, DEFAULT_COUNTRY, DEFAULT_CURRENCY, DEFAULT_QUANTITY, MAX_AMOUNT, MAX_LENGTHS, MAX_QUANTITY, _TWO_PLACES,
                     CatalogueIndex, _fingerprint_of, _fingerprint_tail, _known_country, _known_currency, check_email,
                     clean_text, format_money, order_fingerprint)
 from .verdicts import RowCheck
@@ -175,7 +175,17 @@ class _RowChecker:
         currency = self._fixed_currency or self._code(_CURRENCY, get(_CURRENCY), DEFAULT_CURRENCY)
         if currency is not DEFAULT_CURRENCY and not _known_currency(currency):
             typed = clean_text(get(_CURRENCY))
-            problems.append(self.problem(row, Field.CURRENCY, f"'{typed}' is not an ISO 4217 currency code such as DKK, EUR or SEK.", typed))
+            said = ("is ISO 4217's code for no currency, a test, a metal or a unit of account, not money to pay in"
+                    if currency in NOT_MONEY else "is not an ISO 4217 currency code")
+            problems.append(self.problem(row, Field.CURRENCY, f"'{typed}' {said}. Write a currency such as DKK, EUR or SEK.", typed))
+        elif price is not None and currency is not DEFAULT_CURRENCY:
+            raw_amount = row.original.get(amount_header) if amount_header else None
+            word = amount_currency_conflict(raw_amount, currency)
+            if word is not None:  # "100 DKK" on a EUR row would be issued as 100 EUR (a fresh user's find)
+                where = f"{header[_CURRENCY]} says {currency}" if header[_CURRENCY] else f"the row's currency is {currency}"
+                problems.append(self.problem(
+                    row, Field.AMOUNT, f"'{raw_amount}' is written in {word}, but {where}. Write the amount without "
+                    "the currency, or correct the currency.", raw_amount))
 
         country = self._fixed_country or self._code(_COUNTRY, get(_COUNTRY), DEFAULT_COUNTRY)
         if country is not DEFAULT_COUNTRY and not _known_country(country):
@@ -218,6 +228,7 @@ class _RowChecker:
         text_verdict, combo_verdict, make_order = self._text_verdict, self._combo_verdict, Order
         fixed_currency, fixed_country = self._fixed_currency, self._fixed_country
         code, known_currency, known_country = self._code, _known_currency, _known_country
+        amount_header = self._header[_AMOUNT]
         miss, bad, decimal = _MISS, _BAD, Decimal
         name_limit = MAX_LENGTHS[Field.NAME]
         checks: list[RowCheck] = []
@@ -238,7 +249,9 @@ class _RowChecker:
                 if email is None:
                     raise _Slow
                 currency = fixed_currency or code(_CURRENCY, get(_CURRENCY), DEFAULT_CURRENCY)
-                if currency is not DEFAULT_CURRENCY and not known_currency(currency):
+                if currency is not DEFAULT_CURRENCY and (
+                        not known_currency(currency)
+                        or amount_currency_conflict(row.original.get(amount_header) if amount_header else None, currency)):
                     raise _Slow
                 country = fixed_country or code(_COUNTRY, get(_COUNTRY), DEFAULT_COUNTRY)
                 if country is not DEFAULT_COUNTRY and not known_country(country):

@@ -38,10 +38,37 @@ _COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 
 @lru_cache(maxsize=512)
 def _known_currency(code: str) -> bool:
-    """An active ISO 4217 alphabetic code (pycountry's copy of the standard)."""
+    """An active ISO 4217 alphabetic code of money (pycountry's copy of the standard).
+
+    Not the codes ISO keeps for what is no money to pay in: no currency
+    (XXX), testing (XTS), precious metals (XAU, XAG, XPD, XPT) and units of
+    account (XDR, XBA-XBD, XSU, XUA) (a fresh user's find: XXX was accepted).
+    """
     import pycountry
 
-    return bool(_CURRENCY_RE.match(code)) and pycountry.currencies.get(alpha_3=code) is not None
+    return (bool(_CURRENCY_RE.match(code)) and code not in NOT_MONEY
+            and pycountry.currencies.get(alpha_3=code) is not None)
+
+
+NOT_MONEY = frozenset(("XXX", "XTS", "XAU", "XAG", "XPD", "XPT", "XDR", "XBA", "XBB", "XBC", "XBD", "XSU", "XUA"))
+
+# A currency word in an amount's own text ("250 kr", "99 DKK"), which the reader strips: kroner are Danish,
+# Swedish, Norwegian or Icelandic; DKK only Danish.
+_KRONER = re.compile(r"(?<![A-Za-z])(dkk|kr)(?![A-Za-z])", re.IGNORECASE)
+_KRONER_CURRENCIES = {"dkk": frozenset(("DKK",)), "kr": frozenset(("DKK", "SEK", "NOK", "ISK"))}
+
+
+def amount_currency_conflict(raw: Any, currency: str) -> str | None:
+    """The currency word in an amount's text when it contradicts the row's ``currency`` (``"DKK"``), else ``None``.
+
+    ``"100 DKK"`` on a row whose currency is EUR would be issued as 100 EUR.
+    """
+    if raw.__class__ is not str:
+        return None
+    found = _KRONER.search(raw)
+    if found is None or currency in _KRONER_CURRENCIES[found.group(1).lower()]:
+        return None
+    return found.group(1)
 
 
 @lru_cache(maxsize=512)
