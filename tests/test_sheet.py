@@ -532,3 +532,17 @@ def test_merged_data_cells_are_a_problem_on_each_covered_row_not_a_value_copied_
     assert "merged.xlsx, sheet 'Modtagere', row 4, column 'Afdeling' (D): the cell is part of the merged cells D3:D4" \
         in run.output
     assert "the department is missing" not in run.output and "not a valid email" not in run.output
+
+
+def test_two_columns_with_one_header_are_told_to_rename_not_to_choose_by_header(tmp_path):
+    # A fresh user's find: "choose one with --column amount=..." cannot choose between two columns both "Beløb".
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Navn", "E-mail", "Gavekorttype", "Afdeling", "Beløb", "Antal", "Beløb"])
+    ws.append(["Ida", "ida@example.com", "Gavekort", "Webshop", 100, 1, 200])
+    wb.save(tmp_path / "to.xlsx")
+    with pytest.raises(InputFileError) as err:
+        read_sheet(tmp_path / "to.xlsx")
+    assert str(err.value).endswith("Columns E and G both have the header 'Beløb' — rename one of them, or delete the "
+                                   "one that is not the amount")
+    assert "--column" not in str(err.value)

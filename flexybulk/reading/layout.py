@@ -343,7 +343,11 @@ def _map_columns(
     for fld, cols in by_field.items():
         if len(cols) > 1:
             headers = {c.header for c in cols}
-            shown = "" if len(headers) == 1 else " (" + ", ".join(f"'{c.header}'" for c in cols) + ")"
+            if len(headers) == 1:  # --column names a header, so it cannot choose between two alike (a fresh user's find)
+                raise ctx.error(f"Columns {_join_names([c.letter for c in cols])} both have the header "
+                                f"'{cols[0].header}' — rename one of them, or delete the one that is not the "
+                                f"{_FIELD_LABELS[fld].lower()}")
+            shown = " (" + ", ".join(f"'{c.header}'" for c in cols) + ")"
             raise ctx.error(
                 f"Columns {_join_names([c.letter for c in cols])} both look like '{_FIELD_LABELS[fld]}'{shown} — "
                 f"delete or rename one, or choose one with --column {fld.value}=\"header\""
