@@ -478,3 +478,16 @@ def test_an_edited_skipped_line_is_not_issued_from_its_result_sheet(tmp_path, sa
     again = openpyxl.load_workbook(result)["Result"]
     assert again.cell(2, header.index("Status") + 1).value == "SKIPPED"
     assert "are not applied" in again.cell(2, header.index("Error") + 1).value
+
+
+def test_status_names_the_command_that_finishes_the_batch(tmp_path, sandbox_env, monkeypatch):
+    """A fresh user's find: after kill -9 no result sheet exists, and status said only "a rerun settles it"."""
+    result = _issue_with_lars_refused(tmp_path, sandbox_env, monkeypatch)
+    src = tmp_path / "kampagne.xlsx"
+    run = flexybulk("status", src)
+    assert run.code == 1 and f"To finish: flexybulk retry {result}" in run.output
+    result.unlink()  # as after kill -9: the ledger has the batch, no result sheet was written
+    run = flexybulk("status", src)
+    assert run.code == 1 and f"To finish: flexybulk issue {src}" in run.output
+    assert flexybulk("issue", src, "--yes").code == 1  # the command said resumes the batch: Lars is still refused
+    assert sandbox_env.state.counts()["committed_orders"] == 5

@@ -121,7 +121,8 @@ def test_a_connection_error_met_by_seven_rows_is_printed_once_with_its_rows(tmp_
     assert run.stderr == (f"  7 rows: PENDING: {text} (rows 2-8)\n"
                           f"To finish: flexybulk retry {tmp_path / 'syv.result.xlsx'}\n")
     status = flexybulk("status", tmp_path / "syv.result.xlsx")
-    assert status.stdout.splitlines()[-2:] == ["Needing attention: 7 rows", f"  7 rows: PENDING: {text} (rows 2-8)"]
+    assert status.stdout.splitlines()[-3:] == ["Needing attention: 7 rows", f"  7 rows: PENDING: {text} (rows 2-8)",
+                                               f"To finish: flexybulk retry {tmp_path / 'syv.result.xlsx'}"]
     assert sandbox_env.state.counts()["customers"] == 0
 
 

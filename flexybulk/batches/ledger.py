@@ -38,6 +38,25 @@ class BatchStatus:
         """Rows that a rerun or a person must still deal with."""
         return [r for r in self.rows if r.status.needs_attention]
 
+    def finishing_file(self) -> tuple[str, Path] | None:
+        """``("retry", result sheet)`` or ``("issue", input file)``: the command and file that finish the batch.
+
+        The result sheet beside the input when it is this batch's; else the
+        input itself (after ``kill -9`` no result sheet was written, and the
+        same file resumes its batch with the same ids: a fresh user's find,
+        "a rerun settles it" named no command). ``None`` without a batch.
+        """
+        if self.batch is None:
+            return None
+        from ..result_input import existing_result
+        from ..results import default_output_path
+
+        source = Path(self.batch.input_path)
+        beside = existing_result(default_output_path(source, "result"))
+        if beside is not None and beside.readable and beside.batch_id == self.batch.id:
+            return "retry", beside.path
+        return "issue", source
+
 
 def batch_status(path: Path | str, ledger: Path, *, target: str | None = None) -> BatchStatus:
     """What ``ledger`` knows of the batch of ``path`` (an input file or a result sheet). Reads nothing from Flexybox.

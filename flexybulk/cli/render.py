@@ -249,6 +249,8 @@ def show_status(status: BatchStatus, file_name: str) -> int:
     if attention:
         echo(f"Needing attention: {plural(len(attention), 'row')}")
         show_rows(attention, limit=100, err=False)
+        command, path = status.finishing_file()
+        echo(f"To finish: flexybulk {command} {shell_path(path)}" + (" --sandbox" if batch.target == "sandbox" else ""))
         return ExitCode.ROWS_FAILED
     echo("No rows need attention.")
     return ExitCode.OK
