@@ -546,3 +546,22 @@ def test_two_columns_with_one_header_are_told_to_rename_not_to_choose_by_header(
     assert str(err.value).endswith("Columns E and G both have the header 'Beløb' — rename one of them, or delete the "
                                    "one that is not the amount")
     assert "--column" not in str(err.value)
+
+
+def test_an_amount_cell_formatted_as_a_percentage_is_a_problem_not_a_tiny_amount(tmp_path):
+    # A fresh user's find: 0.5 formatted 0% shows 50% and was issued as 0.50 DKK. A "%" the format only quotes is text.
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Navn", "E-mail", "Gavekorttype", "Afdeling", "Beløb", "Antal"])
+    for i, amount in enumerate([0.5, 250, 0.255, 300]):
+        ws.append([f"P {i}", f"p{i}@example.com", "Gavekort", "Webshop", amount, 1])
+    ws["E2"].number_format, ws["E4"].number_format, ws["E5"].number_format = "0%", "0.0%", '#,##0 "%"'
+    wb.save(tmp_path / "pct.xlsx")
+    sheet = read_sheet(tmp_path / "pct.xlsx")
+    got = [(p.row, p.column, p.message) for r in sheet.rows for p in r.problems]
+    assert got == [
+        (2, "Beløb", "E2 shows a percentage (50%), not an amount — format the cell as a number and write the price of "
+                     "one gift certificate, e.g. 250"),
+        (4, "Beløb", "E4 shows a percentage (25.5%), not an amount — format the cell as a number and write the price "
+                     "of one gift certificate, e.g. 250")]
+    assert [r.fields.get("amount") for r in sheet.rows] == [None, Decimal("250"), None, Decimal("300")]

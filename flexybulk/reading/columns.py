@@ -93,6 +93,10 @@ def _issue_problem(column: _Column, row: int, col_abs: int, kind: str, text: str
 
     A cell issue is a tuple ``(kind, text)``, or ``("external", file name, error)`` for a value from
     another workbook that shows an error; :func:`_issue_shown` gives what the cell shows."""
+    if kind == "percent":
+        ref = f"{column_letter(col_abs)}{row}"
+        return RowProblem(row, column.header, f"{ref} shows a percentage ({text}), not an amount — format the cell as "
+                          "a number and write the price of one gift certificate, e.g. 250", text, column.letter)
     if kind == "external":
         template = _EXTERNAL_ERROR_MESSAGE if error else _EXTERNAL_MESSAGE
         message = template.format(ref=f"{column_letter(col_abs)}{row}", book=text, error=error)

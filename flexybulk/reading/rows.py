@@ -15,6 +15,7 @@ still in the CPU cache; each column of a block is parsed by
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from itertools import chain, compress, count as _indices, repeat
 from operator import is_
 from typing import TYPE_CHECKING, Any, Iterable
@@ -388,11 +389,24 @@ def _xlsx_extras(
         if pad_styles:
             below = {Field.POSTAL_CODE: 10**9, Field.PHONE: 10**15}
             want = _numeric_cells(columns, originals, numbers, first_col, below)
+    percent_styles: set[int] = set()
+    amounts: dict[tuple[int, int], Any] = {}
+    amount = next((c for c in columns if c.field is Field.AMOUNT), None)
+    if amount is not None:
+        percent_styles = xlsx.percent_styles()
+        if percent_styles:  # an amount cell formatted as a percentage shows 50% for 0.5 (a fresh user's find)
+            col = first_col + amount.index
+            amounts = {(numbers[i], col): v for i, v in enumerate(originals[columns.index(amount)])
+                       if v.__class__ in (int, float, Decimal)}
+            want |= amounts.keys()
     issues: dict[tuple[int, int], tuple[str, ...]] = {}
     formats: dict[tuple[int, int], str] = {}
     if xlsx.has_formula_or_error or want:
         issues, styles = xlsx.cells(want)
         formats = {key: pad_styles[style] for key, style in styles.items() if pad_styles and style in pad_styles}
+        for key, style in styles.items():
+            if style in percent_styles and key in amounts and key not in issues:
+                issues[key] = ("percent", f"{Decimal(str(amounts[key])) * 100:f}".rstrip("0").rstrip(".") + "%")
     return issues, formats
 
 

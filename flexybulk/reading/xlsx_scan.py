@@ -290,6 +290,25 @@ class _XlsxParts:
         }
 
 
+    def percent_styles(self) -> set[int]:
+        """The cell style indexes whose number format shows a percentage (``0%``, ``0.00%``, ``#,##0.0%``)."""
+        root = self.styles_root()
+        if root is None:
+            return set()
+        codes: dict[str, str] = {"9": "0%", "10": "0.00%"}  # Excel's built-in percent formats
+        xf_formats: list[str] = []
+        for element in root.iter():
+            tag = element.tag.rsplit("}", 1)[-1]
+            if tag == "numFmt":
+                codes[element.get("numFmtId", "")] = element.get("formatCode", "")
+            elif tag == "cellXfs":
+                xf_formats = [xf.get("numFmtId", "0") for xf in element if xf.tag.rsplit("}", 1)[-1] == "xf"]
+        return {index for index, fmt in enumerate(xf_formats) if "%" in _QUOTED.sub("", codes.get(fmt, ""))}
+
+
+_QUOTED = re.compile(r'"[^"]*"|\\.')  # a format code's literal text ("%" there is shown, not a percentage)
+
+
 def _cells_of(ref: str, limit: int = 100_000) -> list[tuple[int, int]]:
     """(row, column) of the cells of a range ``"F2:G9"`` (1-based rows, 0-based columns); none
     when it is odd or larger than ``limit`` cells."""
