@@ -11,7 +11,7 @@ from decimal import Decimal
 from flexybulk.sandbox import Faults
 from builders import refuse_customer
 from webtools import write_sheet
-from webviews import _copy, _digest, _issue, _state, _upload, local  # noqa: F401
+from webviews import _checked_with_invalid_rows, _copy, _digest, _issue, _state, _upload, local  # noqa: F401
 
 
 def _actions(page: str) -> tuple[bool, bool, str]:
@@ -115,10 +115,7 @@ def test_retry_help_counts_only_the_rows_it_can_send(local, sandbox, tmp_path):
     """A fresh user's find: after issuing only the valid rows, the page said "Retry sends these 10 rows again" though
     every one was INVALID and nothing fixed. Fixing one row's cell makes that row sendable."""
     uid = _upload(local, _copy("fejl.xlsx", tmp_path))
-    deadline = time.monotonic() + 20
-    while "nothing can be issued yet" not in local.get(f"/u/{uid}/confirm").text:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    _checked_with_invalid_rows(local, uid)
     local.post(f"/u/{uid}/options", data={"skip_invalid": "1"})
     assert _issue(local, uid)["state"] == "done"
     page = local.get(f"/u/{uid}/progress").text

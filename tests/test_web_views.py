@@ -19,7 +19,8 @@ from flexybulk.web.auth import Auth
 from flexybulk.web.security import Guard
 from builders import refuse_customer
 from webtools import write_sheet
-from webviews import KAMPAGNE_CERTIFICATES, KAMPAGNE_TOTAL, _app, _copy, _digest, _issue, _state, _upload, local  # noqa: F401
+from webviews import (KAMPAGNE_CERTIFICATES, KAMPAGNE_TOTAL, _app, _checked_with_invalid_rows, _copy, _digest,  # noqa: F401
+                      _issue, _state, _upload, local)
 
 # -- local mode ---------------------------------------------------------------------------------------
 
@@ -81,10 +82,7 @@ def test_a_fix_is_checked_again_at_once_and_changes_the_inputs_identity(local, s
 
 def test_skip_invalid_issues_the_valid_rows_only(local, sandbox, tmp_path):
     uid = _upload(local, _copy("fejl.xlsx", tmp_path))
-    deadline = time.monotonic() + 20
-    while "nothing can be issued yet" not in local.get(f"/u/{uid}/confirm").text:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    _checked_with_invalid_rows(local, uid)
     local.post(f"/u/{uid}/options", data={"skip_invalid": "1"})
     state = _issue(local, uid)
     assert state["state"] == "done"

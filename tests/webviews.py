@@ -85,6 +85,14 @@ def _issue(client: TestClient, uid: str) -> dict:
     return _state(client, uid)
 
 
+def _checked_with_invalid_rows(client: TestClient, uid: str) -> None:
+    """Wait until the upload's check is done and says its invalid rows block the batch (the confirm page)."""
+    deadline = time.monotonic() + 20
+    while "nothing can be issued yet" not in client.get(f"/u/{uid}/confirm").text:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
 def _copy(name: str, tmp_path: Path) -> Path:
     return Path(shutil.copy(SAMPLES / name, tmp_path / name))
 

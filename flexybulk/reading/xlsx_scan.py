@@ -270,39 +270,30 @@ class _XlsxParts:
                 self._styles = False
         return self._styles or None
 
-    def zero_pad_styles(self) -> dict[int, str]:
-        """Style index -> format code for the cell styles whose number format pads with zeros (``0000``)."""
+    def _formats(self) -> tuple[dict[str, str], list[str]]:
+        """``(format id -> format code of the workbook's own formats, format id per cell style)``."""
         root = self.styles_root()
-        if root is None:
-            return {}
         codes: dict[str, str] = {}
         xf_formats: list[str] = []
+        if root is None:
+            return codes, xf_formats
         for element in root.iter():
             tag = element.tag.rsplit("}", 1)[-1]
             if tag == "numFmt":
                 codes[element.get("numFmtId", "")] = element.get("formatCode", "")
             elif tag == "cellXfs":
                 xf_formats = [xf.get("numFmtId", "0") for xf in element if xf.tag.rsplit("}", 1)[-1] == "xf"]
-        return {
-            index: codes[fmt]
-            for index, fmt in enumerate(xf_formats)
-            if fmt in codes and zero_pad_width(codes[fmt])
-        }
+        return codes, xf_formats
 
+    def zero_pad_styles(self) -> dict[int, str]:
+        """Style index -> format code for the cell styles whose number format pads with zeros (``0000``)."""
+        codes, xf_formats = self._formats()
+        return {index: codes[fmt] for index, fmt in enumerate(xf_formats) if fmt in codes and zero_pad_width(codes[fmt])}
 
     def percent_styles(self) -> set[int]:
         """The cell style indexes whose number format shows a percentage (``0%``, ``0.00%``, ``#,##0.0%``)."""
-        root = self.styles_root()
-        if root is None:
-            return set()
-        codes: dict[str, str] = {"9": "0%", "10": "0.00%"}  # Excel's built-in percent formats
-        xf_formats: list[str] = []
-        for element in root.iter():
-            tag = element.tag.rsplit("}", 1)[-1]
-            if tag == "numFmt":
-                codes[element.get("numFmtId", "")] = element.get("formatCode", "")
-            elif tag == "cellXfs":
-                xf_formats = [xf.get("numFmtId", "0") for xf in element if xf.tag.rsplit("}", 1)[-1] == "xf"]
+        codes, xf_formats = self._formats()
+        codes = {"9": "0%", "10": "0.00%", **codes}  # and Excel's built-in percent formats
         return {index for index, fmt in enumerate(xf_formats) if "%" in _QUOTED.sub("", codes.get(fmt, ""))}
 
 
