@@ -126,3 +126,26 @@ def test_retry_help_counts_only_the_rows_it_can_send(local, sandbox, tmp_path):
     assert _actions(local.get(f"/u/{uid}/progress").text)[2] == (
         "Retry sends this row again once you confirm the figures, with its own recorded ids, so nothing is issued "
         "twice. 9 invalid rows are not sent until you fix them. 1 cell fixed for the retry.")
+
+
+def test_a_stopped_batch_lists_its_first_waiting_rows_and_the_rest_in_one_line(local, sandbox, tmp_path):
+    """A fresh user's find: 255 rows each saying "not sent yet." made the result page 16,000 px tall on a phone."""
+    sandbox.faults = Faults(latency=0.05)
+    rows = [[f"P {i}", f"p{i}@example.com", "Gavekort", 100, 1, "Webshop"] for i in range(60)]
+    uid = _upload(local, write_sheet(tmp_path / "mange.xlsx", rows))
+    local.post(f"/u/{uid}/confirm", data={"digest": _digest(local, uid)})
+    _state(local, uid, ("running",))
+    while sandbox.state.counts()["committed_orders"] < 2:
+        time.sleep(0.01)
+    local.post(f"/u/{uid}/stop")
+    _state(local, uid)
+    sandbox.faults = Faults()
+    page = local.get(f"/u/{uid}/progress").text
+    waiting = int(re.search(r'data-testid="status-count-PENDING">(\d+)<', page).group(1))
+    assert waiting == 60 - sandbox.state.counts()["committed_orders"] and waiting > 20
+    listed = [int(n) for n in re.findall(r'<tr id="row-(\d+)"', page)]
+    assert len(listed) == 20 and listed == sorted(listed)
+    last = 61  # sheet rows 2-61
+    more = html.unescape(re.search(r'data-testid="more-waiting">(.*?)</p>', page).group(1))
+    assert more == f"… and {waiting - 20} more rows not sent yet (rows {listed[-1] + 1}-{last}): they are sent as they are."
+    assert f"Resume sends the {waiting} waiting rows" in html.unescape(page)

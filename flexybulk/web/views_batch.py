@@ -182,6 +182,9 @@ def _attention_rows(web: Any, upload: Any, status: batches.BatchStatus, lang: st
     return rows, None
 
 
+_SHOWN_WAITING = 20  # rows not sent yet listed one by one on the result page; the others in one line
+
+
 def next_action(upload: Any, counts: dict[str, int]) -> str | None:
     """The one thing to press on the result page: ``"resume"`` for an interrupted batch, or a stopped one whose
     unfinished rows are all PENDING and unchanged; ``"retry"`` when rows need attention otherwise (FAILED,
@@ -221,6 +224,13 @@ async def progress_page(request: Request) -> Response:
     # Retry sends the rows that can go now; an INVALID row goes only once a cell of it is fixed (a fresh user's
     # find: the page said it sends six rows when all six were invalid and nothing was fixed).
     unfixed = sum(1 for r in attention if r["status"] == "INVALID" and not any(c["fixed"] for c in r["cells"]))
+    sendable = len(attention) - unfixed
+    # A stopped batch's rows not sent yet: the first few shown (a cell of any can be fixed), the rest in one line
+    # (a fresh user's find: 255 rows each saying "not sent yet." made the page 16,000 px tall on a phone).
+    waiting = [r["number"] for r in attention if r["status"] == "PENDING" and not any(c["fixed"] for c in r["cells"])]
+    hidden = set(waiting[_SHOWN_WAITING:])
+    if hidden:
+        attention = [r for r in attention if r["number"] not in hidden]
     context = {
         "upload": upload, "work": work, "place": web.issuer.place(upload.id), "ledger_status": status, "counts": counts,
         "statuses": STATUSES, "total": total, "attention": attention, "attention_problem": problem, "edit": edit,
@@ -228,7 +238,8 @@ async def progress_page(request: Request) -> Response:
         "live": upload.state in ("queued", "running"), "action": next_action(upload, counts),
         "can_change": change_refused(user_of(request), upload, web.config.team) is None,
         "headers": [c["header"] for c in attention[0]["cells"]] if attention else [],
-        "sendable": len(attention) - unfixed, "unfixed": unfixed,
+        "sendable": sendable, "unfixed": unfixed,
+        "hidden_waiting": len(hidden), "hidden_rows": batches.row_ranges(sorted(hidden)) if hidden else "",
     }
     name = "_progress_body.html" if is_htmx(request) and request.query_params.get("fragment") else "progress.html"
     return render(request, name, **context)
