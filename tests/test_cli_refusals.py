@@ -182,6 +182,8 @@ def test_a_retry_that_finds_its_earlier_commits_went_through_says_it_issued_noth
     run = flexybulk("retry", tmp_path / "kampagne.result.xlsx", "--yes")
     assert run.code == 0, run.output
     assert "Issued now: nothing." in run.output
+    assert ("  Of these, 6 rows (rows 2-7) had a commit sent before that nothing settled (an answer lost, a run "
+            "killed): their gift certificates may exist already.") in run.output
     assert ("Settled: 6 rows, 18 gift certificates, 10,399.85 DKK, issued by an earlier run whose commit had gone "
             "through (Flexybox said so); nothing new was issued for them.") in run.output
     assert "Issued in this batch in all: 6 rows, 18 gift certificates, 10,399.85 DKK." in run.output

@@ -56,6 +56,8 @@ class Prepared:
         adopted: the ledger did not know the result sheet's batch, and it was rebuilt from the
             sheet (:mod:`flexybulk.adoption`) before planning.
         face: ``"cli"`` or ``"web"``: the result sheet's words on what to do follow it.
+        in_doubt: rows among ``orders`` whose commit an earlier run sent and nothing settled: their
+            certificates may exist already; re-posting the same payment id cannot issue them twice.
     """
 
     command: str
@@ -70,6 +72,7 @@ class Prepared:
     options: dict = field(default_factory=dict)
     adopted: bool = False
     face: str = "cli"
+    in_doubt: list[int] = field(default_factory=list)
 
     @property
     def blocked(self) -> bool:

@@ -163,6 +163,7 @@ class Issuing:
                            else checks[n].order for n in prepared.plan.to_send]
         for order in prepared.orders:
             prepared.totals.add(order)
+        prepared.in_doubt = [n for n in prepared.plan.to_send if records[n].commit_may_have_happened]
         over = over_limit(prepared.totals, max_total or {})
         if over:
             self.decline(prepared)

@@ -122,6 +122,11 @@ def show_plan(prepared: Prepared) -> None:
         echo(f"Held back by --first: {plural(len(prepared.held), 'row')} (they stay PENDING; flexybulk retry sends them).")
     totals = prepared.totals
     echo(f"To issue now: {plural(len(prepared.orders), 'row')}, {plural(totals.certificates, 'gift certificate')}, {totals.money()}.")
+    if prepared.in_doubt:  # counted above, yet perhaps issued already (a fresh user's find after kill -9)
+        n = len(prepared.in_doubt)
+        echo(f"  Of these, {plural(n, 'row')} (rows {row_ranges(prepared.in_doubt)}) had a commit sent before that "
+             "nothing settled (an answer lost, a run killed): their gift certificates may exist already. They are "
+             "settled with their own payment ids, which Flexybox does not take twice, so nothing is issued twice.")
 
 
 def confirmation_question(prepared: Prepared) -> str:
