@@ -77,6 +77,8 @@ def test_an_unknown_row_edited_before_retry_is_confirmed_and_settled_as_first_se
     _digest(local, uid)
     confirm = local.get(f"/u/{uid}/confirm").text
     assert 'data-testid="confirm-money">250.00 DKK<' in confirm and 'data-testid="confirm-certificates">3<' in confirm
+    assert ('data-testid="confirm-in-doubt">Of these, 2 rows (rows 2-3) had a commit sent before that nothing settled: '
+            "their gift certificates may exist already.") in html.unescape(confirm)
     per_type = dict(re.findall(r'<tr><th scope="row">([^<]+)</th><td class="num">\d+</td><td class="num">\d+</td>'
                                r'<td class="num money">([^<]+)</td></tr>', confirm))
     assert per_type == {"Gavekort": "200.00 DKK", "Julegavekort": "50.00 DKK", "Webshop": "200.00 DKK", "Aarhus": "50.00 DKK"}

@@ -62,6 +62,8 @@ class Preview:
     near: list[tuple[int, str]] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
     settling: list[tuple[int, str]] = field(default_factory=list)
+    in_doubt: int = 0  # rows to send whose commit an earlier run sent and nothing settled (Prepared.in_doubt)
+    in_doubt_rows: str = ""
     warnings: list[str] = field(default_factory=list)
     target: str = ""
     sandbox: bool = False
@@ -370,8 +372,12 @@ def _preview_of(key: str, prepared: batches.Prepared) -> Preview:
         p.by_department.setdefault(order.department.name, Totals()).add(order)
     p.already_issued = prepared.already_issued
     p.issued_edited = [(r.row_number, r.message or "") for r in prepared.issued_edited]
-    p.skipped = [(r.row_number, r.message or "") for r in prepared.skipped]
+    p.skipped = [(r.row_number, r.message or "") for r in prepared.skipped if not r.edited]  # edited: said above
     p.near = [(r.row_number, r.message or "") for r in prepared.near]
     p.settling = [(r.row_number, r.message or "") for r in prepared.settling]
+    if prepared.in_doubt:
+        from ..batches import row_ranges
+
+        p.in_doubt, p.in_doubt_rows = len(prepared.in_doubt), row_ranges(prepared.in_doubt)
     p.batch_id, p.resumed = prepared.batch.id, prepared.plan.resumed
     return p
