@@ -11,7 +11,7 @@ from decimal import Decimal
 from flexybulk.sandbox import Faults
 from builders import refuse_customer
 from webtools import write_sheet
-from webviews import _checked_with_invalid_rows, _copy, _digest, _issue, _state, _upload, local  # noqa: F401
+from webviews import _checked_with_invalid_rows, _copy, _digest, _issue, _state, _stopped_early, _upload, local  # noqa: F401
 
 
 def _actions(page: str) -> tuple[bool, bool, str]:
@@ -21,16 +21,7 @@ def _actions(page: str) -> tuple[bool, bool, str]:
 
 
 def test_a_stopped_batch_offers_resume_alone_until_a_cell_is_fixed_then_retry_alone(local, sandbox, tmp_path):
-    sandbox.faults = Faults(latency=0.05)
-    rows = [[f"P {i}", f"p{i}@example.com", "Gavekort", 100, 1, "Webshop"] for i in range(20)]
-    uid = _upload(local, write_sheet(tmp_path / "stop.xlsx", rows))
-    local.post(f"/u/{uid}/confirm", data={"digest": _digest(local, uid)})
-    _state(local, uid, ("running",))
-    while sandbox.state.counts()["committed_orders"] < 2:
-        time.sleep(0.01)
-    local.post(f"/u/{uid}/stop")
-    _state(local, uid)
-    sandbox.faults = Faults()
+    uid = _stopped_early(local, sandbox, tmp_path / "stop.xlsx", 20)
     waiting = 20 - sandbox.state.counts()["committed_orders"]
     page = local.get(f"/u/{uid}/progress").text
     assert _actions(page) == (True, False, f"Resume sends the {waiting} waiting rows with their recorded ids; nothing already "
@@ -132,16 +123,7 @@ def test_retry_help_counts_only_the_rows_it_can_send(local, sandbox, tmp_path):
 
 def test_a_stopped_batch_lists_its_first_waiting_rows_and_the_rest_in_one_line(local, sandbox, tmp_path):
     """A fresh user's find: 255 rows each saying "not sent yet." made the result page 16,000 px tall on a phone."""
-    sandbox.faults = Faults(latency=0.05)
-    rows = [[f"P {i}", f"p{i}@example.com", "Gavekort", 100, 1, "Webshop"] for i in range(60)]
-    uid = _upload(local, write_sheet(tmp_path / "mange.xlsx", rows))
-    local.post(f"/u/{uid}/confirm", data={"digest": _digest(local, uid)})
-    _state(local, uid, ("running",))
-    while sandbox.state.counts()["committed_orders"] < 2:
-        time.sleep(0.01)
-    local.post(f"/u/{uid}/stop")
-    _state(local, uid)
-    sandbox.faults = Faults()
+    uid = _stopped_early(local, sandbox, tmp_path / "mange.xlsx", 60)
     page = local.get(f"/u/{uid}/progress").text
     waiting = int(re.search(r'data-testid="status-count-PENDING">(\d+)<', page).group(1))
     assert waiting == 60 - sandbox.state.counts()["committed_orders"] and waiting > 20

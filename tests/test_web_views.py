@@ -20,7 +20,7 @@ from flexybulk.web.security import Guard
 from builders import refuse_customer
 from webtools import write_sheet
 from webviews import (KAMPAGNE_CERTIFICATES, KAMPAGNE_TOTAL, _app, _checked_with_invalid_rows, _copy, _digest,  # noqa: F401
-                      _issue, _state, _upload, local)
+                      _issue, _state, _stopped_early, _upload, local)
 
 # -- local mode ---------------------------------------------------------------------------------------
 
@@ -115,16 +115,8 @@ def test_a_failed_row_fixed_on_the_result_page_and_retried_keeps_its_ids(local, 
 
 
 def test_stop_leaves_the_rest_pending_and_resume_finishes(local, sandbox, tmp_path):
-    sandbox.faults = Faults(latency=0.05)
-    rows = [[f"P {i}", f"p{i}@example.com", "Gavekort", 100, 1, "Webshop"] for i in range(30)]
-    uid = _upload(local, write_sheet(tmp_path / "lang.xlsx", rows))
-    local.post(f"/u/{uid}/confirm", data={"digest": _digest(local, uid)})
-    _state(local, uid, ("running",))
-    while sandbox.state.counts()["committed_orders"] < 2:
-        time.sleep(0.01)
-    assert local.post(f"/u/{uid}/stop", follow_redirects=False).status_code == 303
+    uid = _stopped_early(local, sandbox, tmp_path / "lang.xlsx", 30)
     state = _state(local, uid)
-    sandbox.faults = Faults()
     done = sandbox.state.counts()["committed_orders"]
     assert 2 <= done < 30
     page = local.get(f"/u/{uid}/progress").text

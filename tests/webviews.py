@@ -8,11 +8,13 @@ import shutil
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from conftest import REPO
+from webtools import write_sheet
 from flexybulk.target import Target
 from flexybulk.web import WebConfig, create_app
 from flexybulk.web.auth import Auth, hash_password, load_users
@@ -83,6 +85,24 @@ def _issue(client: TestClient, uid: str) -> dict:
     answer = client.post(f"/u/{uid}/confirm", data={"digest": _digest(client, uid)}, follow_redirects=False)
     assert answer.status_code == 303
     return _state(client, uid)
+
+
+def _stopped_early(client: TestClient, sandbox: Any, path: Path, rows: int) -> str:
+    """Upload ``rows`` recipients written to ``path``, confirm, stop the run once two are committed (the sandbox
+    slowed so that it is still running), and wait for it to stop; returns the upload id (the sandbox fast again)."""
+    from flexybulk.sandbox import Faults
+
+    sandbox.faults = Faults(latency=0.05)
+    uid = _upload(client, write_sheet(path, [[f"P {i}", f"p{i}@example.com", "Gavekort", 100, 1, "Webshop"]
+                                             for i in range(rows)]))
+    client.post(f"/u/{uid}/confirm", data={"digest": _digest(client, uid)})
+    _state(client, uid, ("running",))
+    while sandbox.state.counts()["committed_orders"] < 2:
+        time.sleep(0.01)
+    assert client.post(f"/u/{uid}/stop", follow_redirects=False).status_code == 303
+    _state(client, uid)
+    sandbox.faults = Faults()
+    return uid
 
 
 def _checked_with_invalid_rows(client: TestClient, uid: str) -> None:
