@@ -74,6 +74,13 @@ def test_issue_crash_then_retry_issues_every_certificate_once(target, kampagne, 
     with Journal(target.ledger_default) as journal:
         with journal.issuing_lock("a run in progress"):
             assert batches.batch_progress(target.ledger_default, batch.id).counts["PENDING"] == 4  # in flight
+    # A run killed with kill -9 leaves its .lock.info behind, but not the lock: the row is UNKNOWN all the same.
+    import os
+
+    info = Path(os.path.realpath(target.ledger_default) + ".lock.info")
+    info.write_text("pid 1, issue kampagne.xlsx, since then", encoding="utf-8")
+    assert batches.batch_progress(target.ledger_default, batch.id).counts["UNKNOWN"] == 1
+    info.unlink()
     result = kampagne.with_name("kampagne.result.xlsx")
     assert result.exists()  # written on the way out, as after Ctrl-C
     import openpyxl

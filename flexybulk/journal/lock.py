@@ -68,13 +68,21 @@ class _IssuingLock:
     def issuing_now(self) -> bool:
         """True when a process (this one included) holds the ledger's issuing lock: a run is planning or issuing.
 
-        Asked of the ``.lock`` file, never of the database file: closing a
-        descriptor of that would drop the POSIX locks SQLite holds on it
-        (see :meth:`_flock`). A moment's answer: a run may start just after.
+        A run writes ``.lock.info`` once it holds the lock and removes it when
+        it lets go: without that file no run is working, and the lock is not
+        probed (a probe held for a moment could make a run starting just then
+        find the lock taken). With it (a run, or one killed before it could
+        remove the file) the ``.lock`` file is probed, never the database
+        file: closing a descriptor of that would drop the POSIX locks SQLite
+        holds on it (see :meth:`_flock`). A moment's answer: a run may start
+        just after.
         """
         import filelock
 
-        lock = filelock.FileLock(os.path.realpath(self.path) + ".lock", timeout=0)
+        real = os.path.realpath(self.path)
+        if not os.path.exists(real + ".lock.info"):
+            return False
+        lock = filelock.FileLock(real + ".lock", timeout=0)
         try:
             lock.acquire()
         except filelock.Timeout:
