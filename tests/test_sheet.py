@@ -553,9 +553,10 @@ def test_an_amount_cell_formatted_as_a_percentage_is_a_problem_not_a_tiny_amount
     wb = openpyxl.Workbook()
     ws = wb.active
     ws.append(["Navn", "E-mail", "Gavekorttype", "Afdeling", "Beløb", "Antal"])
-    for i, amount in enumerate([0.5, 250, 0.255, 300]):
+    for i, amount in enumerate([0.5, 250, 0.255, 300, 1, 10]):
         ws.append([f"P {i}", f"p{i}@example.com", "Gavekort", "Webshop", amount, 1])
     ws["E2"].number_format, ws["E4"].number_format, ws["E5"].number_format = "0%", "0.0%", '#,##0 "%"'
+    ws["E6"].number_format = ws["E7"].number_format = "0%"  # 100% and 1000%: whole hundreds keep their zeros
     wb.save(tmp_path / "pct.xlsx")
     sheet = read_sheet(tmp_path / "pct.xlsx")
     got = [(p.row, p.column, p.message) for r in sheet.rows for p in r.problems]
@@ -563,5 +564,9 @@ def test_an_amount_cell_formatted_as_a_percentage_is_a_problem_not_a_tiny_amount
         (2, "Beløb", "E2 shows a percentage (50%), not an amount — format the cell as a number and write the price of "
                      "one gift certificate, e.g. 250"),
         (4, "Beløb", "E4 shows a percentage (25.5%), not an amount — format the cell as a number and write the price "
+                     "of one gift certificate, e.g. 250"),
+        (6, "Beløb", "E6 shows a percentage (100%), not an amount — format the cell as a number and write the price of "
+                     "one gift certificate, e.g. 250"),
+        (7, "Beløb", "E7 shows a percentage (1000%), not an amount — format the cell as a number and write the price "
                      "of one gift certificate, e.g. 250")]
-    assert [r.fields.get("amount") for r in sheet.rows] == [None, Decimal("250"), None, Decimal("300")]
+    assert [r.fields.get("amount") for r in sheet.rows] == [None, Decimal("250"), None, Decimal("300"), None, None]

@@ -406,7 +406,7 @@ def _xlsx_extras(
         formats = {key: pad_styles[style] for key, style in styles.items() if pad_styles and style in pad_styles}
         for key, style in styles.items():
             if style in percent_styles and key in amounts and key not in issues:
-                issues[key] = ("percent", f"{Decimal(str(amounts[key])) * 100:f}".rstrip("0").rstrip(".") + "%")
+                issues[key] = ("percent", format((Decimal(str(amounts[key])) * 100).normalize(), "f") + "%")
     return issues, formats
 
 
