@@ -239,16 +239,14 @@ def _write_summary(ws: Any, rows: Iterable[Sequence[Any]], styles: Styles) -> No
         for c, value in enumerate(line):
             # A text right after a (right-aligned) number starts a space in, not against it ("6The gift ...")
             # (a fresh user's find, in the PDF; date-times sit on the left: Styles.datetime).
-            after_number = c > 0 and isinstance(line[c - 1], (int, float, Decimal, Money)) and not isinstance(line[c - 1], bool)
-            if isinstance(value, str) and not isinstance(value, (RowStatus,)) and after_number:
-                text = ILLEGAL.sub("\ufffd", value)[:MAX_TEXT]
-                ws.write_string(r, c, text, styles.quote if is_dangerous(text) else styles.indented)
-                width = len(text) + 1
-            elif isinstance(value, Label) and not value.right and c > 0 and isinstance(line[c - 1], Label) and line[c - 1].right:
-                ws.write_string(r, c, value.text, styles.bold_indented)  # a column name after one over numbers
-                width = len(value.text) + 1
-            else:
-                width = _write_cell(ws, r, c, value, styles)
+            before = line[c - 1] if c else None
+            indent = None
+            if isinstance(value, str) and not isinstance(value, RowStatus) and not isinstance(before, bool) and \
+                    isinstance(before, (int, float, Decimal, Money)):
+                indent = styles.indented
+            elif isinstance(value, Label) and not value.right and isinstance(before, Label) and before.right:
+                indent = styles.bold_indented  # a column name after one over numbers
+            width = _write_cell(ws, r, c, value, styles, indent) + (indent is not None)
             if c < len(line) - 1 or not isinstance(value, str):  # the last text may run over the empty cells
                 widths[c] = max(widths.get(c, 0), width)
     for c, width in widths.items():
@@ -274,15 +272,18 @@ class _Exact(float):
         return self.text if spec in (".16G", ".16g") else super().__format__(spec)
 
 
-def _write_cell(ws: Any, r: int, c: int, value: Any, styles: Styles) -> int:
-    """One Summary cell through XlsxWriter's own calls; returns the characters it shows (for the width)."""
+def _write_cell(ws: Any, r: int, c: int, value: Any, styles: Styles, look: Any = None) -> int:
+    """One Summary cell through XlsxWriter's own calls; returns the characters it shows (for the width).
+
+    ``look``: the format of a text or a label in place of its own (a formula-like text keeps its quote prefix).
+    """
     if value is None:
         return 0
     if isinstance(value, Heading):
         ws.write_string(r, c, value.text, styles.heading)
         return 0  # a heading may run over the next cells
     if isinstance(value, Label):
-        ws.write_string(r, c, value.text, styles.bold_right if value.right else styles.bold)
+        ws.write_string(r, c, value.text, look or (styles.bold_right if value.right else styles.bold))
         return len(value.text)
     if isinstance(value, RowStatus):
         ws.write_string(r, c, value.value, styles.status.get(value.value))
@@ -308,7 +309,7 @@ def _write_cell(ws: Any, r: int, c: int, value: Any, styles: Styles) -> int:
         value = str(value)
     text = ILLEGAL.sub("\ufffd", str(value))[:MAX_TEXT]
     if text:
-        ws.write_string(r, c, text, styles.quote if is_dangerous(text) else (styles.bold if c == 0 else None))
+        ws.write_string(r, c, text, styles.quote if is_dangerous(text) else look or (styles.bold if c == 0 else None))
     return len(text)
 
 
