@@ -22,7 +22,7 @@ from typing import Any
 from .errors import JournalError
 from .journal import BatchRecord, Journal, NewRow, RowRecord, near_key, new_id
 from .model import RowStatus
-from .records import describe_content, describe_line, excluded_text, order_content, problems_text, same_content
+from .records import describe_content, describe_line, edited_since, excluded_text, order_content, problems_text
 from .validate import RowCheck, Validation
 
 
@@ -229,10 +229,10 @@ def plan_batch(journal: Journal, validation: Validation, *, input_path: str, tar
     for c in validation.checks:
         rec = records[c.row.number]
         if rec.status == RowStatus.ISSUED:
-            edited = bool(rec.content) and (c.order is None or not same_content(c.order, rec.content))
+            edited = edited_since(c.order, rec.content)
             decided[rec.row_number] = PlannedRow(rec.row_number, "done", edited_issued_text(rec.content) if edited
                                                  else _ALREADY_ISSUED, edited=edited)
-        elif rec.status == RowStatus.SKIPPED and rec.content and (c.order is None or not same_content(c.order, rec.content)):
+        elif rec.status == RowStatus.SKIPPED and edited_since(c.order, rec.content):
             # Skipped as issued by an earlier batch, then edited: the same person's certificate exists, so the
             # edit is not a new row to issue (a fresh user's find: the near-duplicate question alone stopped it).
             decided[rec.row_number] = PlannedRow(rec.row_number, "skip", edited_skipped_text(rec.content), edited=True)
@@ -407,7 +407,7 @@ def preview(journal: Journal, validation: Validation, *, target: str,
         rec = records.get(c.row.number)
         if rec is not None and rec.status == RowStatus.ISSUED:
             said = f"Already issued on {_day(rec)} in batch {batch.id} (this file)"
-            edited = bool(rec.content) and not same_content(c.order, rec.content)
+            edited = edited_since(c.order, rec.content)
             if edited:  # the line edited since: say what was issued
                 said += (f" as: {describe_content(rec.content)}. The values on its line differ and would not be "
                          "applied: an issue skips it.")

@@ -64,6 +64,7 @@ _order_values = attrgetter("name", "email", "type.id", "type.name", "department.
                            "currency", "country", "phone", "address", "postal_code", "city")
 _CONTENT_SIZE = len(_CONTENT_KEYS) + 1  # and the price
 
+
 def same_content(order: Any, content: dict) -> bool:
     """``order_content(order) == content``, without building the dict: a result sheet asks it of every ISSUED row.
 
@@ -76,6 +77,12 @@ def same_content(order: Any, content: dict) -> bool:
         return content["price"] == str(order.price) and _content_values(content) == _order_values(order)
     except KeyError:
         return False
+
+
+def edited_since(order: Any, content: dict | None) -> bool:
+    """True when a line that was issued as ``content`` (a ledger row's) now says something else, or is invalid
+    (``order`` ``None``): its edits are never sent (issue #3)."""
+    return bool(content) and (order is None or not same_content(order, content))
 
 
 def describe_content(content: dict) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..batches import BatchStatus, Checked, Input, Outcome, Prepared, row_ranges, same_words
 from ..errors import ExitCode, Interrupted
 from ..model import RowStatus
+from ..target import SANDBOX
 from ..validate import Validation
 from .base import echo, plural, warn
 
@@ -255,7 +256,7 @@ def show_status(status: BatchStatus, file_name: str) -> int:
         echo(f"Needing attention: {plural(len(attention), 'row')}")
         show_rows(attention, limit=100, err=False)
         command, path = status.finishing_file()
-        echo(f"To finish: flexybulk {command} {shell_path(path)}" + (" --sandbox" if batch.target == "sandbox" else ""))
+        echo(f"To finish: flexybulk {command} {shell_path(path)}" + (" --sandbox" if batch.target == SANDBOX else ""))
         return ExitCode.ROWS_FAILED
     echo("No rows need attention.")
     return ExitCode.OK
