@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from .journal import Step
 from .model import RowStatus
-from .records import describe_content, excluded_text, problems_text, same_content
+from .records import describe_content, edited_since, excluded_text, problems_text
 from .validate import DEFAULT_CURRENCY
 
 COLUMNS = ("Status", "Error", "AmountRead", "LineTotal", "CustomerId", "SalesOrderId", "ExternalPaymentId",
@@ -83,7 +83,7 @@ def result_columns(checks: Sequence[Any], recs: Sequence[Any], to_do: dict[str, 
             content, doubt = rec.content, None  # an ISSUED status is the ledger's: rec is there
         edited = False
         if content:
-            if order is None or not same_content(order, content):
+            if edited_since(order, content):
                 # The line was edited after the issue (or a rerun used an older copy): say what was really issued.
                 note = (f"Issued as: {describe_content(content)}. The values on this line differ and were not applied: "
                         "an issued row is never sent again.")
